@@ -1,0 +1,33 @@
+# symbreak: `make reproduce` runs every default experiment; `make test` runs the tests.
+# Both build in release mode, so they share one build.
+
+CARGO ?= cargo
+SYMBREAK = $(CARGO) run --release --locked --quiet --
+EXPERIMENTS := $(basename $(notdir $(wildcard experiments/*.toml)))
+DEFAULT_EXPERIMENTS := $(filter-out %-smoke,$(EXPERIMENTS))
+
+.PHONY: all build reproduce test bench lint clean $(addprefix reproduce-,$(EXPERIMENTS))
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+reproduce: build $(addprefix reproduce-,$(DEFAULT_EXPERIMENTS))
+
+$(addprefix reproduce-,$(EXPERIMENTS)): reproduce-%: build
+	$(SYMBREAK) run $*
+
+test:
+	$(CARGO) test --release --locked
+
+bench: build
+	$(SYMBREAK) bench
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --locked --all-targets -- -D warnings
+
+clean:
+	rm -rf .symbreak
+	find results -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +

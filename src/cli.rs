@@ -1,0 +1,208 @@
+//! Command-line interface: clap definitions turned into validated commands, and their output.
+//!
+//! Verbs: `list`, `run <exp>` (with `--stage`, `--from`, `--force`, `--dry-run`, `-j`), and
+//! `status <exp>`. `<exp>` is a spec name in `experiments/` or a path to a spec file. `--quiet`
+//! silences progress lines, `--json` prints one machine-readable document instead.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::experiments;
+use crate::pipeline::execute::{Force, RunOptions, Workspace, decide, execute};
+use crate::pipeline::run_folder::latest_run;
+use crate::pipeline::{Plan, StageKind};
+use crate::spec::SpecDocument;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "symbreak",
+    version,
+    about = "Reproduce physics-of-learning experiments from specs"
+)]
+struct Cli {
+    /// Project folder holding experiments/, results/ and the .symbreak/ cache.
+    #[arg(long, global = true, default_value = ".")]
+    root: PathBuf,
+    /// Print only errors (and the final JSON with --json).
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// Print a machine-readable JSON document.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List the experiment specs in experiments/.
+    List,
+    /// Run an experiment (cached stages are skipped).
+    Run {
+        /// Spec name in experiments/ (without .toml) or path to a spec file.
+        experiment: String,
+        /// Rerun every instance of this stage (fetch, preprocess, fit, evaluate, emit); upstream from cache.
+        #[arg(long, conflicts_with_all = ["from", "force"])]
+        stage: Option<String>,
+        /// Rerun this stage and every stage after it.
+        #[arg(long, conflicts_with = "force")]
+        from: Option<String>,
+        /// Rerun everything.
+        #[arg(long)]
+        force: bool,
+        /// Say what would run and why, run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Stage instances to run in parallel (default: number of cores).
+        #[arg(long, short)]
+        jobs: Option<usize>,
+    },
+    /// Show, for each stage instance, whether it is cached or why it would run.
+    Status {
+        /// Spec name in experiments/ or path to a spec file.
+        experiment: String,
+    },
+}
+
+fn stage_kind(name: &str) -> anyhow::Result<StageKind> {
+    StageKind::parse(name).with_context(|| {
+        format!("unknown stage {name:?}; stages are fetch, preprocess, fit, evaluate, emit")
+    })
+}
+
+/// Resolves `<exp>`: an existing file path, or `experiments/<exp>.toml` under `root`.
+fn spec_path(root: &Path, experiment: &str) -> anyhow::Result<PathBuf> {
+    let direct = PathBuf::from(experiment);
+    if direct.is_file() {
+        return Ok(direct);
+    }
+    let named = root.join("experiments").join(format!("{experiment}.toml"));
+    if named.is_file() {
+        return Ok(named);
+    }
+    bail!(
+        "no experiment {experiment:?}: neither a file nor {} (try `symbreak list`)",
+        named.display()
+    )
+}
+
+fn plan_for(root: &Path, experiment: &str) -> anyhow::Result<Plan> {
+    let path = spec_path(root, experiment)?;
+    Ok(experiments::plan(&path)?)
+}
+
+/// Parses the process arguments and runs the command.
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let workspace = Workspace::new(&cli.root);
+    match cli.command {
+        Command::List => list(&cli.root, cli.json),
+        Command::Run {
+            experiment,
+            stage,
+            from,
+            force,
+            dry_run,
+            jobs,
+        } => {
+            let force = match (stage, from, force) {
+                (Some(s), _, _) => Force::Stage(stage_kind(&s)?),
+                (None, Some(s), _) => Force::From(stage_kind(&s)?),
+                (None, None, true) => Force::All,
+                (None, None, false) => Force::None,
+            };
+            let plan = plan_for(&cli.root, &experiment)?;
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let options = RunOptions {
+                force,
+                dry_run,
+                jobs,
+                quiet: cli.quiet || cli.json,
+                progress_bars: !cli.quiet && !cli.json && std::io::stderr().is_terminal(),
+                command: std::env::args().collect(),
+            };
+            let summary = execute(&plan, &workspace, &options)?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            }
+            Ok(())
+        }
+        Command::Status { experiment } => {
+            let plan = plan_for(&cli.root, &experiment)?;
+            let decisions = decide(&plan, &workspace, Force::None)?;
+            let latest = latest_run(&workspace.results(), &plan.experiment);
+            if cli.json {
+                let doc = serde_json::json!({
+                    "experiment": plan.experiment,
+                    "latest": latest,
+                    "stages": decisions,
+                });
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                println!(
+                    "{} — latest complete run: {}",
+                    plan.experiment,
+                    latest.as_deref().unwrap_or("none")
+                );
+                for d in &decisions {
+                    if d.run {
+                        println!("  {}: stale ({})", d.id, d.reasons.join("; "));
+                    } else {
+                        println!("  {}: cached ({})", d.id, &d.key[..12]);
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn list(root: &Path, json: bool) -> anyhow::Result<()> {
+    let dir = root.join("experiments");
+    let mut specs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    specs.sort();
+    let mut rows = Vec::new();
+    for path in specs {
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let row = match SpecDocument::load(&path).and_then(|d| d.header()) {
+            Ok(h) => {
+                let instances = experiments::plan(&path).map(|p| p.instances.len()).ok();
+                serde_json::json!({
+                    "name": name, "kind": h.kind, "description": h.description,
+                    "instances": instances, "error": null,
+                })
+            }
+            Err(e) => serde_json::json!({ "name": name, "error": e.to_string() }),
+        };
+        rows.push(row);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for r in &rows {
+            match r["error"].as_str() {
+                Some(e) => println!("{:<24} invalid: {e}", r["name"].as_str().unwrap_or("")),
+                None => println!(
+                    "{:<24} {:<12} {:>3} stages  {}",
+                    r["name"].as_str().unwrap_or(""),
+                    r["kind"].as_str().unwrap_or(""),
+                    r["instances"].as_u64().unwrap_or(0),
+                    r["description"].as_str().unwrap_or("")
+                ),
+            }
+        }
+    }
+    Ok(())
+}

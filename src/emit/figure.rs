@@ -1,0 +1,415 @@
+//! Figures with plotters, each written as PNG and SVG from one description.
+//!
+//! A [`Figure`] is data only — line charts (with dashed reference lines, markers and error
+//! bars), heat-map panels and histograms, arranged in a grid — so the experiment code says *what*
+//! to draw and this module alone knows *how*. Logarithmic axes are drawn by plotting log10 of the
+//! values with `1eN` tick labels. Text uses the bundled DejaVu Sans, so PNGs need no system fonts.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use ndarray::Array2;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::error::{Error, Result};
+
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// How a series is drawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Style {
+    Line,
+    Dashed,
+    Markers,
+    LineMarkers,
+}
+
+/// One series of a line chart.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub name: Option<String>,
+    pub points: Vec<(f64, f64)>,
+    /// Symmetric error bars on y, one per point.
+    pub errors: Option<Vec<f64>>,
+    pub color: usize,
+    pub style: Style,
+}
+
+impl Series {
+    pub fn new(name: Option<String>, points: Vec<(f64, f64)>, color: usize, style: Style) -> Self {
+        Self {
+            name,
+            points,
+            errors: None,
+            color,
+            style,
+        }
+    }
+
+    /// A horizontal dashed reference line at `y` over `[x0, x1]`.
+    pub fn hline(name: Option<String>, y: f64, x0: f64, x1: f64, color: usize) -> Self {
+        Self::new(name, vec![(x0, y), (x1, y)], color, Style::Dashed)
+    }
+}
+
+/// A line/scatter chart.
+#[derive(Clone, Debug, Default)]
+pub struct LineChart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub log_x: bool,
+    pub log_y: bool,
+    pub series: Vec<Series>,
+}
+
+/// A heat map of a matrix.
+#[derive(Clone, Debug)]
+pub struct Heatmap {
+    pub title: String,
+    pub values: Array2<f64>,
+}
+
+/// A histogram (bars as `(low, high, height)`) with overlaid series.
+#[derive(Clone, Debug, Default)]
+pub struct Histogram {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub bars: Vec<(f64, f64, f64)>,
+    pub overlays: Vec<Series>,
+}
+
+/// One panel of a figure.
+#[derive(Clone, Debug)]
+pub enum Panel {
+    Line(LineChart),
+    Heatmap(Heatmap),
+    Histogram(Histogram),
+}
+
+/// Panels in a grid of `columns` columns.
+#[derive(Clone, Debug)]
+pub struct Figure {
+    pub panels: Vec<Panel>,
+    pub columns: usize,
+    pub panel_size: (u32, u32),
+}
+
+impl Figure {
+    pub fn single(panel: Panel) -> Self {
+        Self {
+            panels: vec![panel],
+            columns: 1,
+            panel_size: (900, 600),
+        }
+    }
+
+    pub fn grid(panels: Vec<Panel>, columns: usize, panel_size: (u32, u32)) -> Self {
+        Self {
+            panels,
+            columns: columns.max(1),
+            panel_size,
+        }
+    }
+
+    fn size(&self) -> (u32, u32) {
+        let rows = self.panels.len().div_ceil(self.columns) as u32;
+        (
+            self.panel_size.0 * self.columns.min(self.panels.len()).max(1) as u32,
+            self.panel_size.1 * rows.max(1),
+        )
+    }
+
+    /// Writes `<dir>/<name>.png` and `<dir>/<name>.svg`.
+    pub fn write(&self, dir: &Path, name: &str) -> Result<()> {
+        register_font();
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating folder", dir, e))?;
+        let size = self.size();
+        let png = dir.join(format!("{name}.png"));
+        {
+            let root = BitMapBackend::new(&png, size).into_drawing_area();
+            self.draw(&root)
+                .map_err(|e| Error::artefact("figure", &png, e))?;
+            root.present()
+                .map_err(|e| Error::artefact("figure", &png, format!("{e:?}")))?;
+        }
+        let svg = dir.join(format!("{name}.svg"));
+        {
+            let root = SVGBackend::new(&svg, size).into_drawing_area();
+            self.draw(&root)
+                .map_err(|e| Error::artefact("figure", &svg, e))?;
+            root.present()
+                .map_err(|e| Error::artefact("figure", &svg, format!("{e:?}")))?;
+        }
+        Ok(())
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(|e| format!("{e:?}"))?;
+        let rows = self.panels.len().div_ceil(self.columns);
+        let areas = root.split_evenly((rows.max(1), self.columns));
+        for (panel, area) in self.panels.iter().zip(areas.iter()) {
+            match panel {
+                Panel::Line(c) => draw_line_chart(area, c),
+                Panel::Heatmap(h) => draw_heatmap(area, h),
+                Panel::Histogram(h) => draw_histogram(area, h),
+            }
+            .map_err(|e| format!("{e:?}"))?;
+        }
+        Ok(())
+    }
+}
+
+fn register_font() {
+    static REGISTERED: OnceLock<()> = OnceLock::new();
+    REGISTERED.get_or_init(|| {
+        // The bundled font is valid TTF; a failure would only lose text, never data.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+type DrawResult<DB> =
+    std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+fn transform(v: f64, log: bool) -> f64 {
+    if log { v.log10() } else { v }
+}
+
+fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in values.filter(|v| v.is_finite()) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = if hi > lo {
+        0.05 * (hi - lo)
+    } else {
+        0.5 * lo.abs().max(1.0)
+    };
+    (lo - pad, hi + pad)
+}
+
+fn tick_label(v: f64, log: bool) -> String {
+    if log {
+        format!("1e{v:.0}")
+    } else if v != 0.0 && (v.abs() >= 1e4 || v.abs() < 1e-2) {
+        format!("{v:.1e}")
+    } else {
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    }
+}
+
+fn draw_line_chart<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    chart: &LineChart,
+) -> DrawResult<DB> {
+    let points = |s: &Series| -> Vec<(f64, f64)> {
+        s.points
+            .iter()
+            .map(|&(x, y)| (transform(x, chart.log_x), transform(y, chart.log_y)))
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect()
+    };
+    let all: Vec<(f64, f64)> = chart.series.iter().flat_map(points).collect();
+    let x_range = padded_range(all.iter().map(|p| p.0));
+    let y_range = padded_range(all.iter().map(|p| p.1));
+    let mut ctx = ChartBuilder::on(area)
+        .caption(&chart.title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x_range.0..x_range.1, y_range.0..y_range.1)?;
+    ctx.configure_mesh()
+        .x_desc(chart.x_label.as_str())
+        .y_desc(chart.y_label.as_str())
+        .x_label_formatter(&|v| tick_label(*v, chart.log_x))
+        .y_label_formatter(&|v| tick_label(*v, chart.log_y))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    let mut legend = false;
+    for s in &chart.series {
+        let color = PALETTE[s.color % PALETTE.len()];
+        let pts = points(s);
+        let anno = match s.style {
+            Style::Line => ctx.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?,
+            Style::Dashed => ctx.draw_series(DashedLineSeries::new(
+                pts.clone(),
+                6,
+                4,
+                color.mix(0.8).stroke_width(1),
+            ))?,
+            Style::Markers => {
+                ctx.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))?
+            }
+            Style::LineMarkers => {
+                ctx.draw_series(LineSeries::new(pts.clone(), color.stroke_width(1)))?;
+                ctx.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))?
+            }
+        };
+        if let Some(name) = &s.name {
+            legend = true;
+            anno.label(name.as_str()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+            });
+        }
+        if let Some(errors) = &s.errors {
+            let bars: Vec<_> = s
+                .points
+                .iter()
+                .zip(errors)
+                .filter(|(_, e)| e.is_finite())
+                .map(|(&(x, y), &e)| {
+                    let x = transform(x, chart.log_x);
+                    let lo = transform(y - e, chart.log_y);
+                    let hi = transform(y + e, chart.log_y);
+                    let lo = if lo.is_finite() { lo } else { y_range.0 };
+                    ErrorBar::new_vertical(x, lo, transform(y, chart.log_y), hi, color, 6)
+                })
+                .collect();
+            ctx.draw_series(bars)?;
+        }
+    }
+    if legend {
+        ctx.configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .label_font(("sans-serif", 13))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()?;
+    }
+    Ok(())
+}
+
+fn color_map(t: f64) -> RGBColor {
+    // Diverging blue–white–red for t in [-1, 1].
+    let t = t.clamp(-1.0, 1.0);
+    let (r, g, b) = if t < 0.0 {
+        let s = -t;
+        (1.0 - 0.8 * s, 1.0 - 0.6 * s, 1.0)
+    } else {
+        (1.0, 1.0 - 0.7 * t, 1.0 - 0.8 * t)
+    };
+    RGBColor((r * 255.0) as u8, (g * 255.0) as u8, (b * 255.0) as u8)
+}
+
+fn draw_heatmap<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    map: &Heatmap,
+) -> DrawResult<DB> {
+    let (rows, cols) = map.values.dim();
+    let scale = map
+        .values
+        .iter()
+        .fold(0.0_f64, |m, v| m.max(v.abs()))
+        .max(f64::MIN_POSITIVE);
+    let title = format!("{} (|max| = {})", map.title, tick_label(scale, false));
+    let mut ctx = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(25)
+        .y_label_area_size(30)
+        .build_cartesian_2d(0..cols, 0..rows)?;
+    ctx.configure_mesh()
+        .disable_mesh()
+        .x_label_formatter(&|v| v.to_string())
+        .y_label_formatter(&|v| (rows - 1 - (*v).min(rows - 1)).to_string())
+        .draw()?;
+    ctx.draw_series((0..rows).flat_map(|i| {
+        let values = &map.values;
+        (0..cols).map(move |j| {
+            let color = color_map(values[[i, j]] / scale);
+            Rectangle::new([(j, rows - 1 - i), (j + 1, rows - i)], color.filled())
+        })
+    }))?;
+    Ok(())
+}
+
+fn draw_histogram<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    hist: &Histogram,
+) -> DrawResult<DB> {
+    let x_range = padded_range(
+        hist.bars.iter().flat_map(|b| [b.0, b.1]).chain(
+            hist.overlays
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.0)),
+        ),
+    );
+    let y_max = hist
+        .bars
+        .iter()
+        .map(|b| b.2)
+        .chain(
+            hist.overlays
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.1)),
+        )
+        .fold(0.0_f64, f64::max);
+    let mut ctx = ChartBuilder::on(area)
+        .caption(&hist.title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x_range.0..x_range.1, 0.0..y_max * 1.1 + f64::MIN_POSITIVE)?;
+    ctx.configure_mesh()
+        .x_desc(hist.x_label.as_str())
+        .y_desc(hist.y_label.as_str())
+        .x_label_formatter(&|v| tick_label(*v, false))
+        .y_label_formatter(&|v| tick_label(*v, false))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    ctx.draw_series(
+        hist.bars.iter().map(|&(lo, hi, h)| {
+            Rectangle::new([(lo, 0.0), (hi, h)], PALETTE[0].mix(0.45).filled())
+        }),
+    )?;
+    let mut legend = false;
+    for s in &hist.overlays {
+        let color = PALETTE[s.color % PALETTE.len()];
+        let anno = match s.style {
+            Style::Dashed => ctx.draw_series(DashedLineSeries::new(
+                s.points.clone(),
+                6,
+                4,
+                color.stroke_width(2),
+            ))?,
+            _ => ctx.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))?,
+        };
+        if let Some(name) = &s.name {
+            legend = true;
+            anno.label(name.as_str()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+            });
+        }
+    }
+    if legend {
+        ctx.configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .label_font(("sans-serif", 12))
+            .draw()?;
+    }
+    Ok(())
+}

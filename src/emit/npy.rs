@@ -1,0 +1,26 @@
+//! `.npy` arrays between stages and in run folders (ndarray-npy).
+
+use std::path::Path;
+
+use ndarray::{Array, Dimension};
+use ndarray_npy::{ReadNpyExt, WriteNpyExt};
+
+use crate::error::{Error, Result};
+
+/// Writes `array` to `path` (parent folders created).
+pub fn write<D: Dimension>(path: &Path, array: &Array<f64, D>) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("creating folder", parent, e))?;
+    }
+    let mut bytes = Vec::new();
+    array
+        .write_npy(&mut bytes)
+        .map_err(|e| Error::artefact("npy array", path, e))?;
+    crate::fsutil::write_atomic(path, &bytes)
+}
+
+/// Reads an f64 array of dimension `D` from `path`.
+pub fn read<D: Dimension>(path: &Path) -> Result<Array<f64, D>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    Array::<f64, D>::read_npy(file).map_err(|e| Error::artefact("npy array", path, e))
+}

@@ -1,0 +1,55 @@
+//! File-system helpers that never leave a half-written file behind: every write goes to a
+//! temporary file in the destination's folder and is renamed into place.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Writes `bytes` to `path` atomically, creating parent folders.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| Error::io("creating folder", parent, e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".partial-")
+        .tempfile_in(parent)
+        .map_err(|e| Error::io("creating temporary file", parent, e))?;
+    tmp.write_all(bytes)
+        .map_err(|e| Error::io("writing", tmp.path(), e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io("syncing", path, e))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io("renaming into place", path, e.error))?;
+    Ok(())
+}
+
+/// Serializes `value` as pretty JSON (maps sorted) and writes it atomically.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut text =
+        serde_json::to_string_pretty(value).map_err(|e| Error::artefact("json", path, e))?;
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}
+
+/// Reads and deserializes JSON from `path`.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::artefact("json", path, e))
+}
+
+/// Copies `from` to `to` atomically.
+pub fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
+    let bytes = std::fs::read(from).map_err(|e| Error::io("reading", from, e))?;
+    write_atomic(to, &bytes)
+}
+
+/// blake3 of a file's contents, streamed.
+pub fn hash_file(path: &Path) -> Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    hasher
+        .update_reader(file)
+        .map_err(|e| Error::io("hashing", path, e))?;
+    Ok(hasher.finalize().to_hex().to_string())
+}

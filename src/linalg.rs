@@ -1,0 +1,102 @@
+//! Dense linear algebra for the models, delegated to faer: symmetric eigendecomposition,
+//! singular values, and the inverse and log-determinant of symmetric positive-definite matrices.
+//! Matrices live as `ndarray::Array2<f64>` everywhere else; conversion happens only here.
+
+use faer::linalg::solvers::DenseSolveCore;
+use faer::{Mat, MatRef, Side};
+use ndarray::{Array1, Array2, ArrayView2};
+
+use crate::error::{Error, Result};
+
+fn to_faer(a: ArrayView2<'_, f64>) -> Mat<f64> {
+    Mat::from_fn(a.nrows(), a.ncols(), |i, j| a[[i, j]])
+}
+
+fn from_faer(m: MatRef<'_, f64>) -> Array2<f64> {
+    Array2::from_shape_fn((m.nrows(), m.ncols()), |(i, j)| m[(i, j)])
+}
+
+/// Eigenvalues (ascending) and eigenvectors (as columns) of a symmetric matrix.
+pub struct SymmetricEigen {
+    pub values: Array1<f64>,
+    pub vectors: Array2<f64>,
+}
+
+/// Full eigendecomposition of the symmetric matrix `a` (only its lower triangle is read).
+pub fn symmetric_eigen(a: ArrayView2<'_, f64>) -> Result<SymmetricEigen> {
+    let evd = to_faer(a)
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| Error::LinearAlgebra(format!("symmetric eigendecomposition: {e:?}")))?;
+    let values = evd.S().column_vector().iter().copied().collect();
+    Ok(SymmetricEigen {
+        values,
+        vectors: from_faer(evd.U()),
+    })
+}
+
+/// Eigenvalues of the symmetric matrix `a`, ascending.
+pub fn symmetric_eigenvalues(a: ArrayView2<'_, f64>) -> Result<Array1<f64>> {
+    let values = to_faer(a)
+        .self_adjoint_eigenvalues(Side::Lower)
+        .map_err(|e| Error::LinearAlgebra(format!("symmetric eigenvalues: {e:?}")))?;
+    Ok(Array1::from(values))
+}
+
+/// Singular values of `a`, descending.
+pub fn singular_values(a: ArrayView2<'_, f64>) -> Result<Array1<f64>> {
+    let values = to_faer(a)
+        .singular_values()
+        .map_err(|e| Error::LinearAlgebra(format!("singular values: {e:?}")))?;
+    Ok(Array1::from(values))
+}
+
+/// Inverse and natural log-determinant of a symmetric positive-definite matrix, by Cholesky.
+/// Fails with [`Error::LinearAlgebra`] when `a` is not positive definite.
+pub fn spd_inverse_and_log_det(a: ArrayView2<'_, f64>) -> Result<(Array2<f64>, f64)> {
+    let llt = to_faer(a)
+        .llt(Side::Lower)
+        .map_err(|_| Error::LinearAlgebra("matrix is not positive definite".into()))?;
+    let l = llt.L();
+    let log_det = 2.0 * (0..l.nrows()).map(|i| l[(i, i)].ln()).sum::<f64>();
+    let inverse = from_faer(llt.inverse().as_ref());
+    Ok((inverse, log_det))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_abs_diff_eq;
+    use ndarray::array;
+
+    #[test]
+    fn eigen_of_a_known_symmetric_matrix() {
+        let a = array![[2.0, 1.0], [1.0, 2.0]];
+        let eig = symmetric_eigen(a.view()).unwrap();
+        assert_abs_diff_eq!(eig.values[0], 1.0, epsilon = 1e-14);
+        assert_abs_diff_eq!(eig.values[1], 3.0, epsilon = 1e-14);
+        let v = eig.vectors.column(1);
+        assert_abs_diff_eq!(v[0].abs(), std::f64::consts::FRAC_1_SQRT_2, epsilon = 1e-14);
+    }
+
+    #[test]
+    fn inverse_and_log_det_match_closed_form() {
+        let a = array![[4.0, 2.0], [2.0, 3.0]];
+        let (inv, log_det) = spd_inverse_and_log_det(a.view()).unwrap();
+        assert_abs_diff_eq!(log_det, 8f64.ln(), epsilon = 1e-14);
+        let product = a.dot(&inv);
+        assert_abs_diff_eq!(product, Array2::eye(2), epsilon = 1e-14);
+    }
+
+    #[test]
+    fn indefinite_matrix_is_refused() {
+        let a = array![[1.0, 2.0], [2.0, 1.0]];
+        assert!(spd_inverse_and_log_det(a.view()).is_err());
+    }
+
+    #[test]
+    fn singular_values_are_descending() {
+        let a = array![[3.0, 0.0], [0.0, -5.0], [0.0, 0.0]];
+        let s = singular_values(a.view()).unwrap();
+        assert_abs_diff_eq!(s, array![5.0, 3.0], epsilon = 1e-14);
+    }
+}

@@ -1,0 +1,219 @@
+//! The Gaussian (scalar-field) restricted Boltzmann machine of Park, Aarts & Lucini.
+//!
+//! Visible φ ∈ R^{N_v}, hidden h ∈ R^{N_h}, weights W (N_v × N_h, paper orientation), visible
+//! mass μ and hidden width σ_h. Integrating out h gives a zero-mean Gaussian
+//! p(φ) ∝ exp(−½ φᵀKφ) with kernel K = μ²·1 − σ_h² W Wᵀ (the hidden bias η, never trained by the
+//! authors, is zero here, so the source J = Wη vanishes). The block-Gibbs conditionals are
+//! h | φ ~ N(σ_h² Wᵀφ, σ_h²) and φ | h ~ N(W h / μ², 1/μ²).
+//!
+//! For a zero-mean target with covariance C_t the mean log-likelihood is
+//! L = −½ Tr(K C_t) + ½ ln det K − (N_v/2) ln 2π, with gradients
+//! ∂L/∂W = σ_h² (C_t − K⁻¹) W and ∂L/∂μ = −μ Tr(C_t − K⁻¹).
+//! [`train`] runs gradient ascent with the model moment K⁻¹ either exact or estimated by
+//! persistent contrastive divergence.
+
+pub mod train;
+
+use ndarray::{Array2, ArrayView2, Zip};
+use rand::{Rng, RngExt};
+use rand_distr::StandardNormal;
+
+use crate::error::Result;
+use crate::linalg::spd_inverse_and_log_det;
+
+/// Parameters of a Gaussian RBM.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GaussianRbm {
+    /// Coupling matrix, N_v × N_h.
+    pub weights: Array2<f64>,
+    /// Visible mass μ (the kernel uses μ²).
+    pub mu: f64,
+    /// Hidden width σ_h.
+    pub sigma_h: f64,
+}
+
+/// Gradient of the mean log-likelihood with respect to W and μ.
+#[derive(Clone, Debug)]
+pub struct Gradient {
+    pub weights: Array2<f64>,
+    pub mu: f64,
+}
+
+impl GaussianRbm {
+    /// A model with weights drawn i.i.d. from N(0, `init_scale`²).
+    pub fn random(
+        n_visible: usize,
+        n_hidden: usize,
+        mu: f64,
+        sigma_h: f64,
+        init_scale: f64,
+        rng: &mut impl Rng,
+    ) -> Self {
+        let weights = Array2::from_shape_simple_fn((n_visible, n_hidden), || {
+            init_scale * rng.sample::<f64, _>(StandardNormal)
+        });
+        Self {
+            weights,
+            mu,
+            sigma_h,
+        }
+    }
+
+    pub fn n_visible(&self) -> usize {
+        self.weights.nrows()
+    }
+
+    pub fn n_hidden(&self) -> usize {
+        self.weights.ncols()
+    }
+
+    pub fn mu_squared(&self) -> f64 {
+        self.mu * self.mu
+    }
+
+    /// K = μ²·1 − σ_h² W Wᵀ.
+    pub fn kernel(&self) -> Array2<f64> {
+        let s2 = self.sigma_h * self.sigma_h;
+        let mut k = self.weights.dot(&self.weights.t()) * (-s2);
+        k.diag_mut().mapv_inplace(|v| v + self.mu_squared());
+        k
+    }
+
+    /// Model covariance K⁻¹ and ln det K; fails if K is not positive definite.
+    pub fn covariance_and_log_det(&self) -> Result<(Array2<f64>, f64)> {
+        spd_inverse_and_log_det(self.kernel().view())
+    }
+
+    /// Mean log-likelihood of a zero-mean target with covariance `target_cov`.
+    pub fn log_likelihood(&self, target_cov: ArrayView2<'_, f64>) -> Result<f64> {
+        let k = self.kernel();
+        let (_, log_det) = spd_inverse_and_log_det(k.view())?;
+        let n = self.n_visible() as f64;
+        let trace = (&k * &target_cov).sum();
+        Ok(-0.5 * trace + 0.5 * log_det - 0.5 * n * (2.0 * std::f64::consts::PI).ln())
+    }
+
+    /// Gradient given the target covariance and a model second moment ⟨φφᵀ⟩ (exact K⁻¹ or a
+    /// chain estimate).
+    pub fn gradient(
+        &self,
+        target_cov: ArrayView2<'_, f64>,
+        model_moment: ArrayView2<'_, f64>,
+    ) -> Gradient {
+        let s2 = self.sigma_h * self.sigma_h;
+        let difference = &target_cov - &model_moment;
+        Gradient {
+            weights: difference.dot(&self.weights) * s2,
+            mu: -self.mu * difference.diag().sum(),
+        }
+    }
+
+    /// Exact gradient, with the model moment K⁻¹.
+    pub fn exact_gradient(&self, target_cov: ArrayView2<'_, f64>) -> Result<Gradient> {
+        let (model_cov, _) = self.covariance_and_log_det()?;
+        Ok(self.gradient(target_cov, model_cov.view()))
+    }
+
+    /// One block-Gibbs sweep (h | φ, then φ | h) of every chain; rows of `chains` are φ.
+    pub fn gibbs_sweep(&self, chains: &mut Array2<f64>, rng: &mut impl Rng) {
+        let s2 = self.sigma_h * self.sigma_h;
+        let mut hidden = chains.dot(&self.weights) * s2;
+        hidden.mapv_inplace(|m| m + self.sigma_h * rng.sample::<f64, _>(StandardNormal));
+        let inv_mu2 = 1.0 / self.mu_squared();
+        let inv_mu = 1.0 / self.mu;
+        let mean = hidden.dot(&self.weights.t());
+        Zip::from(chains).and(&mean).for_each(|phi, &m| {
+            *phi = m * inv_mu2 + inv_mu * rng.sample::<f64, _>(StandardNormal);
+        });
+    }
+
+    /// `n` chains started at φ = 1 (the authors' cold start), advanced by `sweeps` Gibbs sweeps.
+    pub fn sample(&self, n: usize, sweeps: usize, rng: &mut impl Rng) -> Array2<f64> {
+        let mut chains = Array2::ones((n, self.n_visible()));
+        for _ in 0..sweeps {
+            self.gibbs_sweep(&mut chains, rng);
+        }
+        chains
+    }
+}
+
+/// Uncentred second moment ⟨φφᵀ⟩ over the rows of `fields`.
+pub fn second_moment(fields: ArrayView2<'_, f64>) -> Array2<f64> {
+    fields.t().dot(&fields) / fields.nrows() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::lattice::free_field_kernel;
+    use approx::assert_abs_diff_eq;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn target_cov() -> Array2<f64> {
+        spd_inverse_and_log_det(free_field_kernel(6, 4.0).view())
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn weight_gradient_matches_finite_differences() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let model = GaussianRbm::random(6, 4, 3.0, 0.8, 0.5, &mut rng);
+        let c = target_cov();
+        let grad = model.exact_gradient(c.view()).unwrap();
+        let h = 1e-6;
+        for i in 0..6 {
+            for a in 0..4 {
+                let mut plus = model.clone();
+                plus.weights[[i, a]] += h;
+                let mut minus = model.clone();
+                minus.weights[[i, a]] -= h;
+                let numeric = (plus.log_likelihood(c.view()).unwrap()
+                    - minus.log_likelihood(c.view()).unwrap())
+                    / (2.0 * h);
+                assert_abs_diff_eq!(grad.weights[[i, a]], numeric, epsilon = 1e-8);
+            }
+        }
+    }
+
+    #[test]
+    fn mu_gradient_matches_finite_differences() {
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let model = GaussianRbm::random(6, 3, 2.7, 1.0, 0.4, &mut rng);
+        let c = target_cov();
+        let grad = model.exact_gradient(c.view()).unwrap();
+        let h = 1e-6;
+        let mut plus = model.clone();
+        plus.mu += h;
+        let mut minus = model.clone();
+        minus.mu -= h;
+        let numeric = (plus.log_likelihood(c.view()).unwrap()
+            - minus.log_likelihood(c.view()).unwrap())
+            / (2.0 * h);
+        assert_abs_diff_eq!(grad.mu, numeric, epsilon = 1e-7);
+    }
+
+    #[test]
+    fn gibbs_samples_have_the_model_covariance() {
+        // Each entry of the sample moment of n independent Gaussian draws has standard error
+        // sqrt((C_ii C_jj + C_ij²)/n); every entry must lie within five of them.
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let model = GaussianRbm::random(5, 5, 2.0, 1.0, 0.3, &mut rng);
+        let (cov, _) = model.covariance_and_log_det().unwrap();
+        let n = 20_000;
+        let samples = model.sample(n, 60, &mut rng);
+        let moment = second_moment(samples.view());
+        for i in 0..5 {
+            for j in 0..5 {
+                let se = ((cov[[i, i]] * cov[[j, j]] + cov[[i, j]].powi(2)) / n as f64).sqrt();
+                assert!(
+                    (moment[[i, j]] - cov[[i, j]]).abs() < 5.0 * se,
+                    "entry ({i},{j}): sampled {} vs exact {} (se {se})",
+                    moment[[i, j]],
+                    cov[[i, j]]
+                );
+            }
+        }
+    }
+}

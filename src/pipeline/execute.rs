@@ -1,0 +1,370 @@
+//! Executing a [`Plan`]: decide what is cached and why the rest must run, run it (independent
+//! instances in parallel on a pool of `jobs` threads), and assemble the run folder.
+//!
+//! Forcing follows the usual build-tool vocabulary: `--force` reruns everything, `--stage s`
+//! reruns the instances of stage `s` (upstream comes from the cache, or runs if missing),
+//! `--from s` reruns `s` and every stage after it. Because keys are input-addressed, a forced
+//! rerun of deterministic code replaces its entry with identical content.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use indicatif::MultiProgress;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::cache::{Cache, EntryMeta, KeyRecord, change_reasons, key_record};
+use super::progress::RunLog;
+use super::run_folder::{GitInfo, Manifest, RunFolder, StageRecord, host_info};
+use super::{Plan, Progress, StageContext, StageKind};
+use crate::error::{Error, Result};
+
+/// Which instances to rerun even when cached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Force {
+    None,
+    All,
+    Stage(StageKind),
+    From(StageKind),
+}
+
+impl Force {
+    fn applies(self, kind: StageKind) -> Option<String> {
+        match self {
+            Force::None => None,
+            Force::All => Some("forced (--force)".into()),
+            Force::Stage(k) if k == kind => Some(format!("forced (--stage {})", k.name())),
+            Force::From(k) if kind >= k => Some(format!("forced (--from {})", k.name())),
+            _ => None,
+        }
+    }
+}
+
+/// Options of one `run`.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub force: Force,
+    pub dry_run: bool,
+    pub jobs: usize,
+    pub quiet: bool,
+    pub progress_bars: bool,
+    pub command: Vec<String>,
+}
+
+/// The project folder a run works in: `results/` and `.symbreak/` live here.
+#[derive(Clone, Debug)]
+pub struct Workspace {
+    pub root: PathBuf,
+}
+
+impl Workspace {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+    pub fn results(&self) -> PathBuf {
+        self.root.join("results")
+    }
+    pub fn cache(&self) -> Cache {
+        Cache::new(self.root.join(".symbreak"))
+    }
+}
+
+/// What will happen to one instance, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct Decision {
+    pub id: String,
+    pub kind: StageKind,
+    pub key: String,
+    pub cached: bool,
+    pub run: bool,
+    pub reasons: Vec<String>,
+    #[serde(skip)]
+    pub record: KeyRecord,
+}
+
+/// Keys every instance and decides whether it runs.
+pub fn decide(plan: &Plan, workspace: &Workspace, force: Force) -> Result<Vec<Decision>> {
+    let cache = workspace.cache();
+    let state = cache.load_state(&plan.experiment);
+    let mut keys: BTreeMap<String, String> = BTreeMap::new();
+    let mut decisions = Vec::with_capacity(plan.instances.len());
+    for instance in &plan.instances {
+        let id = instance.id();
+        let mut deps = BTreeMap::new();
+        for dep in &instance.deps {
+            let key = keys.get(dep).ok_or_else(|| {
+                Error::Other(format!(
+                    "{id} depends on {dep}, which is not planned before it"
+                ))
+            })?;
+            deps.insert(dep.clone(), key.clone());
+        }
+        let inputs = cache.hash_inputs(&instance.inputs)?;
+        let record = key_record(instance, deps, inputs);
+        let cached = cache.entry_dir(instance.kind.name(), &record.key).is_dir();
+        let mut reasons = Vec::new();
+        if let Some(forced) = force.applies(instance.kind) {
+            reasons.push(forced);
+        }
+        if !cached {
+            let previous = state.get(&id);
+            if previous.is_some_and(|p| p.key == record.key) {
+                reasons.push("cache entry missing".into());
+            } else {
+                reasons.extend(change_reasons(previous, &record));
+            }
+        }
+        keys.insert(id.clone(), record.key.clone());
+        decisions.push(Decision {
+            id,
+            kind: instance.kind,
+            key: record.key.clone(),
+            cached,
+            run: !reasons.is_empty(),
+            reasons,
+            record,
+        });
+    }
+    Ok(decisions)
+}
+
+/// Outcome of a run, as printed with `--json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    pub experiment: String,
+    pub run_id: Option<String>,
+    pub run_dir: Option<PathBuf>,
+    pub status: String,
+    pub seconds: f64,
+    pub stages: Vec<Decision>,
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Runs `plan` in `workspace`.
+pub fn execute(plan: &Plan, workspace: &Workspace, options: &RunOptions) -> Result<RunSummary> {
+    let clock = Instant::now();
+    let cache = workspace.cache();
+    let decisions = decide(plan, workspace, options.force)?;
+    let echo = !options.quiet;
+    if options.dry_run {
+        let log = RunLog::new(None, echo, None);
+        for d in &decisions {
+            log.line(&describe(d, true));
+        }
+        return Ok(RunSummary {
+            experiment: plan.experiment.clone(),
+            run_id: None,
+            run_dir: None,
+            status: "dry-run".into(),
+            seconds: clock.elapsed().as_secs_f64(),
+            stages: decisions,
+        });
+    }
+    cache.sweep_stale_scratch();
+    let git = GitInfo::probe(&workspace.root);
+    let folder = RunFolder::create(&workspace.results(), &plan.experiment, &git)?;
+    let log_path = folder.dir.join("log.txt");
+    let log_file =
+        std::fs::File::create(&log_path).map_err(|e| Error::io("creating", &log_path, e))?;
+    let multi = options.progress_bars.then(MultiProgress::new);
+    let log = RunLog::new(Some(log_file), echo, multi.clone());
+    log.line(&format!(
+        "run {} of {} ({} stage instances)",
+        folder.run_id,
+        plan.experiment,
+        decisions.len()
+    ));
+
+    let mut inputs = BTreeMap::new();
+    for d in &decisions {
+        inputs.extend(d.record.inputs.clone());
+    }
+    let mut manifest = Manifest {
+        status: "running".into(),
+        experiment: plan.experiment.clone(),
+        kind: plan.kind.clone(),
+        run_id: folder.run_id.clone(),
+        spec: BTreeMap::from([
+            ("path".to_string(), plan.spec_path.display().to_string()),
+            ("blake3".to_string(), plan.spec_hash.clone()),
+        ]),
+        seed: plan.seed,
+        parameters: plan.resolved.clone(),
+        started: now_rfc3339(),
+        finished: None,
+        git,
+        versions: BTreeMap::from([
+            (
+                "symbreak".to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            ),
+            (
+                "rustc".to_string(),
+                env!("SYMBREAK_RUSTC_VERSION").to_string(),
+            ),
+        ]),
+        host: host_info(),
+        command: options.command.clone(),
+        inputs,
+        stages: Vec::new(),
+        artefacts: Vec::new(),
+    };
+    folder.write_manifest(&manifest)?;
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.jobs.max(1))
+        .build()
+        .map_err(|e| Error::Other(format!("starting {} worker threads: {e}", options.jobs)))?;
+    let mut state = cache.load_state(&plan.experiment);
+    let mut records: BTreeMap<String, StageRecord> = BTreeMap::new();
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    let mut failure: Option<Error> = None;
+
+    while done.len() < plan.instances.len() && failure.is_none() {
+        let ready: Vec<usize> = (0..plan.instances.len())
+            .filter(|&i| {
+                let inst = &plan.instances[i];
+                !done.contains(&decisions[i].id) && inst.deps.iter().all(|d| done.contains(d))
+            })
+            .collect();
+        if ready.is_empty() {
+            return Err(Error::Other("stage graph has a cycle".into()));
+        }
+        let outcomes: Vec<(usize, Result<StageRecord>)> = pool.install(|| {
+            ready
+                .par_iter()
+                .map(|&i| {
+                    (
+                        i,
+                        run_instance(plan, &decisions, i, &cache, multi.clone(), &log),
+                    )
+                })
+                .collect()
+        });
+        for (i, outcome) in outcomes {
+            let d = &decisions[i];
+            match outcome {
+                Ok(record) => {
+                    state.insert(d.id.clone(), d.record.clone());
+                    records.insert(d.id.clone(), record);
+                    done.insert(d.id.clone());
+                }
+                Err(e) => {
+                    log.line(&format!("{}: FAILED: {e}", d.id));
+                    failure.get_or_insert(e);
+                    done.insert(d.id.clone());
+                }
+            }
+        }
+        cache.save_state(&plan.experiment, &state)?;
+    }
+
+    manifest.stages = decisions
+        .iter()
+        .filter_map(|d| records.get(&d.id).cloned())
+        .collect();
+    if let Some(e) = failure {
+        manifest.status = "failed".into();
+        manifest.finished = Some(now_rfc3339());
+        folder.write_manifest(&manifest)?;
+        return Err(e);
+    }
+    for d in &decisions {
+        folder.collect_artefacts(&cache.entry_dir(d.kind.name(), &d.key))?;
+    }
+    manifest.artefacts = folder.artefact_records()?;
+    manifest.finished = Some(now_rfc3339());
+    manifest.status = "complete".into();
+    folder.write_manifest(&manifest)?;
+    folder.mark_latest()?;
+    let seconds = clock.elapsed().as_secs_f64();
+    log.line(&format!(
+        "complete in {seconds:.2} s: {}",
+        folder.dir.display()
+    ));
+    Ok(RunSummary {
+        experiment: plan.experiment.clone(),
+        run_id: Some(folder.run_id.clone()),
+        run_dir: Some(folder.dir.clone()),
+        status: "complete".into(),
+        seconds,
+        stages: decisions,
+    })
+}
+
+fn describe(d: &Decision, dry: bool) -> String {
+    match (d.run, dry) {
+        (false, _) => format!("{}: cached", d.id),
+        (true, true) => format!("{}: would run ({})", d.id, d.reasons.join("; ")),
+        (true, false) => format!("{}: running ({})", d.id, d.reasons.join("; ")),
+    }
+}
+
+fn run_instance(
+    plan: &Plan,
+    decisions: &[Decision],
+    index: usize,
+    cache: &Cache,
+    multi: Option<MultiProgress>,
+    log: &RunLog,
+) -> Result<StageRecord> {
+    let instance = &plan.instances[index];
+    let d = &decisions[index];
+    let record = |cached: bool, meta: &EntryMeta| StageRecord {
+        id: d.id.clone(),
+        kind: d.kind.name().into(),
+        key: d.key.clone(),
+        cached,
+        reason: d.reasons.join("; "),
+        started: meta.started.clone(),
+        finished: meta.finished.clone(),
+        seconds: meta.seconds,
+        code_group: instance.code.name.into(),
+    };
+    if !d.run
+        && let Some(meta) = cache.entry_meta(d.kind.name(), &d.key)
+    {
+        log.line(&describe(d, false));
+        return Ok(record(true, &meta));
+    }
+    log.line(&describe(d, false));
+    let upstream: BTreeMap<String, PathBuf> = instance
+        .deps
+        .iter()
+        .filter_map(|dep| {
+            decisions
+                .iter()
+                .find(|x| &x.id == dep)
+                .map(|x| (dep.clone(), cache.entry_dir(x.kind.name(), &x.key)))
+        })
+        .collect();
+    let scratch = cache.scratch_dir()?;
+    let progress = Progress::new(d.id.clone(), multi);
+    let started = now_rfc3339();
+    let clock = Instant::now();
+    let ctx = StageContext {
+        out_dir: scratch.path(),
+        upstream: &upstream,
+        progress: &progress,
+    };
+    let result = instance.task.run(&ctx);
+    progress.finish();
+    result.map_err(|e| Error::Stage {
+        stage: d.id.clone(),
+        source: Box::new(e),
+    })?;
+    let meta = EntryMeta {
+        id: d.id.clone(),
+        key: d.key.clone(),
+        started,
+        finished: now_rfc3339(),
+        seconds: clock.elapsed().as_secs_f64(),
+    };
+    cache.publish(scratch, d.kind.name(), &meta)?;
+    log.line(&format!("{}: done in {:.2} s", d.id, meta.seconds));
+    Ok(record(false, &meta))
+}

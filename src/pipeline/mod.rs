@@ -1,0 +1,154 @@
+//! The pipeline core: stage instances, their content keys, the cache, run folders and the
+//! executor. It knows nothing about physics.
+//!
+//! An experiment turns its validated spec into a [`Plan`]: stage instances in dependency order,
+//! each with a kind (fetch → preprocess → fit → evaluate → emit), a label (the sweep point), its
+//! parameters in canonical JSON, its upstream instances, its input files, the [`CodeGroup`] of
+//! the code that computes it, and the [`StageTask`] that runs it. The executor keys every
+//! instance (see [`cache`]), runs what is not cached — in parallel where dependencies allow —
+//! and assembles the artefacts into a versioned folder `results/<experiment>/<run-id>/`
+//! (see [`run_folder`]).
+//!
+//! A stage writes into the folder it is handed: `arrays/`, `tables/` and `figures/` are
+//! artefacts, copied into the run folder; anything else there is private to downstream stages.
+
+pub mod cache;
+pub mod execute;
+pub mod fingerprint;
+pub mod progress;
+pub mod run_folder;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::Result;
+pub use fingerprint::CodeGroup;
+pub use progress::Progress;
+
+/// The kinds of stage, in pipeline order.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum StageKind {
+    Fetch,
+    Preprocess,
+    Fit,
+    Evaluate,
+    Emit,
+}
+
+impl StageKind {
+    pub const ALL: [StageKind; 5] = [
+        StageKind::Fetch,
+        StageKind::Preprocess,
+        StageKind::Fit,
+        StageKind::Evaluate,
+        StageKind::Emit,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StageKind::Fetch => "fetch",
+            StageKind::Preprocess => "preprocess",
+            StageKind::Fit => "fit",
+            StageKind::Evaluate => "evaluate",
+            StageKind::Emit => "emit",
+        }
+    }
+
+    /// Parses a stage name as typed on the command line.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// What a stage needs while it runs.
+pub struct StageContext<'a> {
+    /// Folder to write outputs into (becomes the cache entry once the stage succeeds).
+    pub out_dir: &'a Path,
+    /// Output folders of the upstream instances, by instance id.
+    pub upstream: &'a BTreeMap<String, PathBuf>,
+    /// Progress reporting (drawn only for stages that run longer than a second).
+    pub progress: &'a Progress,
+}
+
+impl StageContext<'_> {
+    /// The output folder of upstream instance `id`.
+    pub fn upstream_dir(&self, id: &str) -> Result<&Path> {
+        self.upstream
+            .get(id)
+            .map(PathBuf::as_path)
+            .ok_or_else(|| crate::error::Error::Other(format!("no upstream output for {id}")))
+    }
+}
+
+/// The computation of one stage instance.
+pub trait StageTask: Send + Sync {
+    fn run(&self, ctx: &StageContext<'_>) -> Result<()>;
+}
+
+/// One node of the stage graph.
+pub struct StageInstance {
+    pub kind: StageKind,
+    /// Sweep point or role, e.g. `flow,mode=exact`; empty for singletons.
+    pub label: String,
+    /// Canonical parameters (objects are sorted maps).
+    pub params: serde_json::Value,
+    /// Ids of upstream instances.
+    pub deps: Vec<String>,
+    /// Raw input files whose contents the result depends on.
+    pub inputs: Vec<PathBuf>,
+    pub code: &'static CodeGroup,
+    pub task: Arc<dyn StageTask>,
+}
+
+impl StageInstance {
+    /// `kind` or `kind[label]`.
+    pub fn id(&self) -> String {
+        if self.label.is_empty() {
+            self.kind.name().to_string()
+        } else {
+            format!("{}[{}]", self.kind.name(), self.label)
+        }
+    }
+}
+
+/// A validated experiment, ready to execute.
+pub struct Plan {
+    pub experiment: String,
+    pub kind: String,
+    pub description: String,
+    pub seed: u64,
+    pub spec_path: PathBuf,
+    pub spec_hash: String,
+    /// The fully resolved parameters, for the manifest.
+    pub resolved: serde_json::Value,
+    /// Instances in dependency order.
+    pub instances: Vec<StageInstance>,
+}
+
+/// Flattens a JSON value into `dotted.key -> value` pairs, for showing parameter changes.
+pub fn flatten_params(value: &serde_json::Value) -> BTreeMap<String, String> {
+    fn walk(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk("", value, &mut out);
+    out
+}

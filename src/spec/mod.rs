@@ -1,0 +1,216 @@
+//! Experiment specs: TOML files in `experiments/`, parsed in two layers.
+//!
+//! A [`SpecDocument`] holds the file's text and its span-annotated TOML tree, so every error can
+//! name `file:line: key.path: message`. Each experiment family deserializes its raw form
+//! (all fields optional, unknown keys refused) from the document and validates it once into typed
+//! parameters; stages only ever see the validated form. A scalar parameter may be given as a
+//! list, a [`Sweep`], which the family expands into one stage instance per point.
+//!
+//! Specs hold only numbers, names and flags: nothing in them is a path or a command, so a spec
+//! cannot run programs or write outside `results/` and the cache.
+
+pub mod rbm_scalar;
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use toml::de::{DeTable, DeValue};
+
+use crate::error::{Error, Result};
+
+/// A spec file's text, path and parsed TOML tree with spans.
+pub struct SpecDocument {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl SpecDocument {
+    /// Reads and parses the TOML file at `path`; syntax errors name the line.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading spec", path, e))?;
+        Self::parse(path, text)
+    }
+
+    /// Parses `text` as the spec at `path`.
+    pub fn parse(path: &Path, text: String) -> Result<Self> {
+        if let Err(e) = DeTable::parse(&text) {
+            return Err(Error::Spec {
+                file: path.to_path_buf(),
+                line: e.span().map_or(1, |s| line_of_offset(&text, s.start)),
+                key: "(syntax)".into(),
+                message: e.message().trim().to_string(),
+            });
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            text,
+        })
+    }
+
+    /// blake3 of the file's bytes.
+    pub fn hash(&self) -> String {
+        blake3::hash(self.text.as_bytes()).to_hex().to_string()
+    }
+
+    /// 1-based line of the key at `path` (dotted segments), or of its deepest existing parent.
+    pub fn line_of(&self, key_path: &str) -> usize {
+        let Ok(root) = DeTable::parse(&self.text) else {
+            return 1;
+        };
+        let mut table = root.get_ref();
+        let mut line = 1;
+        for segment in key_path.split('.') {
+            let name = segment.split('[').next().unwrap_or(segment);
+            let Some((key, value)) = table.iter().find(|(k, _)| k.get_ref() == name) else {
+                break;
+            };
+            line = line_of_offset(&self.text, key.span().start);
+            match value.get_ref() {
+                DeValue::Table(t) => table = t,
+                _ => break,
+            }
+        }
+        line
+    }
+
+    /// An error at `key_path`, with its line.
+    pub fn error(&self, key_path: &str, message: impl Into<String>) -> Error {
+        Error::Spec {
+            file: self.path.clone(),
+            line: self.line_of(key_path),
+            key: key_path.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Deserializes the whole document into `T`, naming the key path and line of any error.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T> {
+        let deserializer = toml::de::Deserializer::parse(&self.text).map_err(|e| Error::Spec {
+            file: self.path.clone(),
+            line: e.span().map_or(1, |s| line_of_offset(&self.text, s.start)),
+            key: "(syntax)".into(),
+            message: e.message().trim().to_string(),
+        })?;
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let mut key = e.path().to_string();
+            let message = e.inner().message().trim().to_string();
+            if let Some(unknown) = message
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split('`').next())
+            {
+                key = if key == "." {
+                    unknown.to_string()
+                } else {
+                    format!("{key}.{unknown}")
+                };
+            }
+            let line = match e.inner().span() {
+                Some(span) if span.start > 0 => line_of_offset(&self.text, span.start),
+                _ => self.line_of(&key),
+            };
+            Error::Spec {
+                file: self.path.clone(),
+                line,
+                key,
+                message,
+            }
+        })
+    }
+}
+
+fn line_of_offset(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// A parameter given either as one value or as a list of values to sweep over.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Sweep<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: Clone> Sweep<T> {
+    /// The values, in the order written.
+    pub fn values(&self) -> Vec<T> {
+        match self {
+            Sweep::One(v) => vec![v.clone()],
+            Sweep::Many(v) => v.clone(),
+        }
+    }
+}
+
+impl<'de, T: DeserializeOwned> serde::Deserialize<'de> for Sweep<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let value = toml::Value::deserialize(deserializer)?;
+        match value {
+            toml::Value::Array(items) => {
+                if items.is_empty() {
+                    return Err(D::Error::custom("a sweep needs at least one value"));
+                }
+                items
+                    .into_iter()
+                    .map(|item| item.try_into::<T>().map_err(D::Error::custom))
+                    .collect::<Result<Vec<T>, _>>()
+                    .map(Sweep::Many)
+            }
+            other => other
+                .try_into::<T>()
+                .map(Sweep::One)
+                .map_err(D::Error::custom),
+        }
+    }
+}
+
+/// The `[experiment]` header every spec starts with.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeader {
+    pub name: String,
+    pub kind: String,
+    #[serde(default)]
+    pub description: String,
+    pub seed: u64,
+}
+
+#[derive(serde::Deserialize)]
+struct HeaderOnly {
+    experiment: RawHeader,
+}
+
+/// Validated header.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Header {
+    pub name: String,
+    pub kind: String,
+    pub description: String,
+    pub seed: u64,
+}
+
+impl SpecDocument {
+    /// Reads and validates the `[experiment]` header (ignoring the other tables).
+    pub fn header(&self) -> Result<Header> {
+        let raw: HeaderOnly = self.deserialize()?;
+        let raw = raw.experiment;
+        let slug_ok = !raw.name.is_empty()
+            && raw
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !slug_ok {
+            return Err(self.error(
+                "experiment.name",
+                format!(
+                    "must be lower-case letters, digits, '-' or '_' (it names a folder), got {:?}",
+                    raw.name
+                ),
+            ));
+        }
+        Ok(Header {
+            name: raw.name,
+            kind: raw.kind,
+            description: raw.description,
+            seed: raw.seed,
+        })
+    }
+}

@@ -1,0 +1,110 @@
+//! Malformed specs: each gives `file:line: key: message` on stderr and exit code 2, never a
+//! panic, and nothing is run.
+
+use crate::util::Workspace;
+
+const EXP: &str = "rbm-scalar-smoke";
+
+fn expect_spec_error(edit: impl Fn(&str) -> String, expected: &str) {
+    let ws = Workspace::with_spec(EXP);
+    ws.edit_spec(EXP, edit);
+    let run = ws.run(&["run", EXP, "--quiet"]);
+    run.expect_code(2);
+    let err = run.stderr();
+    assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        !ws.path().join("results").exists(),
+        "a bad spec must not start a run"
+    );
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[test]
+fn unknown_key_names_file_line_and_key() {
+    let spec =
+        std::fs::read_to_string(crate::util::repo_root().join("experiments/rbm-scalar-smoke.toml"))
+            .unwrap();
+    let line = line_of(&spec, "mu_squared = [7.0, 5.0]") + 1;
+    expect_spec_error(
+        |t| {
+            t.replace(
+                "mu_squared = [7.0, 5.0]",
+                "mu_squared = [7.0, 5.0]\nmu_sqaured = 3.0",
+            )
+        },
+        &format!(
+            "rbm-scalar-smoke.toml:{line}: fit.cutoff_mass.mu_sqaured: unknown field `mu_sqaured`"
+        ),
+    );
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    let spec =
+        std::fs::read_to_string(crate::util::repo_root().join("experiments/rbm-scalar-smoke.toml"))
+            .unwrap();
+    let line = line_of(&spec, "samples = 2000");
+    expect_spec_error(
+        |t| t.replace("samples = 2000", "samples = \"many\""),
+        &format!("rbm-scalar-smoke.toml:{line}: evaluate.samples: invalid type"),
+    );
+}
+
+#[test]
+fn negative_rate_is_out_of_range() {
+    let spec =
+        std::fs::read_to_string(crate::util::repo_root().join("experiments/rbm-scalar-smoke.toml"))
+            .unwrap();
+    let line = line_of(&spec, "learning_rate = 0.5");
+    expect_spec_error(
+        |t| t.replace("learning_rate = 0.5", "learning_rate = -0.1"),
+        &format!("rbm-scalar-smoke.toml:{line}: fit.learning_rate: must be > 0, got -0.1"),
+    );
+}
+
+#[test]
+fn a_bad_value_inside_a_sweep_is_found() {
+    expect_spec_error(
+        |t| t.replace("n_hidden = [8, 4]", "n_hidden = [8, 0]"),
+        "fit.cutoff_hidden.n_hidden: must be an integer >= 1, got 0",
+    );
+}
+
+#[test]
+fn bad_toml_names_the_line() {
+    let spec =
+        std::fs::read_to_string(crate::util::repo_root().join("experiments/rbm-scalar-smoke.toml"))
+            .unwrap();
+    let line = line_of(&spec, "[fit.flow]");
+    expect_spec_error(
+        |t| t.replace("[fit.flow]", "[fit.flow"),
+        &format!("rbm-scalar-smoke.toml:{line}: (syntax)"),
+    );
+}
+
+#[test]
+fn unknown_experiment_and_kind_are_errors() {
+    let ws = Workspace::with_spec(EXP);
+    let run = ws.run(&["run", "no-such-experiment"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr()
+            .contains("no experiment \"no-such-experiment\"")
+    );
+    expect_spec_error(
+        |t| t.replace("kind = \"rbm-scalar\"", "kind = \"rbm-vector\""),
+        "experiment.kind: unknown experiment kind \"rbm-vector\"",
+    );
+}
+
+#[test]
+fn a_name_that_is_not_a_folder_name_is_refused() {
+    expect_spec_error(
+        |t| t.replace("name = \"rbm-scalar-smoke\"", "name = \"../escape\""),
+        "experiment.name: must be lower-case letters",
+    );
+}

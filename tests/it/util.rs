@@ -1,0 +1,161 @@
+//! Test harness: a temporary workspace holding a copy of a spec, and a runner for the binary
+//! that prints the command, its stdout and its stderr when an expectation fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub args: Vec<String>,
+    pub output: Output,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).to_string()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).to_string()
+    }
+
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+
+    /// Panics with the full transcript unless the exit code is `code`.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "\ncommand: symbreak {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.args.join(" "),
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\n{}",
+                self.stdout(),
+                self.stderr()
+            )
+        })
+    }
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+impl Workspace {
+    /// A workspace with `experiments/<name>.toml` copied from the repository.
+    pub fn with_spec(name: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let spec = repo_root().join("experiments").join(format!("{name}.toml"));
+        let dest = dir.path().join("experiments");
+        std::fs::create_dir_all(&dest).unwrap();
+        std::fs::copy(&spec, dest.join(format!("{name}.toml"))).unwrap();
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn spec_path(&self, name: &str) -> PathBuf {
+        self.path().join("experiments").join(format!("{name}.toml"))
+    }
+
+    /// Rewrites the spec `name` with `edit` applied to its text.
+    pub fn edit_spec(&self, name: &str, edit: impl Fn(&str) -> String) {
+        let path = self.spec_path(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let new = edit(&text);
+        assert_ne!(text, new, "edit changed nothing");
+        std::fs::write(&path, new).unwrap();
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_symbreak"));
+        cmd.current_dir(self.path()).args(args);
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let output = self.command(args).output().expect("running symbreak");
+        Run {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            output,
+        }
+    }
+
+    /// The folder `results/<exp>/latest` points to.
+    pub fn latest(&self, experiment: &str) -> PathBuf {
+        let link = self.path().join("results").join(experiment).join("latest");
+        let target = std::fs::read_link(&link).expect("latest link");
+        self.path().join("results").join(experiment).join(target)
+    }
+
+    /// Reads a CSV table of the latest run as (header, rows of fields).
+    pub fn table(&self, experiment: &str, name: &str) -> Table {
+        let path = self
+            .latest(experiment)
+            .join("tables")
+            .join(format!("{name}.csv"));
+        Table::read(&path)
+    }
+}
+
+pub struct Table {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn read(path: &Path) -> Self {
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let mut lines = text.lines();
+        let header = split(lines.next().unwrap_or(""));
+        let rows = lines.map(split).collect();
+        Self { header, rows }
+    }
+
+    pub fn col(&self, name: &str) -> usize {
+        self.header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name} in {:?}", self.header))
+    }
+
+    pub fn f64(&self, row: &[String], name: &str) -> f64 {
+        row[self.col(name)].parse().unwrap_or(f64::NAN)
+    }
+
+    pub fn str<'a>(&self, row: &'a [String], name: &str) -> &'a str {
+        &row[self.col(name)]
+    }
+}
+
+fn split(line: &str) -> Vec<String> {
+    // Instance labels contain commas and are quoted by the CSV writer.
+    let mut out = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    out.push(field);
+    out
+}
