@@ -33,7 +33,7 @@ pub enum Error {
     #[error("linear algebra: {0}")]
     LinearAlgebra(String),
     /// A stage failed; wraps the cause with the stage instance that raised it.
-    #[error("stage {stage} failed: {source}")]
+    #[error("stage {stage} failed")]
     Stage {
         stage: String,
         #[source]

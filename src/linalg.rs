@@ -1,5 +1,4 @@
-//! Dense linear algebra for the models, delegated to faer: symmetric eigendecomposition,
-//! singular values, and the inverse and log-determinant of symmetric positive-definite matrices.
+//! Dense linear algebra for the models, delegated to faer: symmetric eigendecomposition and the inverse and log-determinant of symmetric positive-definite matrices.
 //! Matrices live as `ndarray::Array2<f64>` everywhere else; conversion happens only here.
 
 use faer::linalg::solvers::DenseSolveCore;
@@ -39,14 +38,6 @@ pub fn symmetric_eigenvalues(a: ArrayView2<'_, f64>) -> Result<Array1<f64>> {
     let values = to_faer(a)
         .self_adjoint_eigenvalues(Side::Lower)
         .map_err(|e| Error::LinearAlgebra(format!("symmetric eigenvalues: {e:?}")))?;
-    Ok(Array1::from(values))
-}
-
-/// Singular values of `a`, descending.
-pub fn singular_values(a: ArrayView2<'_, f64>) -> Result<Array1<f64>> {
-    let values = to_faer(a)
-        .singular_values()
-        .map_err(|e| Error::LinearAlgebra(format!("singular values: {e:?}")))?;
     Ok(Array1::from(values))
 }
 
@@ -91,12 +82,5 @@ mod tests {
     fn indefinite_matrix_is_refused() {
         let a = array![[1.0, 2.0], [2.0, 1.0]];
         assert!(spd_inverse_and_log_det(a.view()).is_err());
-    }
-
-    #[test]
-    fn singular_values_are_descending() {
-        let a = array![[3.0, 0.0], [0.0, -5.0], [0.0, 0.0]];
-        let s = singular_values(a.view()).unwrap();
-        assert_abs_diff_eq!(s, array![5.0, 3.0], epsilon = 1e-14);
     }
 }

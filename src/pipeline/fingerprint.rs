@@ -83,4 +83,5 @@ pub const STAGE_NEUTRAL: &[&str] = &[
     "experiments/rbm_scalar/mod.rs",
     "models/mod.rs",
     "analysis/mod.rs",
+    "emit/mod.rs",
 ];

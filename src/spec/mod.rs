@@ -98,11 +98,11 @@ impl SpecDocument {
                 .strip_prefix("unknown field `")
                 .and_then(|rest| rest.split('`').next())
             {
-                key = if key == "." {
-                    unknown.to_string()
-                } else {
-                    format!("{key}.{unknown}")
-                };
+                if key == "." {
+                    key = unknown.to_string();
+                } else if !key.ends_with(&format!(".{unknown}")) && key != unknown {
+                    key = format!("{key}.{unknown}");
+                }
             }
             let line = match e.inner().span() {
                 Some(span) if span.start > 0 => line_of_offset(&self.text, span.start),

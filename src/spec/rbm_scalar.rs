@@ -63,6 +63,7 @@ fit_tables! {
     flow_time: f64,
     record_every: i64,
     ensemble: i64,
+    init: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -176,6 +177,18 @@ pub struct FitParams {
     pub updates: usize,
     pub record_every: usize,
     pub ensemble: usize,
+    pub init: InitKind,
+}
+
+/// How W starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InitKind {
+    /// W_ij ~ N(0, init_scale²).
+    Random,
+    /// Column a = init_scale·√N_v · v_a, with v_a the target eigenvector of the a-th lowest κ:
+    /// the modes start decoupled, so each relaxes at its own linear rate.
+    Aligned,
 }
 
 impl FitParams {
@@ -329,6 +342,7 @@ fn expand_group(
     let flow_time = resolved!(flow_time);
     let record_every = resolved!(record_every);
     let ensemble = resolved!(ensemble);
+    let init = resolved!(init);
 
     // Each axis lists the values of one key; built-in defaults fill keys nobody wrote.
     let mut axes: Vec<(String, Vec<String>)> = vec![
@@ -352,6 +366,7 @@ fn expand_group(
         (flow_time.key.clone(), axis(&flow_time, None)),
         (record_every.key.clone(), axis(&record_every, Some(1))),
         (ensemble.key.clone(), axis(&ensemble, Some(1))),
+        (init.key.clone(), axis(&init, Some("random".to_string()))),
     ];
     debug_assert_eq!(axes.len(), FIT_KEYS.len());
     for (key, values) in &axes {
@@ -455,6 +470,16 @@ fn expand_group(
         };
         let record_every_v = positive_int(doc, key(15), int(15))?;
         let ensemble_v = positive_int(doc, key(16), int(16))?;
+        let init_v = match value(17) {
+            "random" => InitKind::Random,
+            "aligned" => InitKind::Aligned,
+            other => {
+                return Err(doc.error(
+                    key(17),
+                    format!("must be \"random\" or \"aligned\", got {other:?}"),
+                ));
+            }
+        };
         out.push(FitParams {
             group,
             sweep_point,
@@ -472,6 +497,7 @@ fn expand_group(
             updates: updates_v,
             record_every: record_every_v,
             ensemble: ensemble_v,
+            init: init_v,
         });
     }
     Ok(out)

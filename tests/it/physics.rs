@@ -56,24 +56,27 @@ fn toy_angle_follows_the_closed_form() {
     assert!(worst < 1e-3, "max |Δθ| = {worst}");
 }
 
-/// PCD: the late-window mean of each degenerate group of eigenvalues is within four standard
-/// errors of κ. Pairs are averaged because sorting a noisy pair splits it (level repulsion).
+/// PCD: the late-window mean of each well-separated cluster of eigenvalues is within four
+/// standard errors of the mean κ of that cluster. Within a cluster (a degenerate pair, or levels
+/// closer than the noise) sorting the noisy eigenvalues pushes them apart (level repulsion), so
+/// only the cluster mean is an unbiased estimate.
 #[test]
 fn pcd_fixed_points_are_within_a_few_standard_errors() {
     let t = smoke().table(EXP, "fixed_points");
     let pcd = rows(&t, "instance", "flow,mode=pcd");
-    let groups: [&[usize]; 6] = [&[0], &[1, 2], &[3, 4], &[5, 6], &[7, 8], &[9]];
-    for g in groups {
-        let mean = g.iter().map(|&i| t.f64(pcd[i], "late_mean")).sum::<f64>() / g.len() as f64;
-        let kappa = t.f64(pcd[g[0]], "predicted");
-        // Errors of the two members are strongly anti-correlated; the larger bounds the mean's.
-        let se = g
+    let clusters: [&[usize]; 4] = [&[0, 1, 2], &[3, 4], &[5, 6], &[7, 8, 9]];
+    for c in clusters {
+        let n = c.len() as f64;
+        let mean = c.iter().map(|&i| t.f64(pcd[i], "late_mean")).sum::<f64>() / n;
+        let kappa = c.iter().map(|&i| t.f64(pcd[i], "predicted")).sum::<f64>() / n;
+        // Members' errors are correlated; the largest bounds the cluster mean's.
+        let se = c
             .iter()
             .map(|&i| t.f64(pcd[i], "late_error"))
             .fold(0.0, f64::max);
         assert!(
-            (mean - kappa).abs() < 4.0 * se + 1e-3,
-            "modes {g:?}: {mean} vs {kappa} (se {se})"
+            (mean - kappa).abs() < 4.0 * se,
+            "modes {c:?}: {mean} vs {kappa} (se {se})"
         );
     }
 }
@@ -81,8 +84,11 @@ fn pcd_fixed_points_are_within_a_few_standard_errors() {
 #[test]
 fn exact_relaxation_times_match_the_linear_rate() {
     let t = smoke().table(EXP, "relaxation");
-    let exact = rows(&t, "mode", "exact");
-    assert!(exact.len() >= 10);
+    let exact: Vec<_> = rows(&t, "mode", "exact")
+        .into_iter()
+        .filter(|r| t.str(r, "init") == "aligned")
+        .collect();
+    assert!(exact.len() >= 20);
     for r in exact {
         let ratio = t.f64(r, "ratio");
         assert!((ratio - 1.0).abs() < 0.2, "τ_fit/τ_pred = {ratio}: {r:?}");

@@ -23,7 +23,7 @@ use crate::emit::table::Table;
 use crate::error::Result;
 use crate::experiments::slug;
 use crate::pipeline::{StageContext, StageTask};
-use crate::spec::rbm_scalar::{FitGroup, FitParams};
+use crate::spec::rbm_scalar::{FitGroup, FitParams, InitKind};
 
 pub struct EmitStage {
     pub fits: Vec<FitParams>,
@@ -36,6 +36,13 @@ struct Run<'a> {
     label: String,
     fit: FitOutput,
     eval: EvaluateOutput,
+}
+
+fn init_name(p: &FitParams) -> String {
+    match p.init {
+        InitKind::Random => "random".into(),
+        InitKind::Aligned => "aligned".into(),
+    }
 }
 
 fn mode_name(p: &FitParams) -> String {
@@ -717,6 +724,7 @@ fn relaxation(runs: &[&Run], tables: &Path, figures: &Path) -> Result<()> {
         vec![],
         vec![],
     );
+    let mut inits = vec![];
     let mut series = Vec::new();
     let (mut k_lo, mut k_hi, mut mu2, mut s2) = (f64::INFINITY, f64::NEG_INFINITY, 0.0, 1.0);
     for (color, r) in runs.iter().enumerate() {
@@ -740,6 +748,7 @@ fn relaxation(runs: &[&Run], tables: &Path, figures: &Path) -> Result<()> {
             c.9.push(m.tau_predicted);
             c.10.push(m.tau_predicted_discrete);
             c.11.push(tau / m.tau_predicted);
+            inits.push(init_name(r.params));
             k_lo = k_lo.min(m.kappa);
             k_hi = k_hi.max(m.kappa);
             if tau.is_finite() {
@@ -783,10 +792,11 @@ fn relaxation(runs: &[&Run], tables: &Path, figures: &Path) -> Result<()> {
             Style::Dashed,
         ));
     }
-    Table::new("relaxation", &["mode", "learning_rate", "index"])
+    Table::new("relaxation", &["instance", "index"])
         .str("instance", c.0)
         .f64("learning_rate", c.1)
         .str("mode", c.2)
+        .str("init", inits)
         .i64("ensemble", c.3)
         .i64("index", c.4)
         .f64("kappa", c.5)

@@ -78,8 +78,9 @@ pub struct Evaluation {
     pub action_std_model: f64,
     pub action_mean_predicted: f64,
     pub action_std_predicted: f64,
-    /// μ² where ∂L/∂μ² = 0 with the unlearned modes at μ²: N_u / Σ_unlearned 1/κ_a (μ trained,
-    /// N_h < N_v only).
+    /// μ trained: where ∂L/∂μ² = 0 with the unlearned modes at μ², N_u / Σ_unlearned 1/κ_a, for
+    /// N_h < N_v; for N_h = N_v every μ² ≥ κ_max is stationary and the flow approaches κ_max
+    /// from below (the last mode is learned ever more slowly), so κ_max is given.
     pub mu_squared_predicted: Option<f64>,
     pub relaxation: Vec<ModeRelaxation>,
 }
@@ -188,8 +189,14 @@ impl StageTask for EvaluateStage {
             .collect();
 
         let unlearned: Vec<f64> = kappa_v.iter().skip(self.fit.n_hidden).copied().collect();
-        let mu_squared_predicted = (self.fit.train_mu && !unlearned.is_empty())
-            .then(|| unlearned.len() as f64 / unlearned.iter().map(|k| 1.0 / k).sum::<f64>());
+        let kappa_max = kappa_v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mu_squared_predicted = self.fit.train_mu.then(|| {
+            if unlearned.is_empty() {
+                kappa_max
+            } else {
+                unlearned.len() as f64 / unlearned.iter().map(|k| 1.0 / k).sum::<f64>()
+            }
+        });
 
         let evaluation = Evaluation {
             label: label.clone(),

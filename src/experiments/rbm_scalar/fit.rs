@@ -4,7 +4,8 @@
 //! Outputs (`arrays/fit.<slug>.*.npy`): `updates` (records), `eigenvalues_mean` and
 //! `eigenvalues_std` (records × N_v, over the ensemble), `xi_squared_mean` (records × N_h),
 //! `mu_mean` (records), `final_eigenvalues` (members × N_v), `weights` (member 0, N_v × N_h) and
-//! `mu_final` (members). Members are seeded from the spec seed, the label and the member index.
+//! `mu_final` (members). Members are seeded from the spec seed, the label and the member index;
+//! `init = "aligned"` starts every member from the same decoupled W (PCD noise still differs).
 
 use ndarray::{Array1, Array2, Axis};
 use rayon::prelude::*;
@@ -18,7 +19,7 @@ use crate::models::rbm::GaussianRbm;
 use crate::models::rbm::train::{TrainOptions, Trajectory, train};
 use crate::pipeline::{StageContext, StageTask};
 use crate::seed::rng_for;
-use crate::spec::rbm_scalar::FitParams;
+use crate::spec::rbm_scalar::{FitParams, InitKind};
 
 pub struct FitStage {
     pub params: FitParams,
@@ -34,7 +35,22 @@ pub fn prefix(label: &str) -> String {
 impl StageTask for FitStage {
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         let p = &self.params;
-        let (_, target_cov, _) = preprocess::load(ctx.upstream_dir(&self.target_id)?)?;
+        let (k_phi, target_cov, _) = preprocess::load(ctx.upstream_dir(&self.target_id)?)?;
+        let aligned_start = match p.init {
+            InitKind::Random => None,
+            InitKind::Aligned => {
+                let eig = crate::linalg::symmetric_eigen(k_phi.view())?;
+                let n = k_phi.nrows();
+                let scale = p.init_scale * (n as f64).sqrt();
+                Some(Array2::from_shape_fn((n, p.n_hidden), |(i, a)| {
+                    if a < n {
+                        scale * eig.vectors[[i, a]]
+                    } else {
+                        0.0
+                    }
+                }))
+            }
+        };
         let options = TrainOptions {
             learning_rate: p.learning_rate,
             momentum: p.momentum,
@@ -61,6 +77,9 @@ impl StageTask for FitStage {
                     p.init_scale,
                     &mut rng,
                 );
+                if let Some(w) = &aligned_start {
+                    model.weights = w.clone();
+                }
                 let mut last = 0;
                 let trajectory = train(
                     &mut model,

@@ -13,7 +13,7 @@ use rand::Rng;
 
 use super::{GaussianRbm, second_moment};
 use crate::error::{Error, Result};
-use crate::linalg::{singular_values, spd_inverse_and_log_det, symmetric_eigenvalues};
+use crate::linalg::{spd_inverse_and_log_det, symmetric_eigenvalues};
 
 /// How the negative (model) phase ⟨φφᵀ⟩_model is obtained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -55,7 +55,11 @@ pub struct Trajectory {
 impl Trajectory {
     fn record(&mut self, update: usize, model: &GaussianRbm) -> Result<()> {
         let eig = symmetric_eigenvalues(model.kernel().view())?;
-        let xi2 = singular_values(model.weights.view())?.mapv(|s| s * s);
+        // ξ² as eigenvalues of WᵀW: the symmetric solver is robust where an SVD iteration of a
+        // nearly degenerate W may not converge.
+        let gram = model.weights.t().dot(&model.weights);
+        let ascending = symmetric_eigenvalues(gram.view())?.mapv(|v| v.max(0.0));
+        let xi2 = ascending.slice(ndarray::s![..;-1]).to_owned();
         self.updates.push(update);
         self.kernel_eigenvalues.push(eig);
         self.xi_squared.push(xi2);
