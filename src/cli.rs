@@ -1,6 +1,6 @@
 //! Command-line interface: clap definitions turned into validated commands, and their output.
 //!
-//! Verbs: `list`, `run <exp>` (with `--stage`, `--from`, `--force`, `--dry-run`, `-j`), and
+//! Verbs: `list`, `bench`, `run <exp>` (with `--stage`, `--from`, `--force`, `--dry-run`, `-j`), and
 //! `status <exp>`. `<exp>` is a spec name in `experiments/` or a path to a spec file. `--quiet`
 //! silences progress lines, `--json` prints one machine-readable document instead.
 
@@ -60,6 +60,8 @@ enum Command {
         #[arg(long, short)]
         jobs: Option<usize>,
     },
+    /// Measure the training loops against a same-machine matrix-product reference.
+    Bench,
     /// Show, for each stage instance, whether it is cached or why it would run.
     Status {
         /// Spec name in experiments/ or path to a spec file.
@@ -100,6 +102,20 @@ pub fn main() -> anyhow::Result<()> {
     let workspace = Workspace::new(&cli.root);
     match cli.command {
         Command::List => list(&cli.root, cli.json),
+        Command::Bench => {
+            let results = crate::bench::run()?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&results)?);
+            } else {
+                for r in &results {
+                    println!(
+                        "{:<48} {:>14.4e} {:<15} {:>8.3} GFLOP/s  {:>7.4} × reference",
+                        r.name, r.per_second, r.unit, r.gflops, r.ratio_to_reference
+                    );
+                }
+            }
+            Ok(())
+        }
         Command::Run {
             experiment,
             stage,

@@ -7,6 +7,7 @@
 //! ([`emit`]) never train.
 
 pub mod analysis;
+pub mod bench;
 pub mod cli;
 pub mod emit;
 pub mod error;

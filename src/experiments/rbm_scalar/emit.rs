@@ -12,6 +12,9 @@
 //! | 8 μ trained | `mu_flow`, `mu_final` | `mu_flow` |
 //! | 9 relaxation | `relaxation` | `relaxation` |
 
+// Tables are filled column by column from several arrays indexed by the same mode.
+#![allow(clippy::needless_range_loop)]
+
 use std::path::Path;
 
 use super::evaluate::{self, EvaluateOutput, is_exact};
