@@ -82,17 +82,7 @@ pub fn run() -> crate::Result<Vec<BenchResult>> {
         ),
     ] {
         let updates = 2000;
-        let options = TrainOptions {
-            learning_rate: 0.05,
-            momentum: 0.0,
-            l2: 0.0,
-            decay: 1.0,
-            decay_every: 1,
-            train_mu: false,
-            updates,
-            record_every: updates,
-            negative_phase,
-        };
+        let options = TrainOptions::plain(0.05, updates, negative_phase);
         let mut m = GaussianRbm::random(10, 10, 3.0, 1.0, 0.1, &mut rng);
         let mut failed = None;
         let (secs, reps) = time(

@@ -3,7 +3,7 @@
 //! A [`Figure`] is data only — line charts (with dashed reference lines, markers and error
 //! bars), heat-map panels and histograms, arranged in a grid — so the experiment code says *what*
 //! to draw and this module alone knows *how*. Logarithmic axes are drawn by plotting log10 of the
-//! values with `1eN` tick labels. Text uses the bundled DejaVu Sans, so PNGs need no system fonts.
+//! values and labelling the ticks with the values themselves. Text uses the bundled DejaVu Sans, so PNGs need no system fonts.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -210,8 +210,18 @@ fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
 
 fn tick_label(v: f64, log: bool) -> String {
     if log {
-        format!("1e{v:.0}")
-    } else if v != 0.0 && (v.abs() >= 1e4 || v.abs() < 1e-2) {
+        // The axis carries log10 of the data; label with the value itself.
+        let x = 10f64.powf(v);
+        return if !(1e-2..1e4).contains(&x) {
+            format!("{x:.1e}")
+        } else {
+            format!("{x:.3}")
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+                .to_string()
+        };
+    }
+    if v != 0.0 && (v.abs() >= 1e4 || v.abs() < 1e-2) {
         format!("{v:.1e}")
     } else {
         format!("{v:.3}")

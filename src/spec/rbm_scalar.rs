@@ -99,9 +99,8 @@ struct RawEvaluate {
 #[serde(deny_unknown_fields)]
 struct RawRelaxationWindow {
     upper: Option<f64>,
-    lower: Option<f64>,
+    late_upper: Option<f64>,
     tail_fraction: Option<f64>,
-    noise_multiple: Option<f64>,
     min_points: Option<i64>,
 }
 
@@ -211,6 +210,9 @@ pub struct EvaluateParams {
     pub max_distance: usize,
     pub histogram_bins: usize,
     pub relaxation: RelaxationWindow,
+    /// A second, later window start for the same fit: deep in the linear regime, where the
+    /// nonlinear bias of the wide window vanishes (useful for deterministic runs).
+    pub late_upper: f64,
 }
 
 /// The N_v = 2, N_h = 1 rotation toy.
@@ -505,20 +507,18 @@ fn expand_group(
 
 fn validate_evaluate(doc: &SpecDocument, raw: RawEvaluate) -> Result<EvaluateParams> {
     let window = raw.relaxation.unwrap_or_default();
-    let upper = positive(
-        doc,
-        "evaluate.relaxation.upper",
-        window.upper.unwrap_or(0.1),
-    )?;
-    let lower = positive(
-        doc,
-        "evaluate.relaxation.lower",
-        window.lower.unwrap_or(1e-9),
-    )?;
-    if lower >= upper {
+    let upper = window.upper.unwrap_or(0.1);
+    if !(upper > 0.0 && upper <= 1.0) {
         return Err(doc.error(
-            "evaluate.relaxation.lower",
-            format!("must be below evaluate.relaxation.upper ({upper}), got {lower}"),
+            "evaluate.relaxation.upper",
+            format!("must be in (0, 1], got {upper}"),
+        ));
+    }
+    let late_upper = window.late_upper.unwrap_or(0.005);
+    if !(late_upper > 0.0 && late_upper < upper) {
+        return Err(doc.error(
+            "evaluate.relaxation.late_upper",
+            format!("must be in (0, evaluate.relaxation.upper = {upper}), got {late_upper}"),
         ));
     }
     let tail_fraction = window.tail_fraction.unwrap_or(0.2);
@@ -544,19 +544,14 @@ fn validate_evaluate(doc: &SpecDocument, raw: RawEvaluate) -> Result<EvaluatePar
         )?,
         relaxation: RelaxationWindow {
             upper,
-            lower,
             tail_fraction,
-            noise_multiple: non_negative(
-                doc,
-                "evaluate.relaxation.noise_multiple",
-                window.noise_multiple.unwrap_or(3.0),
-            )?,
             min_points: positive_int(
                 doc,
                 "evaluate.relaxation.min_points",
                 window.min_points.unwrap_or(8),
             )?,
         },
+        late_upper,
     })
 }
 

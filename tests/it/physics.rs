@@ -92,6 +92,12 @@ fn exact_relaxation_times_match_the_linear_rate() {
     for r in exact {
         let ratio = t.f64(r, "ratio");
         assert!((ratio - 1.0).abs() < 0.2, "τ_fit/τ_pred = {ratio}: {r:?}");
+        // Deep in the linear regime the discrete-step rate −1/ln(1 − αγ) holds to 1 %.
+        let late = t.f64(r, "tau_fit_late") / t.f64(r, "tau_predicted_discrete");
+        assert!(
+            (late - 1.0).abs() < 0.01,
+            "late τ / discrete prediction = {late}: {r:?}"
+        );
     }
 }
 

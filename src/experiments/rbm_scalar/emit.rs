@@ -125,6 +125,19 @@ impl StageTask for EmitStage {
     }
 }
 
+/// Column `a` of a records × width trajectory as (update, value) points.
+fn column_against_updates(
+    fit: &FitOutput,
+    values: &ndarray::Array2<f64>,
+    a: usize,
+) -> Vec<(f64, f64)> {
+    fit.updates
+        .iter()
+        .zip(values.column(a))
+        .map(|(&u, &v)| (u, v))
+        .collect()
+}
+
 fn spectrum_flow(runs: &[&Run], kappa: &[f64], tables: &Path, figures: &Path) -> Result<()> {
     let (mut inst, mut upd, mut idx, mut val, mut sd, mut kap) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
@@ -166,16 +179,9 @@ fn spectrum_flow(runs: &[&Run], kappa: &[f64], tables: &Path, figures: &Path) ->
         let last = r.fit.updates.last().copied().unwrap_or(1.0);
         let mut series: Vec<Series> = (0..n)
             .map(|a| {
-                let pts = r
-                    .fit
-                    .updates
-                    .iter()
-                    .enumerate()
-                    .map(|(rec, &u)| (u, r.fit.eigenvalues_mean[[rec, a]]))
-                    .collect();
                 Series::new(
                     (a == 0).then(|| "λ_a (eigenvalues of K)".into()),
-                    pts,
+                    column_against_updates(&r.fit, &r.fit.eigenvalues_mean, a),
                     0,
                     Style::Line,
                 )
@@ -205,14 +211,12 @@ fn spectrum_flow(runs: &[&Run], kappa: &[f64], tables: &Path, figures: &Path) ->
 
         let mut xi_series: Vec<Series> = (0..r.fit.xi_squared_mean.ncols())
             .map(|a| {
-                let pts = r
-                    .fit
-                    .updates
-                    .iter()
-                    .enumerate()
-                    .map(|(rec, &u)| (u, r.fit.xi_squared_mean[[rec, a]]))
-                    .collect();
-                Series::new(Some(format!("ξ²_{a}")), pts, a, Style::Line)
+                Series::new(
+                    Some(format!("ξ²_{a}")),
+                    column_against_updates(&r.fit, &r.fit.xi_squared_mean, a),
+                    a,
+                    Style::Line,
+                )
             })
             .collect();
         for (a, &k) in kappa.iter().enumerate().take(r.fit.xi_squared_mean.ncols()) {
@@ -713,110 +717,151 @@ fn mu_flow(runs: &[&Run], kappa: &[f64], tables: &Path, figures: &Path) -> Resul
 }
 
 fn relaxation(runs: &[&Run], tables: &Path, figures: &Path) -> Result<()> {
-    let mut c = (
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-    );
-    let mut inits = vec![];
-    let mut series = Vec::new();
-    let (mut k_lo, mut k_hi, mut mu2, mut s2) = (f64::INFINITY, f64::NEG_INFINITY, 0.0, 1.0);
-    for (color, r) in runs.iter().enumerate() {
-        let ev = &r.eval.evaluation;
-        let alpha = r.params.learning_rate;
-        mu2 = ev.mu_squared_final;
-        s2 = r.params.sigma_h * r.params.sigma_h;
-        let mut pts = Vec::new();
-        let mut errs = Vec::new();
-        for m in ev.relaxation.iter().filter(|m| m.learnable) {
-            let tau = m.tau_fit.unwrap_or(f64::NAN);
-            c.0.push(r.label.clone());
-            c.1.push(alpha);
-            c.2.push(mode_name(r.params));
-            c.3.push(r.params.ensemble as i64);
-            c.4.push(m.index as i64);
-            c.5.push(m.kappa);
-            c.6.push(m.gamma);
-            c.7.push(tau);
-            c.8.push(m.tau_fit_error.unwrap_or(f64::NAN));
-            c.9.push(m.tau_predicted);
-            c.10.push(m.tau_predicted_discrete);
-            c.11.push(tau / m.tau_predicted);
-            inits.push(init_name(r.params));
-            k_lo = k_lo.min(m.kappa);
-            k_hi = k_hi.max(m.kappa);
-            if tau.is_finite() {
-                pts.push((m.kappa, tau * alpha));
-                errs.push(m.tau_fit_error.unwrap_or(0.0) * alpha);
+    let mut t = RelaxationColumns::default();
+    let mut panels = Vec::new();
+    for mode in ["exact", "pcd"] {
+        for init in ["aligned", "random"] {
+            let group: Vec<&&Run> = runs
+                .iter()
+                .filter(|r| mode_name(r.params) == mode && init_name(r.params) == init)
+                .collect();
+            if group.is_empty() {
+                continue;
             }
-        }
-        let style = if is_exact(r.params) {
-            Style::Markers
-        } else {
-            Style::LineMarkers
-        };
-        let mut s = Series::new(
-            Some(format!(
-                "{} α = {alpha}{}",
-                mode_name(r.params),
-                if is_exact(r.params) {
-                    String::new()
-                } else {
-                    format!(", {} runs", r.params.ensemble)
+            let (mut k_lo, mut k_hi, mut mu2, mut s2) =
+                (f64::INFINITY, f64::NEG_INFINITY, 0.0, 1.0);
+            let mut series = Vec::new();
+            for (color, r) in group.iter().enumerate() {
+                let ev = &r.eval.evaluation;
+                let alpha = r.params.learning_rate;
+                mu2 = ev.mu_squared_final;
+                s2 = r.params.sigma_h * r.params.sigma_h;
+                let mut pts = Vec::new();
+                let mut errs = Vec::new();
+                for m in ev.relaxation.iter().filter(|m| m.learnable) {
+                    t.push(r, m);
+                    k_lo = k_lo.min(m.kappa);
+                    k_hi = k_hi.max(m.kappa);
+                    if let Some(tau) = m.tau_fit {
+                        pts.push((m.kappa, tau * alpha));
+                        errs.push(m.tau_fit_error.unwrap_or(0.0) * alpha);
+                    }
                 }
-            )),
-            pts,
-            color,
-            style,
-        );
-        s.errors = Some(errs);
-        series.push(s);
+                let runs_note = if r.params.ensemble > 1 {
+                    format!(", mean of {} runs", r.params.ensemble)
+                } else {
+                    String::new()
+                };
+                let mut s = Series::new(
+                    Some(format!("α = {alpha}{runs_note}")),
+                    pts,
+                    color,
+                    Style::LineMarkers,
+                );
+                s.errors = Some(errs);
+                series.push(s);
+            }
+            if k_lo.is_finite() {
+                let curve = (0..=100)
+                    .map(|i| {
+                        let k = k_lo + (k_hi - k_lo) * i as f64 / 100.0;
+                        (k, k * k / (2.0 * s2 * (mu2 - k)))
+                    })
+                    .collect();
+                series.push(Series::new(
+                    Some("1/γ = κ²/(2σ²(μ² − κ))".into()),
+                    curve,
+                    7,
+                    Style::Dashed,
+                ));
+            }
+            panels.push(Panel::Line(LineChart {
+                title: format!("{mode} gradient, {init} start"),
+                x_label: "κ_a".into(),
+                y_label: "τ_a · α".into(),
+                log_y: true,
+                series,
+                ..Default::default()
+            }));
+        }
     }
-    if k_lo.is_finite() {
-        let curve = (0..=100)
-            .map(|i| {
-                let k = k_lo + (k_hi - k_lo) * i as f64 / 100.0;
-                (k, k * k / (2.0 * s2 * (mu2 - k)))
-            })
-            .collect();
-        series.push(Series::new(
-            Some("1/γ = κ²/(2σ²(μ² − κ))".into()),
-            curve,
-            7,
-            Style::Dashed,
-        ));
+    t.table().write(tables)?;
+    Figure::grid(panels, 2, (640, 460)).write(figures, "relaxation")
+}
+
+/// Columns of the `relaxation` table.
+#[derive(Default)]
+struct RelaxationColumns {
+    instance: Vec<String>,
+    learning_rate: Vec<f64>,
+    mode: Vec<String>,
+    init: Vec<String>,
+    ensemble: Vec<i64>,
+    index: Vec<i64>,
+    kappa: Vec<f64>,
+    gamma: Vec<f64>,
+    tau_predicted: Vec<f64>,
+    tau_predicted_discrete: Vec<f64>,
+    tau_fit: Vec<f64>,
+    tau_fit_error: Vec<f64>,
+    ratio: Vec<f64>,
+    tau_fit_projected: Vec<f64>,
+    tau_fit_projected_error: Vec<f64>,
+    ratio_projected: Vec<f64>,
+    tau_fit_late: Vec<f64>,
+    tau_fit_late_error: Vec<f64>,
+    ratio_late: Vec<f64>,
+}
+
+impl RelaxationColumns {
+    fn push(&mut self, r: &Run, m: &evaluate::ModeRelaxation) {
+        let nan = f64::NAN;
+        self.instance.push(r.label.clone());
+        self.learning_rate.push(r.params.learning_rate);
+        self.mode.push(mode_name(r.params));
+        self.init.push(init_name(r.params));
+        self.ensemble.push(r.params.ensemble as i64);
+        self.index.push(m.index as i64);
+        self.kappa.push(m.kappa);
+        self.gamma.push(m.gamma);
+        self.tau_predicted.push(m.tau_predicted);
+        self.tau_predicted_discrete.push(m.tau_predicted_discrete);
+        self.tau_fit.push(m.tau_fit.unwrap_or(nan));
+        self.tau_fit_error.push(m.tau_fit_error.unwrap_or(nan));
+        self.ratio.push(m.tau_fit.unwrap_or(nan) / m.tau_predicted);
+        self.tau_fit_projected
+            .push(m.tau_fit_projected.unwrap_or(nan));
+        self.tau_fit_projected_error
+            .push(m.tau_fit_projected_error.unwrap_or(nan));
+        self.ratio_projected
+            .push(m.tau_fit_projected.unwrap_or(nan) / m.tau_predicted);
+        self.tau_fit_late.push(m.tau_fit_late.unwrap_or(nan));
+        self.tau_fit_late_error
+            .push(m.tau_fit_late_error.unwrap_or(nan));
+        self.ratio_late
+            .push(m.tau_fit_late.unwrap_or(nan) / m.tau_predicted);
     }
-    Table::new("relaxation", &["instance", "index"])
-        .str("instance", c.0)
-        .f64("learning_rate", c.1)
-        .str("mode", c.2)
-        .str("init", inits)
-        .i64("ensemble", c.3)
-        .i64("index", c.4)
-        .f64("kappa", c.5)
-        .f64("gamma", c.6)
-        .f64("tau_fit", c.7)
-        .f64("tau_fit_error", c.8)
-        .f64("tau_predicted", c.9)
-        .f64("tau_predicted_discrete", c.10)
-        .f64("ratio", c.11)
-        .write(tables)?;
-    Figure::single(Panel::Line(LineChart {
-        title: "Relaxation times: τ·α against κ (IR modes learn first)".into(),
-        x_label: "κ_a".into(),
-        y_label: "τ_a · α".into(),
-        log_y: true,
-        series,
-        ..Default::default()
-    }))
-    .write(figures, "relaxation")
+
+    fn table(self) -> Table {
+        Table::new("relaxation", &["instance", "index"])
+            .str("instance", self.instance)
+            .f64("learning_rate", self.learning_rate)
+            .str("mode", self.mode)
+            .str("init", self.init)
+            .i64("ensemble", self.ensemble)
+            .i64("index", self.index)
+            .f64("kappa", self.kappa)
+            .f64("gamma", self.gamma)
+            .f64("tau_predicted", self.tau_predicted)
+            .f64("tau_predicted_discrete", self.tau_predicted_discrete)
+            .f64("tau_fit", self.tau_fit)
+            .f64("tau_fit_error", self.tau_fit_error)
+            .f64("ratio", self.ratio)
+            .f64("tau_fit_projected", self.tau_fit_projected)
+            .f64("tau_fit_projected_error", self.tau_fit_projected_error)
+            .f64("ratio_projected", self.ratio_projected)
+            .f64("tau_fit_late", self.tau_fit_late)
+            .f64("tau_fit_late_error", self.tau_fit_late_error)
+            .f64("ratio_late", self.ratio_late)
+    }
 }

@@ -3,11 +3,12 @@
 //!
 //! Outputs (`arrays/fit.<slug>.*.npy`): `updates` (records), `eigenvalues_mean` and
 //! `eigenvalues_std` (records × N_v, over the ensemble), `xi_squared_mean` (records × N_h),
+//! `projected_mean` (v_aᵀKv_a along the target eigenvectors, records × N_v),
 //! `mu_mean` (records), `final_eigenvalues` (members × N_v), `weights` (member 0, N_v × N_h) and
 //! `mu_final` (members). Members are seeded from the spec seed, the label and the member index;
 //! `init = "aligned"` starts every member from the same decoupled W (PCD noise still differs).
 
-use ndarray::{Array1, Array2, Axis};
+use ndarray::{Array1, Array2, Array3, Axis};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -36,10 +37,10 @@ impl StageTask for FitStage {
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         let p = &self.params;
         let (k_phi, target_cov, _) = preprocess::load(ctx.upstream_dir(&self.target_id)?)?;
+        let eig = crate::linalg::symmetric_eigen(k_phi.view())?;
         let aligned_start = match p.init {
             InitKind::Random => None,
             InitKind::Aligned => {
-                let eig = crate::linalg::symmetric_eigen(k_phi.view())?;
                 let n = k_phi.nrows();
                 let scale = p.init_scale * (n as f64).sqrt();
                 Some(Array2::from_shape_fn((n, p.n_hidden), |(i, a)| {
@@ -61,6 +62,7 @@ impl StageTask for FitStage {
             updates: p.updates,
             record_every: p.record_every,
             negative_phase: p.negative_phase,
+            projection_basis: Some(eig.vectors.clone()),
         };
         let label = p.label();
         ctx.progress.set_length((p.updates * p.ensemble) as u64);
@@ -108,25 +110,15 @@ impl StageTask for FitStage {
 
         let first = &members[0].1;
         let records = first.updates.len();
-        let stacked: Vec<Array2<f64>> = members
-            .iter()
-            .map(|(_, t)| Trajectory::stack(&t.kernel_eigenvalues))
-            .collect();
-        let views: Vec<_> = stacked.iter().map(|a| a.view()).collect();
-        let all = ndarray::stack(Axis(0), &views).map_err(|e| {
-            crate::error::Error::Other(format!("stacking ensemble trajectories: {e}"))
-        })?;
+        let all = stack_members(&members, |t| &t.kernel_eigenvalues)?;
         let mean = all
             .mean_axis(Axis(0))
             .unwrap_or_else(|| Array2::zeros((records, 0)));
         let std = all.std_axis(Axis(0), 0.0);
-        let xi: Vec<Array2<f64>> = members
-            .iter()
-            .map(|(_, t)| Trajectory::stack(&t.xi_squared))
-            .collect();
-        let xi_views: Vec<_> = xi.iter().map(|a| a.view()).collect();
-        let xi_mean = ndarray::stack(Axis(0), &xi_views)
-            .map_err(|e| crate::error::Error::Other(format!("stacking ξ² trajectories: {e}")))?
+        let xi_mean = stack_members(&members, |t| &t.xi_squared)?
+            .mean_axis(Axis(0))
+            .unwrap_or_else(|| Array2::zeros((records, 0)));
+        let projected_mean = stack_members(&members, |t| &t.projected)?
             .mean_axis(Axis(0))
             .unwrap_or_else(|| Array2::zeros((records, 0)));
         let mu_mean = Array1::from_shape_fn(records, |r| {
@@ -144,6 +136,7 @@ impl StageTask for FitStage {
         npy::write(&name("eigenvalues_mean"), &mean)?;
         npy::write(&name("eigenvalues_std"), &std)?;
         npy::write(&name("xi_squared_mean"), &xi_mean)?;
+        npy::write(&name("projected_mean"), &projected_mean)?;
         npy::write(&name("mu_mean"), &mu_mean)?;
         npy::write(&name("final_eigenvalues"), &finals)?;
         npy::write(&name("weights"), &members[0].0.weights)?;
@@ -152,12 +145,27 @@ impl StageTask for FitStage {
     }
 }
 
+/// One recorded quantity of every member, stacked: members × records × width.
+fn stack_members(
+    members: &[(GaussianRbm, Trajectory)],
+    rows: impl Fn(&Trajectory) -> &Vec<Array1<f64>>,
+) -> Result<Array3<f64>> {
+    let stacked: Vec<Array2<f64>> = members
+        .iter()
+        .map(|(_, t)| Trajectory::stack(rows(t)))
+        .collect();
+    let views: Vec<_> = stacked.iter().map(|a| a.view()).collect();
+    ndarray::stack(Axis(0), &views)
+        .map_err(|e| crate::error::Error::Other(format!("stacking ensemble trajectories: {e}")))
+}
+
 /// What [`FitStage`] wrote, read back.
 pub struct FitOutput {
     pub updates: Array1<f64>,
     pub eigenvalues_mean: Array2<f64>,
     pub eigenvalues_std: Array2<f64>,
     pub xi_squared_mean: Array2<f64>,
+    pub projected_mean: Array2<f64>,
     pub mu_mean: Array1<f64>,
     pub final_eigenvalues: Array2<f64>,
     pub weights: Array2<f64>,
@@ -172,6 +180,7 @@ pub fn load(dir: &std::path::Path, label: &str) -> Result<FitOutput> {
         eigenvalues_mean: npy::read(&name("eigenvalues_mean"))?,
         eigenvalues_std: npy::read(&name("eigenvalues_std"))?,
         xi_squared_mean: npy::read(&name("xi_squared_mean"))?,
+        projected_mean: npy::read(&name("projected_mean"))?,
         mu_mean: npy::read(&name("mu_mean"))?,
         final_eigenvalues: npy::read(&name("final_eigenvalues"))?,
         weights: npy::read(&name("weights"))?,

@@ -34,17 +34,7 @@ pub fn run_toy(p: &ToyParams, seed: u64, progress: &mut dyn FnMut(usize)) -> Res
         sigma_h: p.sigma_h,
     };
     let target = array![[1.0 / p.kappa_1, 0.0], [0.0, 1.0 / p.kappa_2]];
-    let chunk = TrainOptions {
-        learning_rate: p.learning_rate,
-        momentum: 0.0,
-        l2: 0.0,
-        decay: 1.0,
-        decay_every: 1,
-        train_mu: false,
-        updates: p.record_every,
-        record_every: p.record_every,
-        negative_phase: NegativePhase::Exact,
-    };
+    let chunk = TrainOptions::plain(p.learning_rate, p.record_every, NegativePhase::Exact);
     // The exact flow draws no random numbers; the stream exists only to satisfy the trainer.
     let mut rng = rng_for(seed, "fit[toy]");
     let records = p.updates.div_ceil(p.record_every);

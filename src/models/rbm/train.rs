@@ -37,6 +37,28 @@ pub struct TrainOptions {
     pub updates: usize,
     pub record_every: usize,
     pub negative_phase: NegativePhase,
+    /// Orthonormal columns v_a: when given, each record also holds diag(Vᵀ K V), the kernel's
+    /// value along each v_a (linear in K, so ensemble means are unbiased by sorting).
+    pub projection_basis: Option<Array2<f64>>,
+}
+
+impl TrainOptions {
+    /// Plain gradient ascent: no momentum, weight decay or rate decay, μ fixed, one record at
+    /// the end.
+    pub fn plain(learning_rate: f64, updates: usize, negative_phase: NegativePhase) -> Self {
+        Self {
+            learning_rate,
+            momentum: 0.0,
+            l2: 0.0,
+            decay: 1.0,
+            decay_every: 1,
+            train_mu: false,
+            updates,
+            record_every: updates,
+            negative_phase,
+            projection_basis: None,
+        }
+    }
 }
 
 /// Recorded observables along training, one row per record.
@@ -50,11 +72,23 @@ pub struct Trajectory {
     pub xi_squared: Vec<Array1<f64>>,
     /// μ at each record.
     pub mu: Vec<f64>,
+    /// v_aᵀ K v_a for each column of the projection basis (records × columns), if one was given.
+    pub projected: Vec<Array1<f64>>,
 }
 
 impl Trajectory {
-    fn record(&mut self, update: usize, model: &GaussianRbm) -> Result<()> {
-        let eig = symmetric_eigenvalues(model.kernel().view())?;
+    fn record(
+        &mut self,
+        update: usize,
+        model: &GaussianRbm,
+        basis: Option<&Array2<f64>>,
+    ) -> Result<()> {
+        let kernel = model.kernel();
+        if let Some(v) = basis {
+            self.projected
+                .push((&kernel.dot(v) * v).sum_axis(ndarray::Axis(0)));
+        }
+        let eig = symmetric_eigenvalues(kernel.view())?;
         // ξ² as eigenvalues of WᵀW: the symmetric solver is robust where an SVD iteration of a
         // nearly degenerate W may not converge.
         let gram = model.weights.t().dot(&model.weights);
@@ -84,7 +118,7 @@ pub fn train(
     progress: &mut dyn FnMut(usize),
 ) -> Result<Trajectory> {
     let mut trajectory = Trajectory::default();
-    trajectory.record(0, model)?;
+    trajectory.record(0, model, options.projection_basis.as_ref())?;
     let mut velocity = Array2::<f64>::zeros(model.weights.raw_dim());
     let mut mu_velocity = 0.0;
     let mut chains = match options.negative_phase {
@@ -128,7 +162,7 @@ pub fn train(
             return Err(not_positive_definite(update));
         }
         if update % options.record_every == 0 || update == options.updates {
-            trajectory.record(update, model)?;
+            trajectory.record(update, model, options.projection_basis.as_ref())?;
         }
         if update % 256 == 0 || update == options.updates {
             progress(update);
@@ -155,17 +189,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     fn exact_options(updates: usize, learning_rate: f64) -> TrainOptions {
-        TrainOptions {
-            learning_rate,
-            momentum: 0.0,
-            l2: 0.0,
-            decay: 1.0,
-            decay_every: 1,
-            train_mu: false,
-            updates,
-            record_every: updates,
-            negative_phase: NegativePhase::Exact,
-        }
+        TrainOptions::plain(learning_rate, updates, NegativePhase::Exact)
     }
 
     fn target(n: usize, m2: f64) -> Array2<f64> {
