@@ -30,6 +30,8 @@ impl GitInfo {
             Command::new("git")
                 .args(args)
                 .current_dir(dir)
+                // A status query must not take the index lock from a concurrent git command.
+                .env("GIT_OPTIONAL_LOCKS", "0")
                 .output()
                 .ok()
                 .filter(|o| o.status.success())

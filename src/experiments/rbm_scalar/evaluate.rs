@@ -52,7 +52,8 @@ pub struct ModeRelaxation {
     /// so unlike sorted eigenvalues it carries no level-repulsion bias.
     pub tau_fit_projected: Option<f64>,
     pub tau_fit_projected_error: Option<f64>,
-    /// The eigenvalue fit with the window starting at `late_upper` instead of `upper`.
+    /// The eigenvalue fit with the window starting at `late_upper` instead of `upper` (exact
+    /// runs only).
     pub tau_fit_late: Option<f64>,
     pub tau_fit_late_error: Option<f64>,
     /// 1/(α γ_a), in updates.
@@ -186,7 +187,8 @@ impl StageTask for EvaluateStage {
                     upper: p.late_upper,
                     ..p.relaxation
                 };
-                let late_tau = if learnable {
+                // Stochastic trajectories are noise-dominated that close to the plateau.
+                let late_tau = if learnable && self.fit.negative_phase == NegativePhase::Exact {
                     fit_relaxation(&t, &y, &late_window)
                 } else {
                     None
