@@ -340,17 +340,33 @@ fn draw_heatmap<DB: DrawingBackend>(
         .margin(10)
         .x_label_area_size(25)
         .y_label_area_size(30)
-        .build_cartesian_2d(0..cols, 0..rows)?;
+        .build_cartesian_2d(
+            (0..cols.saturating_sub(1)).into_segmented(),
+            (0..rows.saturating_sub(1)).into_segmented(),
+        )?;
+    // Row 0 at the top, as a matrix is read; labels sit at the centres of the cells.
+    let centre = |v: &SegmentValue<usize>, n: usize, flip: bool| match v {
+        SegmentValue::CenterOf(k) if *k < n => if flip { n - 1 - k } else { *k }.to_string(),
+        _ => String::new(),
+    };
     ctx.configure_mesh()
         .disable_mesh()
-        .x_label_formatter(&|v| v.to_string())
-        .y_label_formatter(&|v| (rows - 1 - (*v).min(rows - 1)).to_string())
+        .x_labels(cols)
+        .y_labels(rows)
+        .x_label_formatter(&|v| centre(v, cols, false))
+        .y_label_formatter(&|v| centre(v, rows, true))
         .draw()?;
     ctx.draw_series((0..rows).flat_map(|i| {
         let values = &map.values;
         (0..cols).map(move |j| {
             let color = color_map(values[[i, j]] / scale);
-            Rectangle::new([(j, rows - 1 - i), (j + 1, rows - i)], color.filled())
+            Rectangle::new(
+                [
+                    (SegmentValue::Exact(j), SegmentValue::Exact(rows - 1 - i)),
+                    (SegmentValue::Exact(j + 1), SegmentValue::Exact(rows - i)),
+                ],
+                color.filled(),
+            )
         })
     }))?;
     Ok(())

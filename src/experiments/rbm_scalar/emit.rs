@@ -529,17 +529,11 @@ fn action_densities(runs: &[&Run], bins: usize, tables: &Path, figures: &Path) -
             h_density.push(c as f64 / (n * width));
             bars.push((l, h, c as f64 / (n * width)));
         }
-        let gauss = |m: f64, sd: f64| -> Vec<(f64, f64)> {
-            (0..=200)
-                .map(|k| {
-                    let x = lo + (hi - lo) * k as f64 / 200.0;
-                    let z = (x - m) / sd;
-                    (
-                        x,
-                        (-0.5 * z * z).exp() / (sd * (2.0 * std::f64::consts::PI).sqrt()),
-                    )
-                })
-                .collect()
+        // s is a weighted sum of χ²₁ variables, not normal: mark the model's analytic mean
+        // and ±σ instead of drawing a curve it does not follow.
+        let top = bars.iter().map(|b| b.2).fold(0.0, f64::max);
+        let vline = |x: f64, name: Option<String>, color: usize, style: Style| {
+            Series::new(name, vec![(x, 0.0), (x, top)], color, style)
         };
         panels.push(Panel::Histogram(Histogram {
             title: format!(
@@ -553,15 +547,26 @@ fn action_densities(runs: &[&Run], bins: usize, tables: &Path, figures: &Path) -
             x_label: "s = ½φᵀK_φφ/N".into(),
             y_label: "density".into(),
             bars,
-            overlays: vec![Series::new(
-                Some(format!(
-                    "normal, model ⟨s⟩ = {:.4}, σ = {:.4}",
-                    ev.action_mean_model, ev.action_std_model
-                )),
-                gauss(ev.action_mean_model, ev.action_std_model),
-                3,
-                Style::Line,
-            )],
+            overlays: vec![
+                vline(
+                    ev.action_mean_model,
+                    Some(format!("model ⟨s⟩ = {:.4}", ev.action_mean_model)),
+                    3,
+                    Style::Line,
+                ),
+                vline(
+                    ev.action_mean_model - ev.action_std_model,
+                    Some(format!("± σ = {:.4}", ev.action_std_model)),
+                    3,
+                    Style::Dashed,
+                ),
+                vline(
+                    ev.action_mean_model + ev.action_std_model,
+                    None,
+                    3,
+                    Style::Dashed,
+                ),
+            ],
         }));
     }
     Table::new("action_density", &["instance"])
@@ -652,7 +657,10 @@ fn mu_flow(runs: &[&Run], kappa: &[f64], tables: &Path, figures: &Path) -> Resul
         (vec![], vec![], vec![], vec![], vec![]);
     let kappa_max = kappa.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let mut series = Vec::new();
-    let mut last = 1.0_f64;
+    let last = runs
+        .iter()
+        .filter_map(|r| r.fit.updates.last().copied())
+        .fold(1.0_f64, f64::max);
     for (c, r) in runs.iter().enumerate() {
         for (rec, &u) in r.fit.updates.iter().enumerate() {
             inst.push(r.label.clone());
@@ -660,7 +668,6 @@ fn mu_flow(runs: &[&Run], kappa: &[f64], tables: &Path, figures: &Path) -> Resul
             mu.push(r.fit.mu_mean[rec]);
             mu2.push(r.fit.mu_mean[rec].powi(2));
         }
-        last = last.max(r.fit.updates.last().copied().unwrap_or(1.0));
         let ev = &r.eval.evaluation;
         f_inst.push(r.label.clone());
         f_nh.push(r.params.n_hidden as i64);
@@ -680,9 +687,16 @@ fn mu_flow(runs: &[&Run], kappa: &[f64], tables: &Path, figures: &Path) -> Resul
             c,
             Style::Line,
         ));
-        if let Some(p) = ev.mu_squared_predicted {
+        // With every mode learnable the prediction is κ_max itself, drawn once below.
+        if let Some(p) = ev
+            .mu_squared_predicted
+            .filter(|_| r.params.n_hidden < kappa.len())
+        {
             series.push(Series::hline(
-                Some(format!("N_u/Σ 1/κ (N_h = {})", r.params.n_hidden)),
+                Some(format!(
+                    "N_u / Σ_unlearned 1/κ (N_h = {})",
+                    r.params.n_hidden
+                )),
                 p,
                 0.0,
                 last,
@@ -690,7 +704,13 @@ fn mu_flow(runs: &[&Run], kappa: &[f64], tables: &Path, figures: &Path) -> Resul
             ));
         }
     }
-    series.push(Series::hline(Some("κ_max".into()), kappa_max, 0.0, last, 7));
+    series.push(Series::hline(
+        Some("κ_max (prediction for N_h = N_v)".into()),
+        kappa_max,
+        0.0,
+        last,
+        7,
+    ));
     Table::new("mu_flow", &["instance", "update"])
         .str("instance", inst)
         .i64("update", upd)
