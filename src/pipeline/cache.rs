@@ -259,3 +259,63 @@ impl Cache {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Input hashes come from the memo while size and mtime are unchanged, and are recomputed
+    /// when either changes.
+    #[test]
+    fn input_hashes_are_memoised_by_size_and_mtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join(".symbreak"));
+        let input = dir.path().join("data.bin");
+        std::fs::write(&input, b"first").unwrap();
+        let first = cache.hash_inputs(std::slice::from_ref(&input)).unwrap();
+        let name = input.to_string_lossy().to_string();
+        assert_eq!(first[&name], blake3::hash(b"first").to_hex().to_string());
+        // Plant a different hash in the memo: an unchanged file must be served from it.
+        let memo_path = dir.path().join(".symbreak/hash-memo.json");
+        let text = std::fs::read_to_string(&memo_path).unwrap();
+        std::fs::write(&memo_path, text.replace(&first[&name], "planted")).unwrap();
+        let memoised = cache.hash_inputs(std::slice::from_ref(&input)).unwrap();
+        assert_eq!(memoised[&name], "planted");
+        // A change of size invalidates the memo entry.
+        std::fs::write(&input, b"second, longer").unwrap();
+        let changed = cache.hash_inputs(std::slice::from_ref(&input)).unwrap();
+        assert_eq!(
+            changed[&name],
+            blake3::hash(b"second, longer").to_hex().to_string()
+        );
+    }
+
+    fn record(params: &[(&str, &str)], code: &str) -> KeyRecord {
+        KeyRecord {
+            key: format!("{params:?}{code}"),
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            deps: BTreeMap::new(),
+            inputs: BTreeMap::new(),
+            code_group: "g".into(),
+            code: code.into(),
+        }
+    }
+
+    #[test]
+    fn reasons_name_old_and_new_values_and_code_changes() {
+        let old = record(&[("fit.learning_rate", "0.1"), ("seed", "1")], "a");
+        let new = record(&[("fit.learning_rate", "0.05"), ("seed", "1")], "b");
+        assert_eq!(
+            change_reasons(Some(&old), &new),
+            [
+                "params changed: fit.learning_rate 0.1 -> 0.05",
+                "code changed (g)"
+            ]
+        );
+        assert_eq!(change_reasons(None, &new), ["never run"]);
+        assert!(change_reasons(Some(&new), &new).is_empty());
+    }
+}

@@ -2,10 +2,10 @@
 //!
 //! The run id is `<UTC yyyymmddThhmmssZ>-<git sha7>[-dirty]` (with `-2`, `-3`, … if taken). The
 //! folder holds `manifest.json`, `log.txt`, and the artefacts `tables/`, `arrays/`, `figures/`
-//! copied from the stage outputs. The manifest is written with `status = "running"` when the run
-//! starts and rewritten atomically with `status = "complete"` only after every artefact is in
-//! place; then `results/<experiment>/latest` (a symlink) is switched to the new folder. A killed
-//! run therefore never looks complete, and never becomes `latest`.
+//! linked or copied from the stage outputs. The manifest is written with `status = "running"`
+//! when the run starts and rewritten atomically with `status = "complete"` only after every
+//! artefact is in place; then `results/<experiment>/latest` (a symlink) is switched to the new
+//! folder. A killed run therefore never looks complete, and never becomes `latest`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -147,16 +147,22 @@ impl RunFolder {
         write_json(&self.dir.join("manifest.json"), manifest)
     }
 
-    /// Copies the artefact folders (`arrays`, `tables`, `figures`) of a stage output.
+    /// Brings the artefact folders (`arrays`, `tables`, `figures`) of a stage output into the
+    /// run folder. Cache entries are never modified in place (only replaced whole), so files are
+    /// hard-linked where the file system allows it and copied otherwise.
     pub fn collect_artefacts(&self, stage_dir: &Path) -> Result<()> {
         for sub in ["arrays", "tables", "figures"] {
             let from = stage_dir.join(sub);
             let Ok(entries) = std::fs::read_dir(&from) else {
                 continue;
             };
+            let to = self.dir.join(sub);
+            std::fs::create_dir_all(&to).map_err(|e| Error::io("creating folder", &to, e))?;
             for entry in entries.flatten() {
-                let name = entry.file_name();
-                copy_atomic(&entry.path(), &self.dir.join(sub).join(&name))?;
+                let dest = to.join(entry.file_name());
+                if std::fs::hard_link(entry.path(), &dest).is_err() {
+                    copy_atomic(&entry.path(), &dest)?;
+                }
             }
         }
         Ok(())

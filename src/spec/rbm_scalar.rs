@@ -603,3 +603,93 @@ fn positive_int(doc: &SpecDocument, key: &str, v: i64) -> Result<usize> {
         Err(doc.error(key, format!("must be an integer >= 1, got {v}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const SPEC: &str = r#"
+[experiment]
+name = "t"
+kind = "rbm-scalar"
+seed = 1
+
+[target]
+n_visible = 6
+mass_squared = 4.0
+
+[fit]
+mu_squared = 9.0
+learning_rate = 0.1
+flow_time = 10.0
+
+[fit.flow]
+mode = ["exact", "pcd"]
+
+[fit.cutoff_hidden]
+n_hidden = [6, 4, 2]
+learning_rate = [0.1, 0.2]
+
+[fit.cutoff_mass]
+
+[fit.mu_trained]
+train_mu = true
+updates = 7
+
+[fit.relaxation]
+"#;
+
+    fn parsed(text: &str) -> Result<RbmScalarSpec> {
+        let doc = SpecDocument::parse(Path::new("t.toml"), text.to_string())?;
+        let header = doc.header()?;
+        parse(&doc, header)
+    }
+
+    #[test]
+    fn sweeps_expand_to_the_cartesian_product_with_labels() {
+        let spec = parsed(SPEC).unwrap();
+        let labels: Vec<String> = spec.fits.iter().map(FitParams::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "flow,mode=exact",
+                "flow,mode=pcd",
+                "cutoff_hidden,n_hidden=6,learning_rate=0.1",
+                "cutoff_hidden,n_hidden=6,learning_rate=0.2",
+                "cutoff_hidden,n_hidden=4,learning_rate=0.1",
+                "cutoff_hidden,n_hidden=4,learning_rate=0.2",
+                "cutoff_hidden,n_hidden=2,learning_rate=0.1",
+                "cutoff_hidden,n_hidden=2,learning_rate=0.2",
+                "cutoff_mass",
+                "mu_trained",
+                "relaxation",
+            ]
+        );
+        // flow_time = α · updates; a group's own `updates` wins over the shared flow_time.
+        assert_eq!(spec.fits[3].updates, 50);
+        assert_eq!(spec.fits[9].updates, 7);
+        // Defaults fill what nobody wrote.
+        assert_eq!(spec.fits[0].n_hidden, 6);
+        assert_eq!(spec.fits[0].init, InitKind::Random);
+    }
+
+    #[test]
+    fn an_inherited_bad_value_is_reported_where_it_is_written() {
+        let err = parsed(&SPEC.replace("learning_rate = 0.1\n", "learning_rate = 0.0\n"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "t.toml:13: fit.learning_rate: must be > 0, got 0");
+    }
+
+    #[test]
+    fn a_missing_group_is_named() {
+        let err = parsed(&SPEC.replace("[fit.relaxation]\n", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("fit.relaxation: missing table [fit.relaxation]"),
+            "{err}"
+        );
+    }
+}
