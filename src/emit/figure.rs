@@ -215,10 +215,9 @@ fn tick_label(v: f64, log: bool) -> String {
         return if !(1e-2..1e4).contains(&x) {
             format!("{x:.1e}")
         } else {
-            format!("{x:.3}")
-                .trim_end_matches('0')
-                .trim_end_matches('.')
-                .to_string()
+            // Two significant digits: 32, 100, 320, 0.056.
+            let digits = (1 - x.log10().floor() as i32).max(0) as usize;
+            format!("{x:.digits$}")
         };
     }
     if v != 0.0 && (v.abs() >= 1e4 || v.abs() < 1e-2) {

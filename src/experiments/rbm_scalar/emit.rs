@@ -177,6 +177,14 @@ fn spectrum_flow(runs: &[&Run], kappa: &[f64], tables: &Path, figures: &Path) ->
             fp_err.push(ev.late_errors[a]);
         }
         let last = r.fit.updates.last().copied().unwrap_or(1.0);
+        // Log time axis: the IR-first ordering happens early, the slow UV modes late.
+        let first = r
+            .fit
+            .updates
+            .iter()
+            .copied()
+            .find(|&u| u > 0.0)
+            .unwrap_or(1.0);
         let mut series: Vec<Series> = (0..n)
             .map(|a| {
                 Series::new(
@@ -191,12 +199,12 @@ fn spectrum_flow(runs: &[&Run], kappa: &[f64], tables: &Path, figures: &Path) ->
             series.push(Series::hline(
                 (a == 0).then(|| "κ_a (target)".into()),
                 k,
-                0.0,
+                first,
                 last,
                 3,
             ));
         }
-        series.push(Series::hline(Some("μ²".into()), mu2, 0.0, last, 2));
+        series.push(Series::hline(Some("μ²".into()), mu2, first, last, 2));
         Figure::single(Panel::Line(LineChart {
             title: format!(
                 "Spectrum flow, {} ({} updates, α = {})",
@@ -204,6 +212,7 @@ fn spectrum_flow(runs: &[&Run], kappa: &[f64], tables: &Path, figures: &Path) ->
             ),
             x_label: "update".into(),
             y_label: "eigenvalue of K".into(),
+            log_x: true,
             series,
             ..Default::default()
         }))
@@ -223,7 +232,7 @@ fn spectrum_flow(runs: &[&Run], kappa: &[f64], tables: &Path, figures: &Path) ->
             xi_series.push(Series::hline(
                 (a == 0).then(|| "(μ² − κ_a)/σ²".into()),
                 ((mu2 - k) / s2).max(0.0),
-                0.0,
+                first,
                 last,
                 7,
             ));
@@ -232,6 +241,7 @@ fn spectrum_flow(runs: &[&Run], kappa: &[f64], tables: &Path, figures: &Path) ->
             title: format!("Squared singular values of W, {}", r.label),
             x_label: "update".into(),
             y_label: "ξ²".into(),
+            log_x: true,
             series: xi_series,
             ..Default::default()
         }))
@@ -382,11 +392,13 @@ fn propagators(
             sm.push(ev.correlator_samples[k]);
             se.push(ev.correlator_samples_error[k]);
         }
+        // Regulated propagators change sign at large t; the log axis shows magnitudes (the
+        // signed values are in the table).
         let line = |v: &[f64]| -> Vec<(f64, f64)> {
             ev.distances
                 .iter()
                 .zip(v)
-                .map(|(&d, &g)| (d as f64, g))
+                .map(|(&d, &g)| (d as f64, g.abs()))
                 .collect()
         };
         let mut samples = Series::new(
@@ -399,7 +411,7 @@ fn propagators(
         panels.push(Panel::Line(LineChart {
             title: r.label.clone(),
             x_label: "t".into(),
-            y_label: "G(t)".into(),
+            y_label: "|G(t)|".into(),
             log_y: true,
             series: vec![
                 Series::new(
