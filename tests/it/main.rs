@@ -1,6 +1,9 @@
 //! Integration tests: the real `symbreak` binary, run in fresh temporary workspaces on the
 //! smoke spec. `util` holds the harness; each module tests one capability.
 
+// Test code panics on failure by design.
+#![allow(clippy::unwrap_used)]
+
 mod util;
 
 mod cache;
