@@ -1,6 +1,6 @@
 //! Command-line interface: clap definitions turned into validated commands, and their output.
 //!
-//! Verbs: `list`, `bench`, `run <exp>` (with `--stage`, `--from`, `--force`, `--dry-run`, `-j`), and
+//! Verbs: `list`, `verify`, `bench`, `run <exp>` (with `--stage`, `--from`, `--force`, `--dry-run`, `-j`), and
 //! `status <exp>`. `<exp>` is a spec name in `experiments/` or a path to a spec file. `--quiet`
 //! silences progress lines, `--json` prints one machine-readable document instead.
 
@@ -62,6 +62,8 @@ enum Command {
     },
     /// Measure the training loops against a same-machine matrix-product reference.
     Bench,
+    /// Check size and sha256 of every file in data/registry.toml.
+    Verify,
     /// Show, for each stage instance, whether it is cached or why it would run.
     Status {
         /// Spec name in experiments/ or path to a spec file.
@@ -102,6 +104,7 @@ pub fn main() -> anyhow::Result<()> {
     let workspace = Workspace::new(&cli.root);
     match cli.command {
         Command::List => list(&cli.root, cli.json),
+        Command::Verify => verify(&cli.root, cli.json),
         Command::Bench => {
             let results = crate::bench::run()?;
             if cli.json {
@@ -175,6 +178,38 @@ pub fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn verify(root: &Path, json: bool) -> anyhow::Result<()> {
+    use crate::data::registry::{FileState, Registry, describe_problem};
+    let registry = Registry::load(&root.join("data"))?;
+    let states = registry.verify()?;
+    let bad: Vec<String> = states
+        .iter()
+        .filter(|(_, s)| *s != FileState::Ok)
+        .map(|(f, s)| describe_problem(f, s, &registry.path(f)))
+        .collect();
+    if json {
+        let doc: Vec<_> = states
+            .iter()
+            .map(|(f, s)| serde_json::json!({ "name": f.name, "file": f.file, "result": s }))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        for (f, s) in &states {
+            let word = if *s == FileState::Ok { "ok" } else { "BAD" };
+            println!("{word:<4} {:<24} {}", f.name, f.file);
+        }
+    }
+    if !bad.is_empty() {
+        bail!(
+            "{} of {} files failed verification:\n{}",
+            bad.len(),
+            states.len(),
+            bad.join("\n")
+        );
+    }
+    Ok(())
 }
 
 fn list(root: &Path, json: bool) -> anyhow::Result<()> {

@@ -85,4 +85,7 @@ pub const STAGE_NEUTRAL: &[&str] = &[
     "models/mod.rs",
     "analysis/mod.rs",
     "emit/mod.rs",
+    "data/mod.rs",
+    "data/registry.rs",
+    "data/idx.rs",
 ];

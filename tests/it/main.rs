@@ -7,6 +7,7 @@
 mod util;
 
 mod cache;
+mod data;
 mod physics;
 mod results;
 mod specs;

@@ -1,0 +1,56 @@
+//! `symbreak verify` on the vendored data, and on a copy with one flipped byte.
+
+use crate::util::{Workspace, repo_root};
+
+fn workspace_with_data() -> Workspace {
+    let ws = Workspace::with_spec("rbm-scalar-smoke");
+    let data = ws.path().join("data");
+    std::fs::create_dir_all(data.join("mnist")).unwrap();
+    std::fs::copy(
+        repo_root().join("data/registry.toml"),
+        data.join("registry.toml"),
+    )
+    .unwrap();
+    for entry in std::fs::read_dir(repo_root().join("data/mnist"))
+        .unwrap()
+        .flatten()
+    {
+        std::fs::copy(entry.path(), data.join("mnist").join(entry.file_name())).unwrap();
+    }
+    ws
+}
+
+#[test]
+fn vendored_data_verifies() {
+    let ws = workspace_with_data();
+    let run = ws.run(&["verify"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout().matches("ok ").count(), 4, "{}", run.stdout());
+}
+
+#[test]
+fn a_flipped_byte_is_refused_with_both_hashes() {
+    let ws = workspace_with_data();
+    let path = ws.path().join("data/mnist/train-labels-idx1-ubyte.gz");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[1000] ^= 0x40;
+    std::fs::write(&path, bytes).unwrap();
+    let run = ws.run(&["verify"]);
+    run.expect_code(2);
+    let err = run.stderr();
+    assert!(err.contains("1 of 4 files failed verification"), "{err}");
+    assert!(
+        err.contains("mnist-train-labels has sha256 ")
+            && err.contains(
+                "expected 3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"
+            ),
+        "{err}"
+    );
+    std::fs::remove_file(&path).unwrap();
+    let run = ws.run(&["verify"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr()
+            .contains("mnist-train-labels is missing: download it from one of")
+    );
+}
