@@ -1,6 +1,6 @@
 //! Command-line interface: clap definitions turned into validated commands, and their output.
 //!
-//! Verbs: `list`, `verify`, `bench`, `run <exp>` (with `--stage`, `--from`, `--force`, `--dry-run`, `-j`), and
+//! Verbs: `list`, `verify`, `fetch <exp>`, `bench`, `run <exp>` (with `--stage`, `--from`, `--force`, `--dry-run`, `-j`), and
 //! `status <exp>`. `<exp>` is a spec name in `experiments/` or a path to a spec file. `--quiet`
 //! silences progress lines, `--json` prints one machine-readable document instead.
 
@@ -64,6 +64,14 @@ enum Command {
     Bench,
     /// Check size and sha256 of every file in data/registry.toml.
     Verify,
+    /// Download the registered raw files an experiment reads (present, verified files are kept).
+    Fetch {
+        /// Spec name in experiments/ or path to a spec file.
+        experiment: String,
+        /// Seconds of silence before a download attempt is abandoned.
+        #[arg(long, default_value_t = 30)]
+        read_timeout: u64,
+    },
     /// Show, for each stage instance, whether it is cached or why it would run.
     Status {
         /// Spec name in experiments/ or path to a spec file.
@@ -105,6 +113,10 @@ pub fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::List => list(&cli.root, cli.json),
         Command::Verify => verify(&cli.root, cli.json),
+        Command::Fetch {
+            experiment,
+            read_timeout,
+        } => fetch(&cli.root, &experiment, read_timeout, cli.quiet || cli.json),
         Command::Bench => {
             let results = crate::bench::run()?;
             if cli.json {
@@ -178,6 +190,54 @@ pub fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn fetch(root: &Path, experiment: &str, read_timeout: u64, quiet: bool) -> anyhow::Result<()> {
+    use crate::data::fetch::{FetchOptions, FetchOutcome, fetch};
+    use crate::data::registry::Registry;
+    let plan = plan_for(root, experiment)?;
+    let registry = Registry::load(&root.join("data"))?;
+    let inputs: std::collections::BTreeSet<PathBuf> = plan
+        .instances
+        .iter()
+        .flat_map(|i| i.inputs.iter().cloned())
+        .collect();
+    let wanted: Vec<_> = registry
+        .files
+        .iter()
+        .filter(|f| inputs.contains(&registry.path(f)))
+        .collect();
+    if wanted.is_empty() {
+        if !quiet {
+            println!("{} reads no registered raw data", plan.experiment);
+        }
+        return Ok(());
+    }
+    let options = FetchOptions {
+        read_timeout: std::time::Duration::from_secs(read_timeout.max(1)),
+        ..FetchOptions::default()
+    };
+    let bars = (!quiet && std::io::stderr().is_terminal()).then(indicatif::MultiProgress::new);
+    for entry in wanted {
+        let progress = crate::pipeline::Progress::new(entry.name.clone(), bars.clone());
+        let outcome = fetch(entry, &registry.path(entry), &options, &progress)?;
+        progress.finish();
+        if !quiet {
+            match outcome {
+                FetchOutcome::Present => println!("{}: present and verified", entry.name),
+                FetchOutcome::Downloaded { url, resumed_from } => println!(
+                    "{}: downloaded from {url}{}",
+                    entry.name,
+                    if resumed_from > 0 {
+                        format!(" (resumed at byte {resumed_from})")
+                    } else {
+                        String::new()
+                    }
+                ),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn verify(root: &Path, json: bool) -> anyhow::Result<()> {

@@ -2,5 +2,6 @@
 //! mirrors), their verification, and readers for the raw formats (IDX for MNIST). Experiments
 //! name registered files; the pipeline hashes them into stage keys.
 
+pub mod fetch;
 pub mod idx;
 pub mod registry;

@@ -88,4 +88,5 @@ pub const STAGE_NEUTRAL: &[&str] = &[
     "data/mod.rs",
     "data/registry.rs",
     "data/idx.rs",
+    "data/fetch.rs",
 ];
