@@ -103,7 +103,7 @@ fn spec_path(root: &Path, experiment: &str) -> anyhow::Result<PathBuf> {
 
 fn plan_for(root: &Path, experiment: &str) -> anyhow::Result<Plan> {
     let path = spec_path(root, experiment)?;
-    Ok(experiments::plan(&path)?)
+    Ok(experiments::plan(&path, root)?)
 }
 
 /// Parses the process arguments and runs the command.
@@ -289,7 +289,9 @@ fn list(root: &Path, json: bool) -> anyhow::Result<()> {
             .unwrap_or_default();
         let row = match SpecDocument::load(&path).and_then(|d| d.header()) {
             Ok(h) => {
-                let instances = experiments::plan(&path).map(|p| p.instances.len()).ok();
+                let instances = experiments::plan(&path, root)
+                    .map(|p| p.instances.len())
+                    .ok();
                 serde_json::json!({
                     "name": name, "kind": h.kind, "description": h.description,
                     "instances": instances, "error": null,

@@ -8,6 +8,7 @@ mod util;
 
 mod cache;
 mod data;
+mod mnist;
 mod physics;
 mod results;
 mod specs;

@@ -228,7 +228,10 @@ mod tests {
         let unclaimed: Vec<&String> = files
             .iter()
             .filter(|f| {
-                !STAGE_NEUTRAL.contains(&f.as_str()) && !code_groups().iter().any(|g| g.contains(f))
+                !STAGE_NEUTRAL.contains(&f.as_str())
+                    && !crate::experiments::code_groups()
+                        .iter()
+                        .any(|g| g.contains(f))
             })
             .collect();
         assert!(
