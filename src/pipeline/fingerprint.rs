@@ -1,9 +1,9 @@
 //! Code fingerprints: which source files compute each stage, hashed into that stage's key.
 //!
 //! A [`CodeGroup`] embeds (with `include_str!`) the source of every file a stage's result depends
-//! on; its hash is taken over the file names and their lines with blank lines and pure comment
-//! lines dropped, so re-wording a comment or re-formatting blank lines does not invalidate a
-//! cached fit, while any change to code does. Figure code lives in its own group, so editing a
+//! on; its hash is taken over the file names and their code with comment-only lines and all
+//! whitespace dropped, so re-wording a comment or re-formatting code (rustfmt) does not
+//! invalidate a cached fit, while any change to the code itself does. Figure code lives in its own group, so editing a
 //! plot re-runs only the emit stage. A test in each experiment checks that every source file is
 //! claimed by some group or declared stage-neutral (pipeline plumbing, CLI).
 
@@ -36,11 +36,13 @@ impl CodeGroup {
                 hasher.update(path.as_bytes());
                 for line in text.lines() {
                     let line = line.trim();
-                    if line.is_empty() || line.starts_with("//") {
+                    if line.starts_with("//") {
                         continue;
                     }
-                    hasher.update(line.as_bytes());
-                    hasher.update(b"\n");
+                    // Whitespace and line breaks are dropped, so re-formatting (rustfmt
+                    // re-wrapping a call, say) leaves the fingerprint unchanged.
+                    let code: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+                    hasher.update(code.as_bytes());
                 }
             }
             hasher.finalize().to_hex().to_string()
@@ -90,3 +92,24 @@ pub const STAGE_NEUTRAL: &[&str] = &[
     "data/mod.rs",
     "data/fetch.rs",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash_of(text: &'static str) -> String {
+        let sources: &'static [(&'static str, &'static str)] =
+            Box::leak(vec![("a.rs", text)].into_boxed_slice());
+        CodeGroup::new("g", sources).hash().to_string()
+    }
+
+    #[test]
+    fn formatting_and_comments_do_not_change_the_fingerprint_but_code_does() {
+        let base = hash_of("fn f(a: u8) -> u8 {\n    a + 1\n}\n");
+        assert_eq!(
+            base,
+            hash_of("// why\nfn f(a: u8)\n    -> u8 {\n\n    a+1 }\n")
+        );
+        assert_ne!(base, hash_of("fn f(a: u8) -> u8 {\n    a + 2\n}\n"));
+    }
+}
