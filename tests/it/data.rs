@@ -1,23 +1,17 @@
 //! `symbreak verify` on the vendored data, and on a copy with one flipped byte.
 
-use crate::util::{Workspace, repo_root};
+use crate::util::Workspace;
 
 fn workspace_with_data() -> Workspace {
-    let ws = Workspace::with_spec("rbm-scalar-smoke");
-    let data = ws.path().join("data");
-    std::fs::create_dir_all(data.join("mnist")).unwrap();
-    std::fs::copy(
-        repo_root().join("data/registry.toml"),
-        data.join("registry.toml"),
+    Workspace::with_data(
+        "rbm-scalar-smoke",
+        &[
+            "mnist/train-images-idx3-ubyte.gz",
+            "mnist/train-labels-idx1-ubyte.gz",
+            "mnist/t10k-images-idx3-ubyte.gz",
+            "mnist/t10k-labels-idx1-ubyte.gz",
+        ],
     )
-    .unwrap();
-    for entry in std::fs::read_dir(repo_root().join("data/mnist"))
-        .unwrap()
-        .flatten()
-    {
-        std::fs::copy(entry.path(), data.join("mnist").join(entry.file_name())).unwrap();
-    }
-    ws
 }
 
 #[test]

@@ -1,21 +1,11 @@
 //! The rbm-mnist data stages on the vendored MNIST files, and refusal of a corrupted copy.
 
-use crate::util::{Workspace, repo_root};
+use crate::util::Workspace;
 
 const EXP: &str = "rbm-mnist";
 
 fn workspace() -> Workspace {
-    let ws = Workspace::with_spec(EXP);
-    let data = ws.path().join("data");
-    std::fs::create_dir_all(data.join("mnist")).unwrap();
-    std::fs::copy(
-        repo_root().join("data/registry.toml"),
-        data.join("registry.toml"),
-    )
-    .unwrap();
-    let images = "mnist/train-images-idx3-ubyte.gz";
-    std::fs::copy(repo_root().join("data").join(images), data.join(images)).unwrap();
-    ws
+    Workspace::with_data(EXP, &["mnist/train-images-idx3-ubyte.gz"])
 }
 
 #[test]

@@ -65,6 +65,25 @@ impl Workspace {
         Self { dir }
     }
 
+    /// A workspace with the spec `name`, the data registry and the listed raw files (paths
+    /// relative to `data/`) copied from the repository.
+    pub fn with_data(name: &str, files: &[&str]) -> Self {
+        let ws = Self::with_spec(name);
+        let data = ws.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::copy(
+            repo_root().join("data/registry.toml"),
+            data.join("registry.toml"),
+        )
+        .unwrap();
+        for file in files {
+            let dest = data.join(file);
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(repo_root().join("data").join(file), dest).unwrap();
+        }
+        ws
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
