@@ -13,7 +13,7 @@
 use ndarray::{Array1, Array2, Axis};
 use serde::{Deserialize, Serialize};
 
-use super::fit::{self, prefix};
+use super::fit;
 use super::preprocess;
 use crate::analysis::jackknife::{jackknife, mean_and_std};
 use crate::analysis::lattice::{
@@ -22,6 +22,7 @@ use crate::analysis::lattice::{
 use crate::analysis::relaxation::{RelaxationWindow, fit_relaxation};
 use crate::emit::npy;
 use crate::error::Result;
+use crate::experiments::slug;
 use crate::fsutil::{read_json, write_json};
 use crate::models::rbm::train::NegativePhase;
 use crate::models::rbm::{GaussianRbm, second_moment};
@@ -172,33 +173,32 @@ impl StageTask for EvaluateStage {
         let s2 = self.fit.sigma_h * self.fit.sigma_h;
         let rate = self.fit.learning_rate;
         let t: Vec<f64> = fitted.updates.to_vec();
+        let late_window = RelaxationWindow {
+            upper: p.late_upper,
+            ..p.relaxation
+        };
         let relaxation = (0..n)
             .map(|a| {
                 let k = kappa_v[a];
                 let learnable = a < self.fit.n_hidden && k < mu2;
                 let gamma = 2.0 * s2 * (mu2 - k) / (k * k);
-                let y: Vec<f64> = fitted.eigenvalues_mean.column(a).to_vec();
-                let fitted_tau = if learnable {
-                    fit_relaxation(&t, &y, &p.relaxation)
-                } else {
-                    None
+                let fit_mode = |y: Vec<f64>, window: &RelaxationWindow| {
+                    if learnable {
+                        fit_relaxation(&t, &y, window)
+                    } else {
+                        None
+                    }
                 };
-                let late_window = RelaxationWindow {
-                    upper: p.late_upper,
-                    ..p.relaxation
-                };
+                let y = fitted.eigenvalues_mean.column(a).to_vec();
+                let fitted_tau = fit_mode(y.clone(), &p.relaxation);
                 // Stochastic trajectories are noise-dominated that close to the plateau.
-                let late_tau = if learnable && self.fit.negative_phase == NegativePhase::Exact {
-                    fit_relaxation(&t, &y, &late_window)
+                let late_tau = if self.fit.negative_phase == NegativePhase::Exact {
+                    fit_mode(y, &late_window)
                 } else {
                     None
                 };
-                let y_projected: Vec<f64> = fitted.projected_mean.column(a).to_vec();
-                let projected_tau = if learnable {
-                    fit_relaxation(&t, &y_projected, &p.relaxation)
-                } else {
-                    None
-                };
+                let projected_tau =
+                    fit_mode(fitted.projected_mean.column(a).to_vec(), &p.relaxation);
                 ModeRelaxation {
                     index: a,
                     kappa: k,
@@ -256,7 +256,7 @@ impl StageTask for EvaluateStage {
             mu_squared_predicted,
             relaxation,
         };
-        let base = format!("evaluate.{}", &prefix(&label)["fit.".len()..]);
+        let base = array_prefix(&label);
         let arrays = ctx.out_dir.join("arrays");
         npy::write(
             &arrays.join(format!("{base}.model_covariance.npy")),
@@ -276,6 +276,11 @@ pub fn is_exact(fit: &FitParams) -> bool {
     fit.negative_phase == NegativePhase::Exact
 }
 
+/// File-name prefix of this stage's arrays, `evaluate.<slug>`.
+fn array_prefix(label: &str) -> String {
+    format!("evaluate.{}", slug(label))
+}
+
 /// What [`EvaluateStage`] wrote, read back.
 pub struct EvaluateOutput {
     pub evaluation: Evaluation,
@@ -285,7 +290,7 @@ pub struct EvaluateOutput {
 }
 
 pub fn load(dir: &std::path::Path, label: &str) -> Result<EvaluateOutput> {
-    let base = format!("evaluate.{}", &prefix(label)["fit.".len()..]);
+    let base = array_prefix(label);
     let arrays = dir.join("arrays");
     Ok(EvaluateOutput {
         evaluation: read_json(&dir.join("evaluation.json"))?,
