@@ -95,12 +95,23 @@ pub struct Histogram {
     pub overlays: Vec<Series>,
 }
 
+/// Grey-scale images (rows of `images`, each `side × side`, row-major) in a grid of `columns`,
+/// each min-max rescaled to [0, 1] on its own.
+#[derive(Clone, Debug)]
+pub struct ImageGrid {
+    pub title: String,
+    pub images: Array2<f64>,
+    pub side: usize,
+    pub columns: usize,
+}
+
 /// One panel of a figure.
 #[derive(Clone, Debug)]
 pub enum Panel {
     Line(LineChart),
     Heatmap(Heatmap),
     Histogram(Histogram),
+    Images(ImageGrid),
 }
 
 /// Panels in a grid of `columns` columns.
@@ -169,6 +180,7 @@ impl Figure {
                 Panel::Line(c) => draw_line_chart(area, c),
                 Panel::Heatmap(h) => draw_heatmap(area, h),
                 Panel::Histogram(h) => draw_histogram(area, h),
+                Panel::Images(g) => draw_images(area, g),
             }
             .map_err(|e| format!("{e:?}"))?;
         }
@@ -368,6 +380,53 @@ fn draw_heatmap<DB: DrawingBackend>(
             )
         })
     }))?;
+    Ok(())
+}
+
+/// Renders the grid into one RGB buffer (nearest-neighbour scaled to fill the panel) so that an
+/// SVG embeds it as a single PNG instead of one rectangle per pixel.
+fn draw_images<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    grid: &ImageGrid,
+) -> DrawResult<DB> {
+    const CAPTION: u32 = 30;
+    const GAP: u32 = 2;
+    let title_area = area.titled(&grid.title, ("sans-serif", 16))?;
+    let (width, height) = title_area.dim_in_pixel();
+    let count = grid.images.nrows();
+    let columns = grid.columns.max(1);
+    let rows = count.div_ceil(columns).max(1);
+    let side = grid.side.max(1) as u32;
+    let cell = ((width.saturating_sub(GAP * (columns as u32 + 1))) / (columns as u32))
+        .min(height.saturating_sub(GAP * (rows as u32 + 1) + CAPTION / 3) / rows as u32);
+    let scale = (cell / side).max(1);
+    let cell = scale * side;
+    let buffer_width = columns as u32 * (cell + GAP) + GAP;
+    let buffer_height = rows as u32 * (cell + GAP) + GAP;
+    let mut buffer = vec![255u8; (buffer_width * buffer_height * 3) as usize];
+    for (index, image) in grid.images.rows().into_iter().enumerate() {
+        let lo = image.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = image.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let span = if hi > lo { hi - lo } else { 1.0 };
+        let x0 = GAP + (index % columns) as u32 * (cell + GAP);
+        let y0 = GAP + (index / columns) as u32 * (cell + GAP);
+        for py in 0..cell {
+            for px in 0..cell {
+                let pixel = (py / scale) as usize * grid.side + (px / scale) as usize;
+                let value = image.get(pixel).copied().unwrap_or(lo);
+                // MNIST convention: ink is white on black.
+                let grey = (((value - lo) / span).clamp(0.0, 1.0) * 255.0).round() as u8;
+                let offset = (((y0 + py) * buffer_width + x0 + px) * 3) as usize;
+                buffer[offset..offset + 3].fill(grey);
+            }
+        }
+    }
+    let left = (width.saturating_sub(buffer_width) / 2) as i32;
+    if let Some(element) =
+        BitMapElement::with_owned_buffer((left, 0), (buffer_width, buffer_height), buffer)
+    {
+        title_area.draw(&element)?;
+    }
     Ok(())
 }
 

@@ -1,13 +1,16 @@
 //! The spec of the Gaussian-RBM-on-MNIST experiment (`kind = "rbm-mnist"`).
 //!
-//! `[data]` names the registered raw file of training images; `[preprocess]` chooses the
-//! correlation matrix (uncentred ⟨φ_i φ_j⟩ by default, as the authors used, or centred);
-//! `[spectrum]` sets the mass μ² whose inverse marks the UV cutoff in the spectrum figure and the
-//! thresholds of the small-eigenvalue counts.
+//! `[data]` names the registered raw files of training and test images; `[preprocess]` chooses
+//! the correlation matrix (uncentred ⟨φ_i φ_j⟩ by default, as the authors used, or centred) and
+//! how many test digits are regenerated; `[model]` fixes μ² and σ_h; `[fit]` sweeps N_h and sets
+//! the maximum-likelihood fit; `[regeneration]` the Gibbs steps from the data; `[relaxation]` the
+//! gradient-ascent runs whose approach to the fixed point measures relaxation times;
+//! `[spectrum]` the thresholds of the small-eigenvalue counts.
 
 use serde::{Deserialize, Serialize};
 
-use super::{Header, SpecDocument};
+use super::{Header, SpecDocument, Sweep};
+use crate::analysis::relaxation::RelaxationWindow;
 use crate::error::Result;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -17,6 +20,10 @@ struct RawSpec {
     experiment: super::RawHeader,
     data: RawData,
     preprocess: Option<RawPreprocess>,
+    model: Option<RawModel>,
+    fit: Option<RawFit>,
+    regeneration: Option<RawRegeneration>,
+    relaxation: Option<RawRelaxation>,
     spectrum: Option<RawSpectrum>,
 }
 
@@ -24,45 +31,225 @@ struct RawSpec {
 #[serde(deny_unknown_fields)]
 struct RawData {
     train_images: String,
+    test_images: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPreprocess {
     centred: Option<bool>,
+    test_digits: Option<usize>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    mu_squared: Option<f64>,
+    sigma_h: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFit {
+    n_hidden: Option<Sweep<usize>>,
+    init_scale: Option<f64>,
+    step: Option<f64>,
+    max_iterations: Option<usize>,
+    tolerance: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegeneration {
+    gibbs_steps: Option<usize>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRelaxation {
+    n_hidden: Option<usize>,
+    learning_rates: Option<Vec<f64>>,
+    start_kernel_factor: Option<f64>,
+    updates: Option<usize>,
+    record_every: Option<usize>,
+    modes: Option<Vec<usize>>,
+    upper: Option<f64>,
+    tail_fraction: Option<f64>,
+    min_points: Option<usize>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSpectrum {
-    mu_squared: Option<f64>,
     thresholds: Option<Vec<f64>>,
+}
+
+/// Settings of the maximum-likelihood fit (one instance per N_h).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FitSettings {
+    /// Standard deviation of the random initial weights (the authors' w_sig).
+    pub init_scale: f64,
+    /// Relaxation factor ω of the preconditioned ascent.
+    pub step: f64,
+    pub max_iterations: usize,
+    pub tolerance: f64,
+}
+
+/// Gradient-ascent runs from a perturbed fixed point, one per learning rate.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RelaxationSettings {
+    /// N_h of the fitted model the runs start from.
+    pub n_hidden: usize,
+    pub learning_rates: Vec<f64>,
+    /// The runs start with every learned kernel eigenvalue λ_a = κ_a raised to f·κ_a (> 1).
+    pub start_kernel_factor: f64,
+    pub updates: usize,
+    pub record_every: usize,
+    /// Data modes (0-based, variance descending) whose ξ_a² is followed.
+    pub modes: Vec<usize>,
+    pub window: RelaxationWindow,
 }
 
 /// Validated rbm-mnist spec.
 #[derive(Clone, Debug, Serialize)]
 pub struct RbmMnistSpec {
     pub header: Header,
-    /// Registry name of the training images.
+    /// Registry names of the training and test images.
     pub train_images: String,
+    pub test_images: String,
     pub centred: bool,
+    /// The first `test_digits` test images are regenerated.
+    pub test_digits: usize,
     pub mu_squared: f64,
+    pub sigma_h: f64,
+    /// Hidden-layer sizes, one fit each, in the order written.
+    pub n_hidden: Vec<usize>,
+    pub fit: FitSettings,
+    pub gibbs_steps: usize,
+    pub relaxation: RelaxationSettings,
     /// Ascending thresholds for the counts of small eigenvalues.
     pub thresholds: Vec<f64>,
 }
 
+const PIXELS: usize = 784;
+
 /// Parses and validates the rbm-mnist spec in `doc`.
 pub fn parse(doc: &SpecDocument, header: Header) -> Result<RbmMnistSpec> {
     let raw: RawSpec = doc.deserialize()?;
-    let spectrum = raw.spectrum.unwrap_or_default();
-    let mu_squared = spectrum.mu_squared.unwrap_or(144.0);
-    if !(mu_squared.is_finite() && mu_squared > 0.0) {
+    let positive = |key: &str, value: f64| {
+        if value.is_finite() && value > 0.0 {
+            Ok(value)
+        } else {
+            Err(doc.error(key, format!("must be a finite number > 0, got {value}")))
+        }
+    };
+    let at_least_one = |key: &str, value: usize| {
+        if value >= 1 {
+            Ok(value)
+        } else {
+            Err(doc.error(key, "must be at least 1"))
+        }
+    };
+    let model = raw.model.unwrap_or_default();
+    let mu_squared = positive("model.mu_squared", model.mu_squared.unwrap_or(144.0))?;
+    let sigma_h = positive("model.sigma_h", model.sigma_h.unwrap_or(1.0))?;
+    let preprocess = raw.preprocess.unwrap_or_default();
+    let test_digits = at_least_one(
+        "preprocess.test_digits",
+        preprocess.test_digits.unwrap_or(24),
+    )?;
+
+    let fit = raw.fit.unwrap_or_default();
+    let n_hidden = fit
+        .n_hidden
+        .map_or_else(|| vec![784, 225, 64, 36, 16, 4], |s| s.values());
+    if n_hidden.iter().any(|&n| n == 0 || n > PIXELS) {
+        return Err(doc.error("fit.n_hidden", format!("every N_h must be in 1..={PIXELS}")));
+    }
+    let mut seen = n_hidden.clone();
+    seen.sort_unstable();
+    seen.dedup();
+    if seen.len() != n_hidden.len() {
+        return Err(doc.error("fit.n_hidden", "a hidden-layer size is listed twice"));
+    }
+    let step = positive("fit.step", fit.step.unwrap_or(0.5))?;
+    if step > 1.0 {
+        return Err(doc.error("fit.step", format!("must be in (0, 1], got {step}")));
+    }
+    let fit_settings = FitSettings {
+        init_scale: positive("fit.init_scale", fit.init_scale.unwrap_or(0.1))?,
+        step,
+        max_iterations: at_least_one("fit.max_iterations", fit.max_iterations.unwrap_or(2000))?,
+        tolerance: positive("fit.tolerance", fit.tolerance.unwrap_or(1e-6))?,
+    };
+
+    let gibbs_steps = at_least_one(
+        "regeneration.gibbs_steps",
+        raw.regeneration
+            .unwrap_or_default()
+            .gibbs_steps
+            .unwrap_or(10),
+    )?;
+
+    let relaxation = raw.relaxation.unwrap_or_default();
+    let relax_hidden = relaxation.n_hidden.unwrap_or(16);
+    if relax_hidden == 0 || relax_hidden > PIXELS {
+        return Err(doc.error("relaxation.n_hidden", format!("must be in 1..={PIXELS}")));
+    }
+    let learning_rates = relaxation
+        .learning_rates
+        .unwrap_or_else(|| vec![4e-6, 2e-6]);
+    if learning_rates.is_empty() {
+        return Err(doc.error("relaxation.learning_rates", "needs at least one rate"));
+    }
+    for &rate in &learning_rates {
+        positive("relaxation.learning_rates", rate)?;
+    }
+    let start_kernel_factor = relaxation.start_kernel_factor.unwrap_or(2.0);
+    if !(start_kernel_factor.is_finite() && start_kernel_factor > 1.0) {
         return Err(doc.error(
-            "spectrum.mu_squared",
-            format!("must be > 0, got {mu_squared}"),
+            "relaxation.start_kernel_factor",
+            format!("must be a finite number > 1, got {start_kernel_factor}"),
         ));
     }
-    let mut thresholds = spectrum
+    let modes = relaxation.modes.unwrap_or_else(|| vec![1, 3, 7, 15]);
+    if modes.is_empty() || modes.iter().any(|&a| a >= relax_hidden) {
+        return Err(doc.error(
+            "relaxation.modes",
+            format!("needs mode indices below relaxation.n_hidden = {relax_hidden}"),
+        ));
+    }
+    let upper = positive("relaxation.upper", relaxation.upper.unwrap_or(0.01))?;
+    let tail_fraction = positive(
+        "relaxation.tail_fraction",
+        relaxation.tail_fraction.unwrap_or(0.1),
+    )?;
+    if upper >= 1.0 || tail_fraction >= 1.0 {
+        return Err(doc.error(
+            "relaxation.upper",
+            "upper and tail_fraction must be below 1",
+        ));
+    }
+    let relaxation = RelaxationSettings {
+        n_hidden: relax_hidden,
+        learning_rates,
+        start_kernel_factor,
+        updates: at_least_one("relaxation.updates", relaxation.updates.unwrap_or(25_000))?,
+        record_every: at_least_one(
+            "relaxation.record_every",
+            relaxation.record_every.unwrap_or(5),
+        )?,
+        modes,
+        window: RelaxationWindow {
+            upper,
+            tail_fraction,
+            min_points: relaxation.min_points.unwrap_or(20).max(4),
+        },
+    };
+
+    let mut thresholds = raw
+        .spectrum
+        .unwrap_or_default()
         .thresholds
         .unwrap_or_else(|| vec![1e-10, 1e-6, 1e-4, 1e-3, 1.0 / mu_squared, 1e-2, 1e-1]);
     if thresholds.iter().any(|t| !(t.is_finite() && *t > 0.0)) {
@@ -73,8 +260,18 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<RbmMnistSpec> {
     Ok(RbmMnistSpec {
         header,
         train_images: raw.data.train_images,
-        centred: raw.preprocess.unwrap_or_default().centred.unwrap_or(false),
+        test_images: raw
+            .data
+            .test_images
+            .unwrap_or_else(|| "mnist-test-images".into()),
+        centred: preprocess.centred.unwrap_or(false),
+        test_digits,
         mu_squared,
+        sigma_h,
+        n_hidden,
+        fit: fit_settings,
+        gibbs_steps,
+        relaxation,
         thresholds,
     })
 }

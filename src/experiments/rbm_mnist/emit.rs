@@ -1,22 +1,40 @@
-//! Emit stage: the spectrum figure (log scale, with the cutoff 1/μ²) and its tables.
+//! Emit stage: the spectrum figure (log scale, with the cutoff 1/μ²), the learned spectra, the
+//! regeneration grids, the relaxation figure, and their tables.
 
+use ndarray::{Array1, Array2};
+
+use super::evaluate::{
+    ReconstructionRow, RelaxationRow, load_array, load_reconstruction, load_relaxation_rows,
+};
+use super::fit::load_relaxation;
 use super::{preprocess, spectrum};
-use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
+use crate::emit::figure::{Figure, ImageGrid, LineChart, Panel, Series, Style};
 use crate::emit::table::Table;
 use crate::error::Result;
 use crate::pipeline::{StageContext, StageTask};
+use crate::spec::rbm_mnist::RelaxationSettings;
 
 pub struct EmitStage {
     pub preprocess_id: String,
     pub spectrum_id: String,
+    pub reconstruction_id: String,
+    pub relaxation_id: String,
+    pub run_ids: Vec<String>,
+    pub n_hidden: Vec<usize>,
     pub mu_squared: f64,
+    pub gibbs_steps: usize,
+    pub relaxation: RelaxationSettings,
 }
+
+const SIDE: usize = 28;
+const GRID_COLUMNS: usize = 6;
 
 impl StageTask for EmitStage {
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         let summary = preprocess::load_summary(ctx.upstream_dir(&self.preprocess_id)?)?;
         let (eigenvalues, counts) = spectrum::load(ctx.upstream_dir(&self.spectrum_id)?)?;
         let tables = ctx.out_dir.join("tables");
+        let figures = ctx.out_dir.join("figures");
         let n = eigenvalues.len();
         Table::new("spectrum", &["index"])
             .i64("index", (0..n as i64).collect())
@@ -49,7 +67,101 @@ impl StageTask for EmitStage {
             )
             .f64("cutoff_one_over_mu_squared", vec![1.0 / self.mu_squared])
             .write(&tables)?;
+        self.spectrum_figure(&eigenvalues, summary.always_zero_pixels)?
+            .write(&figures, "spectrum")?;
 
+        let reconstruction_dir = ctx.upstream_dir(&self.reconstruction_id)?;
+        let rows = load_reconstruction(reconstruction_dir)?;
+        pca_table(&rows).write(&tables)?;
+        let mut model_variances = Vec::new();
+        for &n_hidden in &self.n_hidden {
+            let v: Array1<f64> = load_array(reconstruction_dir, Some(n_hidden), "model_variances")?;
+            model_variances.push((n_hidden, v));
+        }
+        self.learned_spectrum_table(&eigenvalues, &model_variances)
+            .write(&tables)?;
+        self.learned_spectrum_figure(&eigenvalues, &model_variances)
+            .write(&figures, "learned_spectrum")?;
+        for (what, name, caption) in [
+            ("regenerated", "regeneration", "after"),
+            ("gibbs_mean", "regeneration_mean", "mean of"),
+        ] {
+            self.regeneration_figure(reconstruction_dir, what, caption)?
+                .write(&figures, name)?;
+        }
+
+        let relaxation_rows = load_relaxation_rows(ctx.upstream_dir(&self.relaxation_id)?)?;
+        relaxation_table(&relaxation_rows).write(&tables)?;
+        self.relaxation_figure(ctx, &relaxation_rows)?
+            .write(&figures, "relaxation")
+    }
+}
+
+fn relaxation_table(rows: &[RelaxationRow]) -> Table {
+    let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+    let column = |f: &dyn Fn(&RelaxationRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
+    Table::new("relaxation_times", &["learning_rate", "mode"])
+        .f64("learning_rate", column(&|r| r.learning_rate))
+        .i64("mode", rows.iter().map(|r| r.mode as i64).collect())
+        .f64("data_variance", column(&|r| r.data_variance))
+        .f64("gamma", column(&|r| r.gamma))
+        .f64("tau_fit", column(&|r| nan(r.tau_fit)))
+        .f64("tau_error", column(&|r| nan(r.tau_error)))
+        .f64("tau_predicted", column(&|r| r.tau_predicted))
+        .f64("tau_ratio", column(&|r| nan(r.tau_fit) / r.tau_predicted))
+        .f64(
+            "alpha_gamma_tau",
+            column(&|r| r.learning_rate * r.gamma * nan(r.tau_fit)),
+        )
+        .f64("plateau_fit", column(&|r| nan(r.plateau_fit)))
+        .f64("plateau_predicted", column(&|r| r.plateau_predicted))
+}
+
+fn pca_table(rows: &[ReconstructionRow]) -> Table {
+    let mut keys = Vec::new();
+    let mut sets = Vec::new();
+    let mut pick = Vec::new();
+    for row in rows {
+        for (set, errors) in [("test", &row.test), ("train", &row.train)] {
+            keys.push(row);
+            sets.push(set.to_string());
+            pick.push(errors);
+        }
+    }
+    let int = |f: fn(&ReconstructionRow) -> usize| keys.iter().map(|r| f(r) as i64).collect();
+    let float = |f: fn(&ReconstructionRow) -> f64| keys.iter().map(|r| f(r)).collect();
+    Table::new("pca_comparison", &["n_hidden", "set"])
+        .i64("n_hidden", int(|r| r.n_hidden))
+        .str("set", sets)
+        .i64("learnable", int(|r| r.learnable))
+        .i64("predicted_learned", int(|r| r.predicted_learned))
+        .i64("learned", int(|r| r.learned))
+        .f64("subspace_overlap", float(|r| r.subspace_overlap))
+        .f64("pca_error", pick.iter().map(|e| e.pca).collect())
+        .f64("rbm_span_error", pick.iter().map(|e| e.rbm_span).collect())
+        .f64(
+            "rbm_gibbs_mean_error",
+            pick.iter().map(|e| e.rbm_gibbs_mean).collect(),
+        )
+        .f64(
+            "fixed_point_gibbs_mean_error",
+            pick.iter().map(|e| e.fixed_point_gibbs_mean).collect(),
+        )
+        .f64("fit_log_likelihood", float(|r| r.fit_log_likelihood))
+        .f64(
+            "fixed_point_log_likelihood",
+            float(|r| r.fixed_point_log_likelihood),
+        )
+        .i64("fit_iterations", int(|r| r.fit_iterations))
+        .str(
+            "fit_status",
+            keys.iter().map(|r| r.fit_status.clone()).collect(),
+        )
+}
+
+impl EmitStage {
+    fn spectrum_figure(&self, eigenvalues: &Array1<f64>, never_lit: usize) -> Result<Figure> {
+        let n = eigenvalues.len();
         // A log axis cannot show the exact zeros; the title counts them.
         let floor = 1e-12 * eigenvalues.iter().copied().fold(0.0, f64::max);
         let positive: Vec<(f64, f64)> = eigenvalues
@@ -61,11 +173,10 @@ impl StageTask for EmitStage {
         let zeros = n - positive.len();
         let cutoff = 1.0 / self.mu_squared;
         let learnable = eigenvalues.iter().filter(|&&c| c > cutoff).count();
-        Figure::single(Panel::Line(LineChart {
+        Ok(Figure::single(Panel::Line(LineChart {
             title: format!(
                 "MNIST correlation spectrum: {learnable} modes above 1/μ², {zeros} below \
-                 1e-12·c_max ({} pixels never lit)",
-                summary.always_zero_pixels
+                 1e-12·c_max ({never_lit} pixels never lit)"
             ),
             x_label: "mode index a (variance descending)".into(),
             y_label: "eigenvalue c_a of ⟨φ_i φ_j⟩".into(),
@@ -81,7 +192,210 @@ impl StageTask for EmitStage {
                 ),
             ],
             ..Default::default()
+        })))
+    }
+
+    /// Predicted model variance of mode a: c_a if it is among the N_h largest above 1/μ²,
+    /// else 1/μ².
+    fn predicted_variance(&self, eigenvalues: &Array1<f64>, n_hidden: usize, a: usize) -> f64 {
+        let cutoff = 1.0 / self.mu_squared;
+        if a < n_hidden && eigenvalues[a] > cutoff {
+            eigenvalues[a]
+        } else {
+            cutoff
+        }
+    }
+
+    fn learned_spectrum_table(
+        &self,
+        eigenvalues: &Array1<f64>,
+        model_variances: &[(usize, Array1<f64>)],
+    ) -> Table {
+        let (mut hidden, mut mode, mut data, mut model, mut predicted) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for (n_hidden, variances) in model_variances {
+            for (a, &v) in variances.iter().enumerate() {
+                hidden.push(*n_hidden as i64);
+                mode.push(a as i64);
+                data.push(eigenvalues[a]);
+                model.push(v);
+                predicted.push(self.predicted_variance(eigenvalues, *n_hidden, a));
+            }
+        }
+        let relative = model
+            .iter()
+            .zip(&predicted)
+            .map(|(m, p)| (m - p) / p)
+            .collect();
+        Table::new("learned_spectrum", &["n_hidden", "mode"])
+            .i64("n_hidden", hidden)
+            .i64("mode", mode)
+            .f64("data_variance", data)
+            .f64("model_variance", model)
+            .f64("predicted_variance", predicted)
+            .f64("relative_error", relative)
+    }
+
+    fn learned_spectrum_figure(
+        &self,
+        eigenvalues: &Array1<f64>,
+        model_variances: &[(usize, Array1<f64>)],
+    ) -> Figure {
+        let floor = 1e-12 * eigenvalues.iter().copied().fold(0.0, f64::max);
+        let data: Vec<(f64, f64)> = eigenvalues
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > floor)
+            .map(|(a, &c)| (a as f64, c))
+            .collect();
+        let mut series = vec![Series::new(Some("data c_a".into()), data, 0, Style::Line)];
+        for (index, (n_hidden, variances)) in model_variances.iter().enumerate() {
+            series.push(Series::new(
+                Some(format!("model, N_h = {n_hidden}")),
+                variances
+                    .iter()
+                    .enumerate()
+                    .map(|(a, &v)| (a as f64, v))
+                    .collect(),
+                index + 1,
+                Style::Line,
+            ));
+        }
+        series.push(Series::hline(
+            Some(format!("1/μ² = 1/{}", self.mu_squared)),
+            1.0 / self.mu_squared,
+            0.0,
+            eigenvalues.len() as f64,
+            7,
+        ));
+        Figure::single(Panel::Line(LineChart {
+            title: "Learned spectrum: the N_h largest variances above 1/μ², the rest at 1/μ²"
+                .into(),
+            x_label: "mode index a (variance descending)".into(),
+            y_label: "variance".into(),
+            log_y: true,
+            series,
+            ..Default::default()
         }))
-        .write(&ctx.out_dir.join("figures"), "spectrum")
+    }
+
+    fn regeneration_figure(
+        &self,
+        dir: &std::path::Path,
+        what: &str,
+        caption: &str,
+    ) -> Result<Figure> {
+        let digits: Array2<f64> = load_array(dir, None, "test_digits")?;
+        let mut panels = vec![Panel::Images(ImageGrid {
+            title: "test digits".into(),
+            images: digits,
+            side: SIDE,
+            columns: GRID_COLUMNS,
+        })];
+        for &n_hidden in &self.n_hidden {
+            panels.push(Panel::Images(ImageGrid {
+                title: format!(
+                    "N_h = {n_hidden}, {caption} {} Gibbs steps",
+                    self.gibbs_steps
+                ),
+                images: load_array(dir, Some(n_hidden), what)?,
+                side: SIDE,
+                columns: GRID_COLUMNS,
+            }));
+        }
+        Ok(Figure::grid(panels, 4, (380, 300)))
+    }
+
+    /// The relative excess of the kernel eigenvalue, (λ_a − κ_a)/κ_a = (x_a* − x_a)·c_a with
+    /// x = σ²ξ², on a log scale: straight lines of slope −1/τ in the linear regime.
+    fn relaxation_figure(&self, ctx: &StageContext<'_>, rows: &[RelaxationRow]) -> Result<Figure> {
+        let s = &self.relaxation;
+        let mut by_update = Vec::new();
+        let mut collapsed = Vec::new();
+        let mut longest: f64 = 0.0;
+        for (lr_index, (&rate, run_id)) in s.learning_rates.iter().zip(&self.run_ids).enumerate() {
+            let (updates, xi_squared) = load_relaxation(ctx.upstream_dir(run_id)?, rate)?;
+            let style = if lr_index == 0 {
+                Style::Line
+            } else {
+                Style::Dashed
+            };
+            for (column, &mode) in s.modes.iter().enumerate() {
+                let Some(row) = rows
+                    .iter()
+                    .find(|r| r.mode == mode && r.learning_rate == rate)
+                else {
+                    continue;
+                };
+                // Below ~1e-6 the excess is the residual of the fitted fixed point, not dynamics.
+                let points: Vec<(f64, f64)> = updates
+                    .iter()
+                    .zip(xi_squared.column(column))
+                    .map(|(&u, &x)| (u, (row.plateau_predicted - x) * row.data_variance))
+                    .filter(|&(_, excess)| excess > 1e-6)
+                    .collect();
+                let tau = match row.tau_fit {
+                    Some(tau) => format!("τ = {tau:.1} (pred. {:.1})", row.tau_predicted),
+                    None => "no fit".into(),
+                };
+                by_update.push(Series::new(
+                    Some(format!("a = {mode}, α = {rate:e}: {tau}")),
+                    points.clone(),
+                    column,
+                    style,
+                ));
+                let scaled: Vec<(f64, f64)> = points
+                    .iter()
+                    .map(|&(u, y)| (u * rate * row.gamma, y))
+                    .collect();
+                longest = scaled.iter().map(|p| p.0).fold(longest, f64::max);
+                collapsed.push(Series::new(
+                    (lr_index == 0).then(|| format!("a = {mode}, c_a = {:.3}", row.data_variance)),
+                    scaled,
+                    column,
+                    style,
+                ));
+            }
+        }
+        let start = s.start_kernel_factor - 1.0;
+        let steps = 200;
+        collapsed.push(Series::new(
+            Some("(f − 1)·e^{−αγ_a t}, linearised flow".into()),
+            (0..=steps)
+                .map(|i| {
+                    let x = longest * i as f64 / steps as f64;
+                    (x, start * (-x).exp())
+                })
+                .filter(|&(_, y)| y > 1e-6)
+                .collect(),
+            7,
+            Style::Dashed,
+        ));
+        Ok(Figure::grid(
+            vec![
+                Panel::Line(LineChart {
+                    title: format!(
+                        "MNIST, N_h = {}: return to the fixed point from λ_a = {}κ_a (solid α₁, \
+                         dashed α₂)",
+                        s.n_hidden, s.start_kernel_factor
+                    ),
+                    x_label: "update t".into(),
+                    y_label: "(λ_a − κ_a)/κ_a".into(),
+                    log_y: true,
+                    series: by_update,
+                    ..Default::default()
+                }),
+                Panel::Line(LineChart {
+                    title: "Against α·γ_a·t, γ_a = 2σ²(μ² − κ_a)/κ_a²".into(),
+                    x_label: "α γ_a t".into(),
+                    y_label: "(λ_a − κ_a)/κ_a".into(),
+                    log_y: true,
+                    series: collapsed,
+                    ..Default::default()
+                }),
+            ],
+            2,
+            (900, 600),
+        ))
     }
 }

@@ -1,5 +1,5 @@
-//! Evaluate stage: the eigenvalues of the correlation matrix (faer), descending, and how many
-//! fall below each threshold.
+//! Evaluate stage: the eigendecomposition of the correlation matrix (faer), in descending order
+//! of the eigenvalues (the data variances c_a), and how many fall below each threshold.
 
 use ndarray::Array1;
 use serde::{Deserialize, Serialize};
@@ -8,7 +8,7 @@ use super::preprocess::load_correlation;
 use crate::emit::npy;
 use crate::error::Result;
 use crate::fsutil::{read_json, write_json};
-use crate::linalg::symmetric_eigenvalues;
+use crate::linalg::symmetric_eigen;
 use crate::pipeline::{StageContext, StageTask};
 
 pub struct SpectrumStage {
@@ -26,8 +26,9 @@ pub struct SpectrumCounts {
 impl StageTask for SpectrumStage {
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         let correlation = load_correlation(ctx.upstream_dir(&self.preprocess_id)?)?;
-        let ascending = symmetric_eigenvalues(correlation.view())?;
-        let descending: Array1<f64> = ascending.iter().rev().copied().collect();
+        let eig = symmetric_eigen(correlation.view())?;
+        let descending: Array1<f64> = eig.values.iter().rev().copied().collect();
+        let vectors = eig.vectors.slice(ndarray::s![.., ..;-1]).to_owned();
         let below = self
             .thresholds
             .iter()
@@ -36,6 +37,10 @@ impl StageTask for SpectrumStage {
         npy::write(
             &ctx.out_dir.join("arrays").join("mnist.spectrum.npy"),
             &descending,
+        )?;
+        npy::write(
+            &ctx.out_dir.join("arrays").join("mnist.eigenvectors.npy"),
+            &vectors,
         )?;
         write_json(
             &ctx.out_dir.join("counts.json"),
@@ -53,4 +58,9 @@ pub fn load(dir: &std::path::Path) -> Result<(Array1<f64>, SpectrumCounts)> {
         npy::read(&dir.join("arrays").join("mnist.spectrum.npy"))?,
         read_json(&dir.join("counts.json"))?,
     ))
+}
+
+/// The eigenvectors written by [`SpectrumStage`], as columns in the order of the eigenvalues.
+pub fn load_vectors(dir: &std::path::Path) -> Result<ndarray::Array2<f64>> {
+    npy::read(&dir.join("arrays").join("mnist.eigenvectors.npy"))
 }

@@ -63,6 +63,7 @@ impl StageTask for FitStage {
             record_every: p.record_every,
             negative_phase: p.negative_phase,
             projection_basis: Some(eig.vectors.clone()),
+            kernel_spectrum: true,
         };
         let label = p.label();
         ctx.progress.set_length((p.updates * p.ensemble) as u64);

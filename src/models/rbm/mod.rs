@@ -10,8 +10,15 @@
 //! L = −½ Tr(K C_t) + ½ ln det K − (N_v/2) ln 2π, with gradients
 //! ∂L/∂W = σ_h² (C_t − K⁻¹) W and ∂L/∂μ = −μ Tr(C_t − K⁻¹).
 //! [`train`] runs gradient ascent with the model moment K⁻¹ either exact or estimated by
-//! persistent contrastive divergence.
+//! persistent contrastive divergence; [`ppca`] fits the same distribution by maximum
+//! likelihood, through its equivalence with probabilistic PCA.
+//!
+//! Exact quantities never form the N_v × N_v inverse: K has eigenvalue μ² off the span of W, so
+//! with the N_h × N_h matrix M = μ² − σ_h² WᵀW the push-through identity gives K⁻¹W = W M⁻¹,
+//! ln det K = (N_v − N_h) ln μ² + ln det M and Tr K⁻¹ = Tr M⁻¹ + (N_v − N_h)/μ². K is positive
+//! definite exactly when M is.
 
+pub mod ppca;
 pub mod train;
 
 use ndarray::{Array2, ArrayView2, Zip};
@@ -84,13 +91,31 @@ impl GaussianRbm {
         spd_inverse_and_log_det(self.kernel().view())
     }
 
+    /// M⁻¹ and ln det M for the hidden-side matrix M = μ² − σ_h² WᵀW; fails when K is not
+    /// positive definite.
+    pub fn hidden_inverse_and_log_det(&self) -> Result<(Array2<f64>, f64)> {
+        let s2 = self.sigma_h * self.sigma_h;
+        let mut m = self.weights.t().dot(&self.weights) * (-s2);
+        m.diag_mut().mapv_inplace(|v| v + self.mu_squared());
+        spd_inverse_and_log_det(m.view())
+    }
+
+    /// ln det K, via the hidden-side matrix.
+    fn log_det_kernel(&self, hidden_log_det: f64) -> f64 {
+        let free = self.n_visible() as f64 - self.n_hidden() as f64;
+        free * self.mu_squared().ln() + hidden_log_det
+    }
+
     /// Mean log-likelihood of a zero-mean target with covariance `target_cov`.
     pub fn log_likelihood(&self, target_cov: ArrayView2<'_, f64>) -> Result<f64> {
-        let k = self.kernel();
-        let (_, log_det) = spd_inverse_and_log_det(k.view())?;
+        let (_, hidden_log_det) = self.hidden_inverse_and_log_det()?;
+        let s2 = self.sigma_h * self.sigma_h;
         let n = self.n_visible() as f64;
-        let trace = (&k * &target_cov).sum();
-        Ok(-0.5 * trace + 0.5 * log_det - 0.5 * n * (2.0 * std::f64::consts::PI).ln())
+        // Tr(KC) = μ² Tr C − σ² Tr(Wᵀ C W)
+        let projected = (&target_cov.dot(&self.weights) * &self.weights).sum();
+        let trace = self.mu_squared() * target_cov.diag().sum() - s2 * projected;
+        Ok(-0.5 * trace + 0.5 * self.log_det_kernel(hidden_log_det)
+            - 0.5 * n * (2.0 * std::f64::consts::PI).ln())
     }
 
     /// Gradient given the target covariance and a model second moment ⟨φφᵀ⟩ (exact K⁻¹ or a
@@ -108,10 +133,23 @@ impl GaussianRbm {
         }
     }
 
-    /// Exact gradient, with the model moment K⁻¹.
+    /// Exact gradient, with the model moment K⁻¹ (applied through K⁻¹W = W M⁻¹).
     pub fn exact_gradient(&self, target_cov: ArrayView2<'_, f64>) -> Result<Gradient> {
-        let (model_cov, _) = self.covariance_and_log_det()?;
-        Ok(self.gradient(target_cov, model_cov.view()))
+        let (hidden_inverse, _) = self.hidden_inverse_and_log_det()?;
+        let s2 = self.sigma_h * self.sigma_h;
+        let free = self.n_visible() as f64 - self.n_hidden() as f64;
+        let model_trace = hidden_inverse.diag().sum() + free / self.mu_squared();
+        let weights = (target_cov.dot(&self.weights) - self.weights.dot(&hidden_inverse)) * s2;
+        Ok(Gradient {
+            weights,
+            mu: -self.mu * (target_cov.diag().sum() - model_trace),
+        })
+    }
+
+    /// The mean map of one Gibbs sweep, E[φ' | φ] = T φ with T = σ_h² W Wᵀ / μ² = 1 − K/μ².
+    pub fn sweep_mean_map(&self) -> Array2<f64> {
+        let s2 = self.sigma_h * self.sigma_h;
+        self.weights.dot(&self.weights.t()) * (s2 / self.mu_squared())
     }
 
     /// One block-Gibbs sweep (h | φ, then φ | h) of every chain; rows of `chains` are φ.
@@ -177,6 +215,30 @@ mod tests {
         }
     }
 
+    /// The push-through forms agree with the direct N_v × N_v inverse, for N_h below and above
+    /// N_v.
+    #[test]
+    fn exact_quantities_match_the_direct_inverse() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let c = target_cov();
+        for n_hidden in [2, 6, 9] {
+            let model = GaussianRbm::random(6, n_hidden, 3.0, 0.9, 0.3, &mut rng);
+            let (model_cov, log_det) = model.covariance_and_log_det().unwrap();
+            let direct = model.gradient(c.view(), model_cov.view());
+            let fast = model.exact_gradient(c.view()).unwrap();
+            assert_abs_diff_eq!(fast.weights, direct.weights, epsilon = 1e-12);
+            assert_abs_diff_eq!(fast.mu, direct.mu, epsilon = 1e-12);
+            let k = model.kernel();
+            let direct_ll =
+                -0.5 * (&k * &c).sum() + 0.5 * log_det - 3.0 * (2.0 * std::f64::consts::PI).ln();
+            assert_abs_diff_eq!(
+                model.log_likelihood(c.view()).unwrap(),
+                direct_ll,
+                epsilon = 1e-12
+            );
+        }
+    }
+
     #[test]
     fn mu_gradient_matches_finite_differences() {
         let mut rng = ChaCha8Rng::seed_from_u64(8);
@@ -192,6 +254,37 @@ mod tests {
             - minus.log_likelihood(c.view()).unwrap())
             / (2.0 * h);
         assert_abs_diff_eq!(grad.mu, numeric, epsilon = 1e-7);
+    }
+
+    /// k sweeps from a fixed φ₀ have mean T^k φ₀. Each component of the average over n chains
+    /// has standard error √(Var/n) with Var ≤ the model variance; all must lie within five.
+    #[test]
+    fn gibbs_sweeps_have_the_mean_map_as_mean() {
+        let mut rng = ChaCha8Rng::seed_from_u64(10);
+        let model = GaussianRbm::random(6, 3, 2.0, 0.8, 0.4, &mut rng);
+        let start = ndarray::Array1::from(vec![1.0, -0.5, 2.0, 0.0, 0.3, -1.2]);
+        let n = 40_000;
+        let sweeps = 3;
+        let mut chains = Array2::from_shape_fn((n, 6), |(_, i)| start[i]);
+        for _ in 0..sweeps {
+            model.gibbs_sweep(&mut chains, &mut rng);
+        }
+        let map = model.sweep_mean_map();
+        let mut expected = start.clone();
+        for _ in 0..sweeps {
+            expected = map.dot(&expected);
+        }
+        let (cov, _) = model.covariance_and_log_det().unwrap();
+        let mean = chains.mean_axis(ndarray::Axis(0)).unwrap();
+        for i in 0..6 {
+            let se = (cov[[i, i]] / n as f64).sqrt();
+            assert!(
+                (mean[i] - expected[i]).abs() < 5.0 * se,
+                "component {i}: {} vs {} (se {se})",
+                mean[i],
+                expected[i]
+            );
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use rand::Rng;
 
 use super::{GaussianRbm, second_moment};
 use crate::error::{Error, Result};
-use crate::linalg::{spd_inverse_and_log_det, symmetric_eigenvalues};
+use crate::linalg::symmetric_eigenvalues;
 
 /// How the negative (model) phase ⟨φφᵀ⟩_model is obtained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -40,6 +40,8 @@ pub struct TrainOptions {
     /// Orthonormal columns v_a: when given, each record also holds diag(Vᵀ K V), the kernel's
     /// value along each v_a (linear in K, so ensemble means are unbiased by sorting).
     pub projection_basis: Option<Array2<f64>>,
+    /// Whether records hold the full spectrum of K (an N_v × N_v eigenproblem per record).
+    pub kernel_spectrum: bool,
 }
 
 impl TrainOptions {
@@ -57,6 +59,7 @@ impl TrainOptions {
             record_every: updates,
             negative_phase,
             projection_basis: None,
+            kernel_spectrum: true,
         }
     }
 }
@@ -66,7 +69,7 @@ impl TrainOptions {
 pub struct Trajectory {
     /// Update number of each record (0 is the initial model).
     pub updates: Vec<usize>,
-    /// Eigenvalues of K, ascending (records × N_v).
+    /// Eigenvalues of K, ascending (records × N_v); empty unless requested.
     pub kernel_eigenvalues: Vec<Array1<f64>>,
     /// Squared singular values of W, descending (records × N_h).
     pub xi_squared: Vec<Array1<f64>>,
@@ -77,25 +80,26 @@ pub struct Trajectory {
 }
 
 impl Trajectory {
-    fn record(
-        &mut self,
-        update: usize,
-        model: &GaussianRbm,
-        basis: Option<&Array2<f64>>,
-    ) -> Result<()> {
-        let kernel = model.kernel();
-        if let Some(v) = basis {
+    fn record(&mut self, update: usize, model: &GaussianRbm, options: &TrainOptions) -> Result<()> {
+        if let Some(v) = &options.projection_basis {
+            // vᵀKv = μ²‖v‖² − σ²‖Wᵀv‖², without forming K.
+            let s2 = model.sigma_h * model.sigma_h;
+            let along = v.t().dot(&model.weights);
+            let norms = v.mapv(|x| x * x).sum_axis(ndarray::Axis(0));
+            let hidden = along.mapv(|x| x * x).sum_axis(ndarray::Axis(1));
             self.projected
-                .push((&kernel.dot(v) * v).sum_axis(ndarray::Axis(0)));
+                .push(norms * model.mu_squared() - hidden * s2);
         }
-        let eig = symmetric_eigenvalues(kernel.view())?;
+        if options.kernel_spectrum {
+            self.kernel_eigenvalues
+                .push(symmetric_eigenvalues(model.kernel().view())?);
+        }
         // ξ² as eigenvalues of WᵀW: the symmetric solver is robust where an SVD iteration of a
         // nearly degenerate W may not converge.
         let gram = model.weights.t().dot(&model.weights);
         let ascending = symmetric_eigenvalues(gram.view())?.mapv(|v| v.max(0.0));
         let xi2 = ascending.slice(ndarray::s![..;-1]).to_owned();
         self.updates.push(update);
-        self.kernel_eigenvalues.push(eig);
         self.xi_squared.push(xi2);
         self.mu.push(model.mu);
         Ok(())
@@ -118,7 +122,7 @@ pub fn train(
     progress: &mut dyn FnMut(usize),
 ) -> Result<Trajectory> {
     let mut trajectory = Trajectory::default();
-    trajectory.record(0, model, options.projection_basis.as_ref())?;
+    trajectory.record(0, model, options)?;
     let mut velocity = Array2::<f64>::zeros(model.weights.raw_dim());
     let mut mu_velocity = 0.0;
     let mut chains = match options.negative_phase {
@@ -131,20 +135,17 @@ pub fn train(
             * options
                 .decay
                 .powi(((update - 1) / options.decay_every) as i32);
-        let model_moment = match (&mut chains, options.negative_phase) {
+        let gradient = match (&mut chains, options.negative_phase) {
             (Some(chains), NegativePhase::Pcd { gibbs_steps, .. }) => {
                 for _ in 0..gibbs_steps {
                     model.gibbs_sweep(chains, rng);
                 }
-                second_moment(chains.view())
+                model.gradient(target_cov, second_moment(chains.view()).view())
             }
-            _ => {
-                spd_inverse_and_log_det(model.kernel().view())
-                    .map_err(|_| not_positive_definite(update))?
-                    .0
-            }
+            _ => model
+                .exact_gradient(target_cov)
+                .map_err(|_| not_positive_definite(update))?,
         };
-        let gradient = model.gradient(target_cov, model_moment.view());
         velocity = &velocity * beta + &gradient.weights * (1.0 - beta);
         let shrink = 1.0 - rate * options.l2;
         model.weights = &model.weights * shrink + &velocity * rate;
@@ -158,11 +159,11 @@ pub fn train(
                 update,
             });
         }
-        if chains.is_some() && spd_inverse_and_log_det(model.kernel().view()).is_err() {
+        if chains.is_some() && model.hidden_inverse_and_log_det().is_err() {
             return Err(not_positive_definite(update));
         }
         if update % options.record_every == 0 || update == options.updates {
-            trajectory.record(update, model, options.projection_basis.as_ref())?;
+            trajectory.record(update, model, options)?;
         }
         if update % 256 == 0 || update == options.updates {
             progress(update);
@@ -184,6 +185,7 @@ fn not_positive_definite(update: usize) -> Error {
 mod tests {
     use super::*;
     use crate::analysis::lattice::{free_field_kernel, free_field_spectrum};
+    use crate::linalg::spd_inverse_and_log_det;
     use approx::assert_abs_diff_eq;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;

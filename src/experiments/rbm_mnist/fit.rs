@@ -1,0 +1,225 @@
+//! Fit stages. `fit[n_hidden=N]`: the Gaussian RBM with N hidden units fitted by maximum
+//! likelihood to the training correlation matrix ([`crate::models::rbm::ppca::fit_ml`]) from the
+//! authors' random start, μ and σ_h fixed. `fit[relaxation,learning_rate=α]`: plain
+//! exact-gradient ascent (the dynamics of the paper's training) from the fitted model with every
+//! kernel eigenvalue on the span of W raised from λ_a to f·λ_a, following ξ_a² along chosen
+//! data modes back to the fixed point. The perturbation is set in λ because the flow is linear
+//! only for |λ_a − κ_a| ≲ κ_a: a start at a fraction of ξ_a*² instead spends almost all its time
+//! in the nonlinear growth dx/dt ≈ 2σ²c_a x, which says nothing about the relaxation rate.
+//!
+//! Outputs: `arrays/fit.<slug>.weights.npy` (N_v × N_h) and `.log_likelihood.npy` (start and
+//! every accepted iterate) with `fit.json`; for relaxation runs `arrays/fit.<slug>.updates.npy`
+//! and `.xi_squared.npy` (records × modes, σ_h² ξ_a² = μ² − u_aᵀKu_a along data eigenvector u_a).
+
+use ndarray::{Array1, Array2, Axis};
+use serde::{Deserialize, Serialize};
+
+use super::{preprocess, spectrum};
+use crate::emit::npy;
+use crate::error::Result;
+use crate::experiments::slug;
+use crate::fsutil::{read_json, write_json};
+use crate::models::rbm::GaussianRbm;
+use crate::models::rbm::ppca::{MlOptions, fit_ml};
+use crate::models::rbm::train::{NegativePhase, TrainOptions, train};
+use crate::pipeline::{StageContext, StageTask};
+use crate::seed::rng_for;
+use crate::spec::rbm_mnist::{FitSettings, RelaxationSettings};
+
+/// Path prefix of an instance's arrays.
+pub fn prefix(label: &str) -> String {
+    format!("fit.{}", slug(label))
+}
+
+/// Label of the fit with `n_hidden` hidden units.
+pub fn fit_label(n_hidden: usize) -> String {
+    format!("n_hidden={n_hidden}")
+}
+
+/// Label of the relaxation run at `learning_rate`.
+pub fn relaxation_label(learning_rate: f64) -> String {
+    format!("relaxation,learning_rate={learning_rate:e}")
+}
+
+/// How a maximum-likelihood fit ended.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FitReport {
+    pub n_hidden: usize,
+    pub iterations: usize,
+    pub rejected: usize,
+    pub converged: bool,
+    pub log_likelihood: f64,
+    /// Whether the iteration limit was reached (otherwise the fit converged or stalled).
+    pub hit_limit: bool,
+}
+
+impl FitReport {
+    /// `converged`, `stalled` or `iteration limit`.
+    pub fn status(&self) -> String {
+        match (self.converged, self.hit_limit) {
+            (true, _) => "converged",
+            (false, true) => "iteration limit",
+            (false, false) => "stalled",
+        }
+        .into()
+    }
+}
+
+pub struct FitStage {
+    pub n_hidden: usize,
+    pub mu_squared: f64,
+    pub sigma_h: f64,
+    pub settings: FitSettings,
+    pub preprocess_id: String,
+    pub seed: u64,
+}
+
+impl StageTask for FitStage {
+    fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
+        let correlation = preprocess::load_correlation(ctx.upstream_dir(&self.preprocess_id)?)?;
+        let label = fit_label(self.n_hidden);
+        let mut rng = rng_for(self.seed, &format!("fit[{label}]"));
+        let mut model = GaussianRbm::random(
+            correlation.nrows(),
+            self.n_hidden,
+            self.mu_squared.sqrt(),
+            self.sigma_h,
+            self.settings.init_scale,
+            &mut rng,
+        );
+        let options = MlOptions {
+            step: self.settings.step,
+            max_iterations: self.settings.max_iterations,
+            tolerance: self.settings.tolerance,
+        };
+        ctx.progress.set_length(options.max_iterations as u64);
+        let trace = fit_ml(&mut model, correlation.view(), &options, &mut |i| {
+            ctx.progress.set_position(i as u64);
+        })?;
+        let arrays = ctx.out_dir.join("arrays");
+        let name = |what: &str| arrays.join(format!("{}.{what}.npy", prefix(&label)));
+        npy::write(&name("weights"), &model.weights)?;
+        npy::write(
+            &name("log_likelihood"),
+            &Array1::from(trace.log_likelihood.clone()),
+        )?;
+        write_json(
+            &ctx.out_dir.join("fit.json"),
+            &FitReport {
+                n_hidden: self.n_hidden,
+                iterations: trace.log_likelihood.len() - 1,
+                rejected: trace.rejected,
+                converged: trace.converged,
+                log_likelihood: trace.log_likelihood.last().copied().unwrap_or(f64::NAN),
+                hit_limit: !trace.converged
+                    && trace.log_likelihood.len() > self.settings.max_iterations,
+            },
+        )
+    }
+}
+
+/// Reads the fitted model and report of `fit[n_hidden=N]`.
+pub fn load_fit(
+    dir: &std::path::Path,
+    n_hidden: usize,
+    mu_squared: f64,
+    sigma_h: f64,
+) -> Result<(GaussianRbm, FitReport)> {
+    let label = fit_label(n_hidden);
+    let weights: Array2<f64> = npy::read(
+        &dir.join("arrays")
+            .join(format!("{}.weights.npy", prefix(&label))),
+    )?;
+    Ok((
+        GaussianRbm {
+            weights,
+            mu: mu_squared.sqrt(),
+            sigma_h,
+        },
+        read_json(&dir.join("fit.json"))?,
+    ))
+}
+
+pub struct RelaxationStage {
+    pub learning_rate: f64,
+    pub settings: RelaxationSettings,
+    pub mu_squared: f64,
+    pub sigma_h: f64,
+    pub preprocess_id: String,
+    pub spectrum_id: String,
+    pub fit_id: String,
+}
+
+impl StageTask for RelaxationStage {
+    fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
+        let s = &self.settings;
+        let correlation = preprocess::load_correlation(ctx.upstream_dir(&self.preprocess_id)?)?;
+        let vectors = spectrum::load_vectors(ctx.upstream_dir(&self.spectrum_id)?)?;
+        let (mut model, _) = load_fit(
+            ctx.upstream_dir(&self.fit_id)?,
+            s.n_hidden,
+            self.mu_squared,
+            self.sigma_h,
+        )?;
+        model.weights = perturbed_weights(&model, s.start_kernel_factor)?;
+        let basis = vectors.select(Axis(1), &s.modes);
+        let mut options = TrainOptions::plain(self.learning_rate, s.updates, NegativePhase::Exact);
+        options.record_every = s.record_every;
+        options.projection_basis = Some(basis);
+        options.kernel_spectrum = false;
+        let label = relaxation_label(self.learning_rate);
+        // Exact gradients draw no random numbers; the generator only satisfies the interface.
+        let mut rng = rng_for(0, &label);
+        ctx.progress.set_length(s.updates as u64);
+        let trajectory = train(
+            &mut model,
+            correlation.view(),
+            &options,
+            &mut rng,
+            &mut |u| ctx.progress.set_position(u as u64),
+        )?;
+        let projected = crate::models::rbm::train::Trajectory::stack(&trajectory.projected);
+        let xi_squared = projected.mapv(|k| self.mu_squared - k);
+        let arrays = ctx.out_dir.join("arrays");
+        let name = |what: &str| arrays.join(format!("{}.{what}.npy", prefix(&label)));
+        npy::write(
+            &name("updates"),
+            &Array1::from_iter(trajectory.updates.iter().map(|&u| u as f64)),
+        )?;
+        npy::write(&name("xi_squared"), &xi_squared)
+    }
+}
+
+/// W with every nonzero σ²ξ_a² = x_a moved to μ² − f(μ² − x_a) (λ_a → fλ_a), clamped at 0,
+/// keeping the singular vectors.
+fn perturbed_weights(model: &GaussianRbm, factor: f64) -> Result<Array2<f64>> {
+    let s2 = model.sigma_h * model.sigma_h;
+    let mu2 = model.mu_squared();
+    let gram = model.weights.t().dot(&model.weights);
+    let eig = crate::linalg::symmetric_eigen(gram.view())?;
+    let scale = eig.values.mapv(|g| {
+        let x = s2 * g;
+        if x <= 0.0 {
+            1.0
+        } else {
+            ((mu2 - factor * (mu2 - x)).max(0.0) / x).sqrt()
+        }
+    });
+    Ok(model
+        .weights
+        .dot(&(&eig.vectors * &scale).dot(&eig.vectors.t())))
+}
+
+/// Reads a relaxation run: update numbers and σ_h² ξ_a² (records × modes).
+pub fn load_relaxation(
+    dir: &std::path::Path,
+    learning_rate: f64,
+) -> Result<(Array1<f64>, Array2<f64>)> {
+    let label = relaxation_label(learning_rate);
+    let arrays = dir.join("arrays");
+    let name = |what: &str| arrays.join(format!("{}.{what}.npy", prefix(&label)));
+    Ok((
+        npy::read(&name("updates"))?,
+        npy::read(&name("xi_squared"))?,
+    ))
+}
