@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use indicatif::MultiProgress;
-use rayon::prelude::*;
 use serde::Serialize;
 
 use super::cache::{Cache, EntryMeta, KeyRecord, change_reasons, key_record};
@@ -224,28 +223,43 @@ pub fn execute(plan: &Plan, workspace: &Workspace, options: &RunOptions) -> Resu
     let mut done: BTreeSet<String> = BTreeSet::new();
     let mut failure: Option<Error> = None;
 
-    while done.len() < plan.instances.len() && failure.is_none() {
-        let ready: Vec<usize> = (0..plan.instances.len())
-            .filter(|&i| {
-                let inst = &plan.instances[i];
-                !done.contains(&decisions[i].id) && inst.deps.iter().all(|d| done.contains(d))
-            })
-            .collect();
-        if ready.is_empty() {
-            return Err(Error::Other("stage graph has a cycle".into()));
-        }
-        let outcomes: Vec<(usize, Result<StageRecord>)> = pool.install(|| {
-            ready
-                .par_iter()
-                .map(|&i| {
-                    (
-                        i,
-                        run_instance(plan, &decisions, i, &cache, multi.clone(), &log),
-                    )
-                })
-                .collect()
-        });
-        for (i, outcome) in outcomes {
+    // Each instance starts as soon as its upstream instances are done and a worker is free, so
+    // a long stage never holds back the unrelated work behind it.
+    let (sender, receiver) = std::sync::mpsc::channel::<(usize, Result<StageRecord>)>();
+    let mut started: BTreeSet<usize> = BTreeSet::new();
+    let mut running = 0usize;
+    pool.in_place_scope(|scope| -> Result<()> {
+        loop {
+            if failure.is_none() {
+                for (i, inst) in plan.instances.iter().enumerate() {
+                    if started.contains(&i) || !inst.deps.iter().all(|d| done.contains(d)) {
+                        continue;
+                    }
+                    started.insert(i);
+                    running += 1;
+                    let sender = sender.clone();
+                    let multi = multi.clone();
+                    let (decisions, cache, log) = (&decisions, &cache, &log);
+                    scope.spawn(move |_| {
+                        let outcome =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                run_instance(plan, decisions, i, cache, multi, log)
+                            }))
+                            .unwrap_or_else(|_| {
+                                Err(Error::Other(format!("stage {} panicked", decisions[i].id)))
+                            });
+                        // The receiver outlives every job of the scope.
+                        let _ = sender.send((i, outcome));
+                    });
+                }
+            }
+            if running == 0 {
+                return Ok(());
+            }
+            let (i, outcome) = receiver
+                .recv()
+                .map_err(|e| Error::Other(format!("stage results channel: {e}")))?;
+            running -= 1;
             let d = &decisions[i];
             match outcome {
                 Ok(record) => {
@@ -259,8 +273,11 @@ pub fn execute(plan: &Plan, workspace: &Workspace, options: &RunOptions) -> Resu
                     done.insert(d.id.clone());
                 }
             }
+            cache.save_state(&plan.experiment, &state)?;
         }
-        cache.save_state(&plan.experiment, &state)?;
+    })?;
+    if failure.is_none() && done.len() < plan.instances.len() {
+        return Err(Error::Other("stage graph has a cycle".into()));
     }
 
     manifest.stages = decisions

@@ -3,7 +3,7 @@
 //! `[data]` names the registered raw files of training and test images; `[preprocess]` chooses
 //! the correlation matrix (uncentred ⟨φ_i φ_j⟩ by default, as the authors used, or centred) and
 //! how many test digits are regenerated; `[model]` fixes μ² and σ_h; `[fit]` sweeps N_h and sets
-//! the maximum-likelihood fit; `[regeneration]` the Gibbs steps from the data; `[relaxation]` the
+//! the fit (maximum likelihood by default, or the authors' gradient training); `[regeneration]` the Gibbs steps from the data; `[relaxation]` the
 //! gradient-ascent runs whose approach to the fixed point measures relaxation times;
 //! `[spectrum]` the thresholds of the small-eigenvalue counts.
 
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{Header, SpecDocument, Sweep};
 use crate::analysis::relaxation::RelaxationWindow;
 use crate::error::Result;
+use crate::models::rbm::train::NegativePhase;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,7 +53,14 @@ struct RawModel {
 #[serde(deny_unknown_fields)]
 struct RawFit {
     n_hidden: Option<Sweep<usize>>,
+    method: Option<String>,
     init_scale: Option<f64>,
+    learning_rate: Option<f64>,
+    momentum: Option<f64>,
+    updates: Option<usize>,
+    negative_phase: Option<String>,
+    chains: Option<usize>,
+    gibbs_steps: Option<usize>,
     step: Option<f64>,
     max_iterations: Option<usize>,
     tolerance: Option<f64>,
@@ -84,9 +92,26 @@ struct RawSpectrum {
     thresholds: Option<Vec<f64>>,
 }
 
-/// Settings of the maximum-likelihood fit (one instance per N_h).
+/// How the weights are fitted.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum FitMethod {
+    /// Maximum likelihood by the covariance-preconditioned ascent (reaches the fixed point).
+    Ml,
+    /// The authors' training: gradient ascent with EMA momentum for a fixed number of updates,
+    /// the negative phase exact or by PCD (on MNIST a non-equilibrium state: see the README).
+    Gradient {
+        learning_rate: f64,
+        momentum: f64,
+        updates: usize,
+        negative_phase: NegativePhase,
+    },
+}
+
+/// Settings of the fit (one instance per N_h).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FitSettings {
+    pub method: FitMethod,
     /// Standard deviation of the random initial weights (the authors' w_sig).
     pub init_scale: f64,
     /// Relaxation factor ω of the preconditioned ascent.
@@ -176,7 +201,42 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<RbmMnistSpec> {
     if step > 1.0 {
         return Err(doc.error("fit.step", format!("must be in (0, 1], got {step}")));
     }
+    let method = match fit.method.as_deref().unwrap_or("ml") {
+        "ml" => FitMethod::Ml,
+        "gradient" => {
+            let momentum = fit.momentum.unwrap_or(0.0);
+            if !(0.0..1.0).contains(&momentum) {
+                return Err(doc.error("fit.momentum", format!("must be in [0, 1), got {momentum}")));
+            }
+            let negative_phase = match fit.negative_phase.as_deref().unwrap_or("exact") {
+                "exact" => NegativePhase::Exact,
+                "pcd" => NegativePhase::Pcd {
+                    chains: at_least_one("fit.chains", fit.chains.unwrap_or(64))?,
+                    gibbs_steps: at_least_one("fit.gibbs_steps", fit.gibbs_steps.unwrap_or(1))?,
+                },
+                other => {
+                    return Err(doc.error(
+                        "fit.negative_phase",
+                        format!("unknown negative phase {other:?}; expected \"exact\" or \"pcd\""),
+                    ));
+                }
+            };
+            FitMethod::Gradient {
+                learning_rate: positive("fit.learning_rate", fit.learning_rate.unwrap_or(1e-6))?,
+                momentum,
+                updates: at_least_one("fit.updates", fit.updates.unwrap_or(1000))?,
+                negative_phase,
+            }
+        }
+        other => {
+            return Err(doc.error(
+                "fit.method",
+                format!("unknown method {other:?}; expected \"ml\" or \"gradient\""),
+            ));
+        }
+    };
     let fit_settings = FitSettings {
+        method,
         init_scale: positive("fit.init_scale", fit.init_scale.unwrap_or(0.1))?,
         step,
         max_iterations: at_least_one("fit.max_iterations", fit.max_iterations.unwrap_or(2000))?,

@@ -108,3 +108,23 @@ fn a_name_that_is_not_a_folder_name_is_refused() {
         "experiment.name: must be lower-case letters",
     );
 }
+
+#[test]
+fn an_unknown_mnist_fit_method_names_the_line_and_the_choices() {
+    let ws = Workspace::with_spec("rbm-mnist-smoke");
+    ws.edit_spec("rbm-mnist-smoke", |t| {
+        t.replace(
+            "n_hidden = [16, 4]",
+            "n_hidden = [16, 4]\nmethod = \"adam\"",
+        )
+    });
+    let spec = std::fs::read_to_string(ws.spec_path("rbm-mnist-smoke")).unwrap();
+    let line = line_of(&spec, "method = \"adam\"");
+    let run = ws.run(&["run", "rbm-mnist-smoke", "--quiet"]);
+    run.expect_code(2);
+    let err = run.stderr();
+    let expected = format!(
+        "rbm-mnist-smoke.toml:{line}: fit.method: unknown method \"adam\"; expected \"ml\" or \"gradient\""
+    );
+    assert!(err.contains(&expected), "expected {expected:?} in:\n{err}");
+}

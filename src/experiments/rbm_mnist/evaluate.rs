@@ -11,7 +11,7 @@
 use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use serde::{Deserialize, Serialize};
 
-use super::fit::{load_fit, load_relaxation};
+use super::fit::{fit_label, load_fit, load_relaxation};
 use super::{preprocess, spectrum};
 use crate::analysis::relaxation::fit_relaxation;
 use crate::emit::npy;
@@ -150,7 +150,7 @@ impl StageTask for ReconstructionStage {
         for (index, (&n_hidden, fit_id)) in self.n_hidden.iter().zip(&self.fit_ids).enumerate() {
             let (model, report) = load_fit(
                 ctx.upstream_dir(fit_id)?,
-                n_hidden,
+                &fit_label(n_hidden, false),
                 self.mu_squared,
                 self.sigma_h,
             )?;

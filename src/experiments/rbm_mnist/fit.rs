@@ -1,6 +1,7 @@
-//! Fit stages. `fit[n_hidden=N]`: the Gaussian RBM with N hidden units fitted by maximum
-//! likelihood to the training correlation matrix ([`crate::models::rbm::ppca::fit_ml`]) from the
-//! authors' random start, μ and σ_h fixed. `fit[relaxation,learning_rate=α]`: plain
+//! Fit stages. `fit[n_hidden=N]`: the Gaussian RBM with N hidden units fitted to the training
+//! correlation matrix from the authors' random start, μ and σ_h fixed — by maximum likelihood
+//! ([`crate::models::rbm::ppca::fit_ml`]) or, on request, by the authors' gradient training for
+//! a fixed number of updates. `fit[relaxation,learning_rate=α]`: plain
 //! exact-gradient ascent (the dynamics of the paper's training) from the fitted model with every
 //! kernel eigenvalue on the span of W raised from λ_a to f·λ_a, following ξ_a² along chosen
 //! data modes back to the fixed point. The perturbation is set in λ because the flow is linear
@@ -20,20 +21,25 @@ use crate::error::Result;
 use crate::experiments::slug;
 use crate::fsutil::{read_json, write_json};
 use crate::models::rbm::GaussianRbm;
-use crate::models::rbm::ppca::{MlOptions, fit_ml};
-use crate::models::rbm::train::{NegativePhase, TrainOptions, train};
+use crate::models::rbm::ppca::{MlOptions, MlTrace, fit_ml};
+use crate::models::rbm::train::{NegativePhase, TrainOptions, Trajectory, train};
 use crate::pipeline::{StageContext, StageTask};
 use crate::seed::rng_for;
-use crate::spec::rbm_mnist::{FitSettings, RelaxationSettings};
+use crate::spec::rbm_mnist::{FitMethod, FitSettings, RelaxationSettings};
 
 /// Path prefix of an instance's arrays.
 pub fn prefix(label: &str) -> String {
     format!("fit.{}", slug(label))
 }
 
-/// Label of the fit with `n_hidden` hidden units.
-pub fn fit_label(n_hidden: usize) -> String {
-    format!("n_hidden={n_hidden}")
+/// Label of the fit with `n_hidden` hidden units; `extra_ml` marks the maximum-likelihood fit
+/// added as the start of the relaxation runs when the swept fits use another method.
+pub fn fit_label(n_hidden: usize, extra_ml: bool) -> String {
+    if extra_ml {
+        format!("n_hidden={n_hidden},method=ml")
+    } else {
+        format!("n_hidden={n_hidden}")
+    }
 }
 
 /// Label of the relaxation run at `learning_rate`.
@@ -54,7 +60,7 @@ pub struct FitReport {
 }
 
 impl FitReport {
-    /// `converged`, `stalled` or `iteration limit`.
+    /// `converged`, `stalled` or `iteration limit` (always the last for gradient training).
     pub fn status(&self) -> String {
         match (self.converged, self.hit_limit) {
             (true, _) => "converged",
@@ -66,6 +72,7 @@ impl FitReport {
 }
 
 pub struct FitStage {
+    pub label: String,
     pub n_hidden: usize,
     pub mu_squared: f64,
     pub sigma_h: f64,
@@ -77,7 +84,7 @@ pub struct FitStage {
 impl StageTask for FitStage {
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         let correlation = preprocess::load_correlation(ctx.upstream_dir(&self.preprocess_id)?)?;
-        let label = fit_label(self.n_hidden);
+        let label = &self.label;
         let mut rng = rng_for(self.seed, &format!("fit[{label}]"));
         let mut model = GaussianRbm::random(
             correlation.nrows(),
@@ -87,17 +94,38 @@ impl StageTask for FitStage {
             self.settings.init_scale,
             &mut rng,
         );
-        let options = MlOptions {
-            step: self.settings.step,
-            max_iterations: self.settings.max_iterations,
-            tolerance: self.settings.tolerance,
+        let trace = match &self.settings.method {
+            FitMethod::Ml => {
+                let options = MlOptions {
+                    step: self.settings.step,
+                    max_iterations: self.settings.max_iterations,
+                    tolerance: self.settings.tolerance,
+                };
+                ctx.progress.set_length(options.max_iterations as u64);
+                fit_ml(&mut model, correlation.view(), &options, &mut |i| {
+                    ctx.progress.set_position(i as u64);
+                })?
+            }
+            FitMethod::Gradient {
+                learning_rate,
+                momentum,
+                updates,
+                negative_phase,
+            } => {
+                let mut options = TrainOptions::plain(*learning_rate, *updates, *negative_phase);
+                options.momentum = *momentum;
+                options.kernel_spectrum = false;
+                train_with_progress(&mut model, &correlation, &options, &mut rng, ctx)?;
+                // The authors' schedule stops after a fixed number of updates: not a convergence.
+                MlTrace {
+                    log_likelihood: vec![model.log_likelihood(correlation.view())?],
+                    rejected: 0,
+                    converged: false,
+                }
+            }
         };
-        ctx.progress.set_length(options.max_iterations as u64);
-        let trace = fit_ml(&mut model, correlation.view(), &options, &mut |i| {
-            ctx.progress.set_position(i as u64);
-        })?;
         let arrays = ctx.out_dir.join("arrays");
-        let name = |what: &str| arrays.join(format!("{}.{what}.npy", prefix(&label)));
+        let name = |what: &str| arrays.join(format!("{}.{what}.npy", prefix(label)));
         npy::write(&name("weights"), &model.weights)?;
         npy::write(
             &name("log_likelihood"),
@@ -111,24 +139,42 @@ impl StageTask for FitStage {
                 rejected: trace.rejected,
                 converged: trace.converged,
                 log_likelihood: trace.log_likelihood.last().copied().unwrap_or(f64::NAN),
-                hit_limit: !trace.converged
-                    && trace.log_likelihood.len() > self.settings.max_iterations,
+                hit_limit: match self.settings.method {
+                    FitMethod::Ml => {
+                        !trace.converged
+                            && trace.log_likelihood.len() > self.settings.max_iterations
+                    }
+                    FitMethod::Gradient { .. } => true,
+                },
             },
         )
     }
 }
 
-/// Reads the fitted model and report of `fit[n_hidden=N]`.
+/// Gradient training of `model` on the correlation matrix, reported on the stage's progress bar.
+fn train_with_progress(
+    model: &mut GaussianRbm,
+    correlation: &Array2<f64>,
+    options: &TrainOptions,
+    rng: &mut rand_chacha::ChaCha8Rng,
+    ctx: &StageContext<'_>,
+) -> Result<Trajectory> {
+    ctx.progress.set_length(options.updates as u64);
+    train(model, correlation.view(), options, rng, &mut |u| {
+        ctx.progress.set_position(u as u64)
+    })
+}
+
+/// Reads the fitted model and report of the fit labelled `label`.
 pub fn load_fit(
     dir: &std::path::Path,
-    n_hidden: usize,
+    label: &str,
     mu_squared: f64,
     sigma_h: f64,
 ) -> Result<(GaussianRbm, FitReport)> {
-    let label = fit_label(n_hidden);
     let weights: Array2<f64> = npy::read(
         &dir.join("arrays")
-            .join(format!("{}.weights.npy", prefix(&label))),
+            .join(format!("{}.weights.npy", prefix(label))),
     )?;
     Ok((
         GaussianRbm {
@@ -148,6 +194,7 @@ pub struct RelaxationStage {
     pub preprocess_id: String,
     pub spectrum_id: String,
     pub fit_id: String,
+    pub fit_label: String,
 }
 
 impl StageTask for RelaxationStage {
@@ -157,7 +204,7 @@ impl StageTask for RelaxationStage {
         let vectors = spectrum::load_vectors(ctx.upstream_dir(&self.spectrum_id)?)?;
         let (mut model, _) = load_fit(
             ctx.upstream_dir(&self.fit_id)?,
-            s.n_hidden,
+            &self.fit_label,
             self.mu_squared,
             self.sigma_h,
         )?;
@@ -170,15 +217,8 @@ impl StageTask for RelaxationStage {
         let label = relaxation_label(self.learning_rate);
         // Exact gradients draw no random numbers; the generator only satisfies the interface.
         let mut rng = rng_for(0, &label);
-        ctx.progress.set_length(s.updates as u64);
-        let trajectory = train(
-            &mut model,
-            correlation.view(),
-            &options,
-            &mut rng,
-            &mut |u| ctx.progress.set_position(u as u64),
-        )?;
-        let projected = crate::models::rbm::train::Trajectory::stack(&trajectory.projected);
+        let trajectory = train_with_progress(&mut model, &correlation, &options, &mut rng, ctx)?;
+        let projected = Trajectory::stack(&trajectory.projected);
         let xi_squared = projected.mapv(|k| self.mu_squared - k);
         let arrays = ctx.out_dir.join("arrays");
         let name = |what: &str| arrays.join(format!("{}.{what}.npy", prefix(&label)));

@@ -28,7 +28,7 @@ use crate::code_group;
 use crate::data::registry::Registry;
 use crate::error::Result;
 use crate::pipeline::{CodeGroup, Plan, StageInstance, StageKind};
-use crate::spec::rbm_mnist::parse;
+use crate::spec::rbm_mnist::{FitMethod, parse};
 use crate::spec::{Header, SpecDocument};
 
 static PREPROCESS_CODE: CodeGroup = code_group!(
@@ -157,39 +157,59 @@ pub fn plan(doc: &SpecDocument, header: Header, root: &Path) -> Result<Plan> {
     let spectrum_id = spectrum.id();
     instances.push(spectrum);
 
-    let mut fit_sizes = spec.n_hidden.clone();
-    if !fit_sizes.contains(&spec.relaxation.n_hidden) {
-        fit_sizes.push(spec.relaxation.n_hidden);
-    }
-    let mut fit_id_of = std::collections::BTreeMap::new();
-    for &n_hidden in &fit_sizes {
-        let fit = StageInstance {
+    let fit_instance = |n_hidden: usize, extra_ml: bool| {
+        let mut settings = spec.fit.clone();
+        if extra_ml {
+            settings.method = FitMethod::Ml;
+        }
+        StageInstance {
             kind: StageKind::Fit,
-            label: fit::fit_label(n_hidden),
+            label: fit::fit_label(n_hidden, extra_ml),
             params: serde_json::json!({
                 "model": model_params,
                 "n_hidden": n_hidden,
-                "settings": json(&spec.fit),
+                "settings": json(&settings),
             }),
             deps: vec![preprocess_id.clone()],
             inputs: vec![],
             code: &FIT_CODE,
             task: Arc::new(fit::FitStage {
+                label: fit::fit_label(n_hidden, extra_ml),
                 n_hidden,
                 mu_squared: spec.mu_squared,
                 sigma_h: spec.sigma_h,
-                settings: spec.fit.clone(),
+                settings,
                 preprocess_id: preprocess_id.clone(),
                 seed: spec.header.seed,
             }),
-        };
-        fit_id_of.insert(n_hidden, fit.id());
+        }
+    };
+    let mut fit_ids = Vec::new();
+    for &n_hidden in &spec.n_hidden {
+        let fit = fit_instance(n_hidden, false);
+        fit_ids.push(fit.id());
         instances.push(fit);
     }
-    let fit_ids: Vec<String> = spec.n_hidden.iter().map(|n| fit_id_of[n].clone()).collect();
+    // The relaxation runs start from a maximum-likelihood fixed point: reuse the swept fit when
+    // it is one, otherwise fit one for them.
+    let relax_n = spec.relaxation.n_hidden;
+    let reuse = spec.fit.method == FitMethod::Ml && spec.n_hidden.contains(&relax_n);
+    let relax_label = fit::fit_label(relax_n, !reuse);
+    let relax_fit_id = if reuse {
+        fit_ids[spec
+            .n_hidden
+            .iter()
+            .position(|&n| n == relax_n)
+            .unwrap_or(0)]
+        .clone()
+    } else {
+        let fit = fit_instance(relax_n, true);
+        let id = fit.id();
+        instances.push(fit);
+        id
+    };
 
     let mut run_ids = Vec::new();
-    let relax_fit_id = fit_id_of[&spec.relaxation.n_hidden].clone();
     for &rate in &spec.relaxation.learning_rates {
         let run = StageInstance {
             kind: StageKind::Fit,
@@ -214,6 +234,7 @@ pub fn plan(doc: &SpecDocument, header: Header, root: &Path) -> Result<Plan> {
                 preprocess_id: preprocess_id.clone(),
                 spectrum_id: spectrum_id.clone(),
                 fit_id: relax_fit_id.clone(),
+                fit_label: relax_label.clone(),
             }),
         };
         run_ids.push(run.id());
