@@ -1,4 +1,5 @@
-//! Dense linear algebra for the models, delegated to faer: symmetric eigendecomposition and the inverse and log-determinant of symmetric positive-definite matrices.
+//! Dense linear algebra for the models, delegated to faer: symmetric eigendecomposition, the
+//! inverse and log-determinant of symmetric positive-definite matrices, and determinants.
 //! Matrices live as `ndarray::Array2<f64>` everywhere else; conversion happens only here.
 
 use faer::linalg::solvers::DenseSolveCore;
@@ -39,6 +40,11 @@ pub fn symmetric_eigenvalues(a: ArrayView2<'_, f64>) -> Result<Array1<f64>> {
         .self_adjoint_eigenvalues(Side::Lower)
         .map_err(|e| Error::LinearAlgebra(format!("symmetric eigenvalues: {e:?}")))?;
     Ok(Array1::from(values))
+}
+
+/// Determinant of a square matrix, by partial-pivot LU (faer).
+pub fn determinant(a: ArrayView2<'_, f64>) -> f64 {
+    to_faer(a).determinant()
 }
 
 /// Inverse and natural log-determinant of a symmetric positive-definite matrix, by Cholesky.

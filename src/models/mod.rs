@@ -2,4 +2,5 @@
 //! and its samplers; training loops take validated options and report trajectories. Models never
 //! read specs or write files.
 
+pub mod goldstone;
 pub mod rbm;

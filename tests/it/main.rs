@@ -8,6 +8,7 @@ mod util;
 
 mod cache;
 mod data;
+mod goldstone;
 mod mnist;
 mod physics;
 mod results;

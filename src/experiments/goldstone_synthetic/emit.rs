@@ -1,0 +1,338 @@
+//! Emit stage: the speed-up and ablation tables, the per-run table, the wall-time overhead, the
+//! loss/ψ figure per initialisation scale (median over seeds, log scale), the chain snapshots
+//! (2-D projections onto the first two embedding coordinates, one panel per iteration, one colour
+//! per column i) and the dispersion figure.
+
+use ndarray::s;
+
+use super::evaluate::{Dispersion, RunRow, SpeedupRow, load_dispersion, load_speedup, median};
+use super::fit;
+use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
+use crate::emit::table::Table;
+use crate::error::Result;
+use crate::pipeline::{StageContext, StageTask};
+use crate::spec::goldstone_synthetic::GoldstoneSyntheticSpec;
+
+pub struct EmitStage {
+    pub spec: GoldstoneSyntheticSpec,
+    pub fit_ids: Vec<((String, f64), String)>,
+    pub speedup_id: String,
+    pub dispersion_id: String,
+}
+
+fn opt(v: Option<f64>) -> f64 {
+    v.unwrap_or(f64::NAN)
+}
+
+fn opt_usize(v: Option<usize>) -> f64 {
+    v.map_or(f64::NAN, |x| x as f64)
+}
+
+impl StageTask for EmitStage {
+    fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
+        let tables = ctx.out_dir.join("tables");
+        let figures = ctx.out_dir.join("figures");
+        let (runs, summary) = load_speedup(ctx.upstream_dir(&self.speedup_id)?)?;
+        speedup_table(&summary).write(&tables)?;
+        self.runs_table(&runs).write(&tables)?;
+        overhead_table(&self.spec, &runs).write(&tables)?;
+        let dispersion = load_dispersion(ctx.upstream_dir(&self.dispersion_id)?)?;
+        dispersion_tables(&dispersion, &tables)?;
+        dispersion_figure(&dispersion).write(&figures, "dispersion")?;
+        for (index, &scale) in self.spec.init_scales.iter().enumerate() {
+            let mut outputs = Vec::new();
+            for ((variant, s), id) in &self.fit_ids {
+                if *s == scale {
+                    outputs.push((
+                        variant.clone(),
+                        fit::load(ctx.upstream_dir(id)?, variant, scale)?,
+                    ));
+                }
+            }
+            self.loss_figure(&outputs, scale)
+                .write(&figures, &format!("loss_psi_scale-{index}"))?;
+            self.snapshot_figure(&outputs)
+                .write(&figures, &format!("snapshots_scale-{index}"))?;
+        }
+        Ok(())
+    }
+}
+
+fn speedup_table(rows: &[SpeedupRow]) -> Table {
+    let col = |f: &dyn Fn(&SpeedupRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
+    Table::new(
+        "speedup",
+        &["variant", "init_scale", "reference", "threshold"],
+    )
+    .str("variant", rows.iter().map(|r| r.variant.clone()).collect())
+    .f64("init_scale", col(&|r| r.init_scale))
+    .str(
+        "reference",
+        rows.iter().map(|r| r.reference.clone()).collect(),
+    )
+    .f64("threshold", col(&|r| r.threshold))
+    .i64("seeds", rows.iter().map(|r| r.seeds as i64).collect())
+    .i64("reached", rows.iter().map(|r| r.reached as i64).collect())
+    .i64("diverged", rows.iter().map(|r| r.diverged as i64).collect())
+    .f64("median_iterations", col(&|r| opt(r.median_iterations)))
+    .f64("median_speedup", col(&|r| opt(r.median_speedup)))
+    .f64("min_speedup", col(&|r| opt(r.min_speedup)))
+    .f64("max_speedup", col(&|r| opt(r.max_speedup)))
+    .f64("median_final_excess", col(&|r| opt(r.median_final_excess)))
+    .i64("walled", rows.iter().map(|r| r.walled as i64).collect())
+}
+
+impl EmitStage {
+    fn runs_table(&self, rows: &[RunRow]) -> Table {
+        let col = |f: &dyn Fn(&RunRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
+        let mut table = Table::new("runs", &["variant", "init_scale", "seed"])
+            .str("variant", rows.iter().map(|r| r.variant.clone()).collect())
+            .f64("init_scale", col(&|r| r.init_scale))
+            .i64("seed", rows.iter().map(|r| r.seed as i64).collect())
+            .f64("final_loss", col(&|r| opt(r.final_loss)))
+            .f64("final_coupling", col(&|r| opt(r.final_coupling)))
+            .f64("best_final_loss", col(&|r| r.best_final_loss))
+            .f64("global_minimum", col(&|r| r.global_minimum))
+            .f64("diverged_at", col(&|r| opt_usize(r.diverged_at)))
+            .i64(
+                "mirror_walls",
+                rows.iter().map(|r| r.mirror_walls as i64).collect(),
+            );
+        for (k, threshold) in self.spec.thresholds.iter().enumerate() {
+            table = table
+                .f64(
+                    &format!("reached_{threshold}_best"),
+                    col(&|r| opt_usize(r.reached[k])),
+                )
+                .f64(
+                    &format!("reached_{threshold}_global"),
+                    col(&|r| opt_usize(r.reached_global[k])),
+                );
+        }
+        table
+    }
+
+    fn loss_figure(&self, outputs: &[(String, fit::FitOutput)], scale: f64) -> Figure {
+        let stride = (self.spec.iterations / 500).max(1);
+        let curve = |array: &ndarray::Array2<f64>| -> Vec<(f64, f64)> {
+            (0..array.ncols())
+                .step_by(stride)
+                .filter_map(|i| {
+                    let mut column: Vec<f64> = array
+                        .column(i)
+                        .iter()
+                        .copied()
+                        .filter(|v| v.is_finite())
+                        .collect();
+                    // The median is shown only while at least half the seeds are running.
+                    if column.len() * 2 < array.nrows() {
+                        return None;
+                    }
+                    median(&mut column)
+                        .filter(|v| *v > 0.0)
+                        .map(|m| (i as f64, m))
+                })
+                .collect()
+        };
+        let style = |variant: &str| {
+            if variant == "baseline" || variant == self.spec.default_variant {
+                Style::Line
+            } else {
+                Style::Dashed
+            }
+        };
+        let series = |pick: &dyn Fn(&fit::FitOutput) -> &ndarray::Array2<f64>| {
+            outputs
+                .iter()
+                .enumerate()
+                .map(|(c, (variant, out))| {
+                    Series::new(Some(variant.clone()), curve(pick(out)), c, style(variant))
+                })
+                .collect::<Vec<_>>()
+        };
+        Figure::grid(
+            vec![
+                Panel::Line(LineChart {
+                    title: format!(
+                        "Loss L, median over {} seeds, init scale {scale}",
+                        self.spec.seeds
+                    ),
+                    x_label: "iteration".into(),
+                    y_label: "L".into(),
+                    log_y: true,
+                    series: series(&|o| &o.loss),
+                    ..Default::default()
+                }),
+                Panel::Line(LineChart {
+                    title: "Coupling ψ (the twist energy), median over seeds".into(),
+                    x_label: "iteration".into(),
+                    y_label: "ψ".into(),
+                    log_y: true,
+                    series: series(&|o| &o.coupling),
+                    ..Default::default()
+                }),
+            ],
+            2,
+            (900, 600),
+        )
+    }
+
+    fn snapshot_figure(&self, outputs: &[(String, fit::FitOutput)]) -> Figure {
+        let seed = self.spec.snapshot_seed;
+        let mut panels = Vec::new();
+        for variant in ["baseline", self.spec.default_variant.as_str()] {
+            let Some((_, out)) = outputs.iter().find(|(v, _)| v == variant) else {
+                continue;
+            };
+            for (j, &iteration) in self.spec.snapshots.iter().enumerate() {
+                let z = out.snapshots.slice(s![seed, j, .., .., ..]);
+                let columns = z.shape()[2];
+                let series = (0..columns)
+                    .map(|i| {
+                        let points: Vec<(f64, f64)> = (0..z.shape()[0])
+                            .map(|t| (z[[t, 0, i]], z[[t, 1, i]]))
+                            .filter(|(a, b)| a.is_finite() && b.is_finite())
+                            .collect();
+                        Series::new(None, points, i, Style::LineMarkers)
+                    })
+                    .collect();
+                panels.push(Panel::Line(LineChart {
+                    title: format!("{variant}, iteration {iteration}"),
+                    x_label: "z₁".into(),
+                    y_label: "z₂".into(),
+                    series,
+                    ..Default::default()
+                }));
+            }
+        }
+        Figure::grid(panels, self.spec.snapshots.len().max(1), (360, 330))
+    }
+}
+
+fn overhead_table(spec: &GoldstoneSyntheticSpec, runs: &[RunRow]) -> Table {
+    let mut variants = Vec::new();
+    let mut step = Vec::new();
+    let mut gauge = Vec::new();
+    for variant in &spec.variants {
+        let mine: Vec<&RunRow> = runs.iter().filter(|r| &r.variant == variant).collect();
+        variants.push(variant.clone());
+        step.push(mine.iter().map(|r| r.step_seconds).sum::<f64>());
+        gauge.push(mine.iter().map(|r| r.gauge_seconds).sum::<f64>());
+    }
+    let ratio = gauge.iter().zip(&step).map(|(g, s)| g / s).collect();
+    Table::new("overhead", &["variant"])
+        .str("variant", variants)
+        .f64("step_seconds", step)
+        .f64("gauge_seconds", gauge)
+        .f64("gauge_over_step", ratio)
+}
+
+fn dispersion_tables(d: &Dispersion, tables: &std::path::Path) -> Result<()> {
+    let n = d.laplacian.len();
+    Table::new("dispersion", &["nu"])
+        .i64("nu", (0..n as i64).collect())
+        .f64("h_formula", d.formula.clone())
+        .f64("h_laplacian", d.laplacian.clone())
+        .i64(
+            "hessian_multiplicity",
+            d.hessian_multiplicity.iter().map(|&m| m as i64).collect(),
+        )
+        .f64(
+            "hessian_cluster_mean",
+            d.hessian_cluster_mean.iter().map(|&m| opt(m)).collect(),
+        )
+        .i64(
+            "predicted_multiplicity_gl",
+            vec![d.predicted_multiplicity_gl as i64; n],
+        )
+        .i64(
+            "predicted_multiplicity_rotations",
+            vec![d.predicted_multiplicity_rotations as i64; n],
+        )
+        .write(tables)?;
+    Table::new("condition_number", &["steps"])
+        .i64("steps", d.condition.iter().map(|c| c.0 as i64).collect())
+        .f64("ratio", d.condition.iter().map(|c| c.1).collect())
+        .f64(
+            "four_t2_over_pi2",
+            d.condition.iter().map(|c| c.2).collect(),
+        )
+        .write(tables)?;
+    Table::new("hessian_summary", &[])
+        .i64("zero_modes", vec![d.hessian_zero_modes as i64])
+        .i64("predicted_gl", vec![d.predicted_multiplicity_gl as i64])
+        .i64(
+            "predicted_rotations",
+            vec![d.predicted_multiplicity_rotations as i64],
+        )
+        .f64("tolerance", vec![d.tolerance])
+        .f64("gradient_norm_at_minimum", vec![d.gradient_norm_at_minimum])
+        .write(tables)
+}
+
+fn dispersion_figure(d: &Dispersion) -> Figure {
+    let n = d.laplacian.len();
+    let hessian: Vec<(f64, f64)> = d
+        .hessian_cluster_mean
+        .iter()
+        .enumerate()
+        .filter_map(|(nu, m)| m.filter(|v| *v > 0.0).map(|v| (nu as f64, v)))
+        .collect();
+    Figure::grid(
+        vec![
+            Panel::Line(LineChart {
+                title: format!("Dispersion relation, T = {n}"),
+                x_label: "ν".into(),
+                y_label: "eigenvalue".into(),
+                log_y: true,
+                series: vec![
+                    Series::new(
+                        Some("(2 − 2cos(πν/T))λ".into()),
+                        (1..n).map(|nu| (nu as f64, d.formula[nu])).collect(),
+                        0,
+                        Style::Line,
+                    ),
+                    Series::new(
+                        Some("chain Laplacian".into()),
+                        (1..n).map(|nu| (nu as f64, d.laplacian[nu])).collect(),
+                        1,
+                        Style::Markers,
+                    ),
+                    Series::new(
+                        Some(format!(
+                            "Hessian at the minimum (×{} each)",
+                            d.predicted_multiplicity_gl
+                        )),
+                        hessian,
+                        2,
+                        Style::Markers,
+                    ),
+                ],
+                ..Default::default()
+            }),
+            Panel::Line(LineChart {
+                title: "Condition number h_{T−1}/h_1 of the chain".into(),
+                x_label: "T".into(),
+                y_label: "h_{T−1}/h_1".into(),
+                log_x: true,
+                log_y: true,
+                series: vec![
+                    Series::new(
+                        Some("4T²/π²".into()),
+                        d.condition.iter().map(|c| (c.0 as f64, c.2)).collect(),
+                        0,
+                        Style::Line,
+                    ),
+                    Series::new(
+                        Some("measured".into()),
+                        d.condition.iter().map(|c| (c.0 as f64, c.1)).collect(),
+                        1,
+                        Style::Markers,
+                    ),
+                ],
+            }),
+        ],
+        2,
+        (800, 550),
+    )
+}

@@ -1,0 +1,365 @@
+//! The gauge-field subproblem of Goldstone-GD (ICML 2018 Eqs. 10–17, Algorithm 1 lines 6–9).
+//!
+//! With generators G_t = Γ̃_t − Γ̃_tᵀ (so R_t = e^{G_t} is a rotation) and the neighbour products
+//! P_t = Z_{t+1} Z_tᵀ, the change of the coupling under Z_t → R_t Z_t is
+//! ψ(e^G Z) − ψ(Z) = −Σ_t c_t Tr[(R_tᵀ R_{t+1} − 1) P_t]; expanding e^{−G_t} e^{G_{t+1}} to second
+//! order gives the truncated gauge loss (equal to ICML Eq. 14 with M_{t,t+1} = P_tᵀ)
+//! L''(G) = −Σ_t c_t Tr[(G_{t+1} − G_t + ½G_{t+1}² + ½G_t² − G_t G_{t+1}) P_t].
+//! (The workshop paper's Eq. 6 drops the commutator −½[G_t, G_{t+1}] and is only first-order
+//! accurate.) A gauge phase takes k2 natural-gradient steps Γ̃ ← Γ̃ − ρ' L⁺ ∇_Γ̃ L'' with
+//! ρ' = d / Σ‖z‖² (Eq. 17) and then rotates every Z_t.
+//!
+//! The reference implementation's safeguards are options, off by default: a rate factor (×¼),
+//! clipping Γ̃ to ±½/d, applying ×0.1 of G clipped to ±1/d, and the T-capped inverse of L.
+
+use ndarray::{Array2, Array3, Axis, s};
+
+use super::ChainLaplacian;
+
+/// Options of a gauge phase; [`GaugeOptions::paper`] is Algorithm 1 as printed.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GaugeOptions {
+    /// Natural-gradient steps per phase (k2).
+    pub steps: usize,
+    /// Multiplies ρ' (the paper: 1; the reference code: 0.25).
+    pub rate_factor: f64,
+    /// Rotate by e^{G} instead of the first-order 1 + G.
+    pub exact_exponential: bool,
+    /// Clip Γ̃ element-wise to ±½/d before and after every step (a trust region).
+    pub clip_gauge: bool,
+    /// Apply s·G instead of G (the reference code: 0.1).
+    pub apply_scale: f64,
+    /// Clip the applied generator element-wise to ±1/d.
+    pub clip_apply: bool,
+    /// Use the T-capped inverse of L instead of its pseudo-inverse.
+    pub capped_inverse: bool,
+    /// Reset Γ̃ to zero after each phase (the paper keeps it).
+    pub reset: bool,
+}
+
+impl GaugeOptions {
+    /// Algorithm 1 as printed, with k2 steps.
+    pub fn paper(steps: usize) -> Self {
+        Self {
+            steps,
+            rate_factor: 1.0,
+            exact_exponential: false,
+            clip_gauge: false,
+            apply_scale: 1.0,
+            clip_apply: false,
+            capped_inverse: false,
+            reset: false,
+        }
+    }
+}
+
+/// What one gauge phase did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PhaseReport {
+    pub rate: f64,
+    /// L'' at the applied generators (the predicted change of ψ).
+    pub predicted_change: f64,
+    /// Largest |G_t| entry applied.
+    pub max_generator: f64,
+}
+
+/// Gauge fields Γ̃ (T × d × d), kept across phases, and the preconditioner L⁺.
+#[derive(Clone, Debug)]
+pub struct GaugeField {
+    pub fields: Array3<f64>,
+    pub couplings: Vec<f64>,
+    preconditioner: Array2<f64>,
+    pub options: GaugeOptions,
+}
+
+/// P_t = Z_{t+1} Z_tᵀ for every link.
+pub fn neighbour_products(z: &Array3<f64>) -> Vec<Array2<f64>> {
+    (0..z.shape()[0].saturating_sub(1))
+        .map(|t| {
+            z.index_axis(Axis(0), t + 1)
+                .dot(&z.index_axis(Axis(0), t).t())
+        })
+        .collect()
+}
+
+/// G_t = Γ̃_t − Γ̃_tᵀ.
+pub fn generators(fields: &Array3<f64>) -> Array3<f64> {
+    let mut g = fields.clone();
+    for (mut gt, ft) in g.outer_iter_mut().zip(fields.outer_iter()) {
+        gt -= &ft.t();
+    }
+    g
+}
+
+/// The truncated gauge loss L''(G) for generators `g` (T × d × d).
+pub fn truncated_loss(g: &Array3<f64>, products: &[Array2<f64>], couplings: &[f64]) -> f64 {
+    let mut total = 0.0;
+    for (t, (p, &c)) in products.iter().zip(couplings).enumerate() {
+        let (gt, gn) = (g.index_axis(Axis(0), t), g.index_axis(Axis(0), t + 1));
+        let mut m = &gn - &gt;
+        m = m + (gn.dot(&gn) + gt.dot(&gt)) * 0.5 - gt.dot(&gn);
+        total -= c * (&m * &p.t()).sum();
+    }
+    total
+}
+
+/// ∂L''/∂G_t (treating every entry of G_t as independent).
+pub fn truncated_loss_gradient(
+    g: &Array3<f64>,
+    products: &[Array2<f64>],
+    couplings: &[f64],
+) -> Array3<f64> {
+    let mut gradient = Array3::zeros(g.raw_dim());
+    for (t, (p, &c)) in products.iter().zip(couplings).enumerate() {
+        let pt = p.t();
+        let (gt, gn) = (g.index_axis(Axis(0), t), g.index_axis(Axis(0), t + 1));
+        // d Tr(X P)/dX = Pᵀ; d Tr(X² P)/dX = Pᵀ Xᵀ + Xᵀ Pᵀ; d Tr(X Y P)/dX = Pᵀ Yᵀ,
+        // d Tr(X Y P)/dY = Xᵀ Pᵀ.
+        let next = &pt + &((pt.dot(&gn.t()) + gn.t().dot(&pt)) * 0.5) - gt.t().dot(&pt);
+        let this = -&pt.to_owned() + (pt.dot(&gt.t()) + gt.t().dot(&pt)) * 0.5 - pt.dot(&gn.t());
+        let mut slot = gradient.index_axis_mut(Axis(0), t + 1);
+        slot.scaled_add(-c, &next);
+        let mut slot = gradient.index_axis_mut(Axis(0), t);
+        slot.scaled_add(-c, &this);
+    }
+    gradient
+}
+
+/// e^A by scaling and squaring of a Taylor series (A small and dense, d × d).
+pub fn expm(a: &Array2<f64>) -> Array2<f64> {
+    let norm = a.iter().map(|x| x.abs()).sum::<f64>();
+    let squarings = if norm > 0.25 {
+        (norm / 0.25).log2().ceil() as i32
+    } else {
+        0
+    };
+    let scaled = a / 2f64.powi(squarings);
+    let n = a.nrows();
+    let mut result = Array2::<f64>::eye(n);
+    let mut term = Array2::<f64>::eye(n);
+    for k in 1..=16 {
+        term = term.dot(&scaled) / k as f64;
+        result += &term;
+    }
+    for _ in 0..squarings {
+        result = result.dot(&result);
+    }
+    result
+}
+
+fn clip(a: &mut Array3<f64>, bound: f64) {
+    a.mapv_inplace(|x| x.clamp(-bound, bound));
+}
+
+impl GaugeField {
+    /// Zero gauge fields for `d`-dimensional embeddings on the chain `laplacian`.
+    pub fn new(laplacian: &ChainLaplacian, d: usize, options: GaugeOptions) -> Self {
+        Self {
+            fields: Array3::zeros((laplacian.steps(), d, d)),
+            couplings: laplacian.couplings.clone(),
+            preconditioner: laplacian.pseudo_inverse(options.capped_inverse),
+            options,
+        }
+    }
+
+    /// Lines 6–9 of Algorithm 1 on `z` (T × d × N).
+    pub fn phase(&mut self, z: &mut Array3<f64>) -> PhaseReport {
+        let o = self.options;
+        let (steps, d) = (self.fields.shape()[0], self.fields.shape()[1]);
+        let products = neighbour_products(z);
+        let norm2: f64 = z.iter().map(|x| x * x).sum();
+        let rate = o.rate_factor * d as f64 / norm2.max(f64::MIN_POSITIVE);
+        let gauge_bound = 0.5 / d as f64;
+        if o.clip_gauge {
+            clip(&mut self.fields, gauge_bound);
+        }
+        for _ in 0..o.steps {
+            let g = generators(&self.fields);
+            let grad_g = truncated_loss_gradient(&g, &products, &self.couplings);
+            let grad = generators(&grad_g);
+            // L⁺ acts on the time index of every one of the d² components.
+            let flat = grad
+                .into_shape_with_order((steps, d * d))
+                .unwrap_or_else(|e| panic!("gauge gradient layout: {e}"));
+            let step = self.preconditioner.dot(&flat) * rate;
+            let step = step
+                .into_shape_with_order((steps, d, d))
+                .unwrap_or_else(|e| panic!("gauge step layout: {e}"));
+            self.fields -= &step;
+            if o.clip_gauge {
+                clip(&mut self.fields, gauge_bound);
+            }
+        }
+        let mut applied = generators(&self.fields) * o.apply_scale;
+        if o.clip_apply {
+            clip(&mut applied, 1.0 / d as f64);
+        }
+        let predicted_change = truncated_loss(&applied, &products, &self.couplings);
+        let max_generator = applied.iter().fold(0.0_f64, |m, x| m.max(x.abs()));
+        for (t, gt) in applied.outer_iter().enumerate() {
+            let rotation = if o.exact_exponential {
+                expm(&gt.to_owned())
+            } else {
+                &Array2::<f64>::eye(d) + &gt
+            };
+            let rotated = rotation.dot(&z.slice(s![t, .., ..]));
+            z.slice_mut(s![t, .., ..]).assign(&rotated);
+        }
+        if o.reset {
+            self.fields.fill(0.0);
+        }
+        PhaseReport {
+            rate,
+            predicted_change,
+            max_generator,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::coupling_energy;
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+    use rand_distr::{Distribution, StandardNormal};
+
+    fn random(shape: (usize, usize, usize), rng: &mut ChaCha8Rng) -> Array3<f64> {
+        Array3::from_shape_simple_fn(shape, || StandardNormal.sample(rng))
+    }
+
+    fn rotated(z: &Array3<f64>, g: &Array3<f64>) -> Array3<f64> {
+        let mut out = z.clone();
+        for (t, gt) in g.outer_iter().enumerate() {
+            let r = expm(&gt.to_owned());
+            out.slice_mut(s![t, .., ..])
+                .assign(&r.dot(&z.slice(s![t, .., ..])));
+        }
+        out
+    }
+
+    #[test]
+    fn exponential_of_a_generator_is_a_rotation() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let g = generators(&random((1, 4, 4), &mut rng))
+            .index_axis(Axis(0), 0)
+            .to_owned()
+            * 2.0;
+        let r = expm(&g);
+        let identity = r.t().dot(&r);
+        for ((i, j), v) in identity.indexed_iter() {
+            let expected = if i == j { 1.0 } else { 0.0 };
+            assert!((v - expected).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn gauge_loss_gradient_matches_finite_differences() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let couplings = [2.5, 1.0, 0.3, 4.0, 1.7];
+        let z = random((6, 3, 7), &mut rng);
+        let products = neighbour_products(&z);
+        let g = random((6, 3, 3), &mut rng) * 0.3;
+        let gradient = truncated_loss_gradient(&g, &products, &couplings);
+        let h = 1e-6;
+        for ((t, i, j), &analytic) in gradient.indexed_iter() {
+            let mut plus = g.clone();
+            plus[[t, i, j]] += h;
+            let mut minus = g.clone();
+            minus[[t, i, j]] -= h;
+            let numeric = (truncated_loss(&plus, &products, &couplings)
+                - truncated_loss(&minus, &products, &couplings))
+                / (2.0 * h);
+            assert!(
+                (analytic - numeric).abs() < 1e-7,
+                "({t},{i},{j}): {analytic} vs {numeric}"
+            );
+        }
+    }
+
+    /// L''(εG) − [ψ(e^{εG}Z) − ψ(Z)] is third order: halving ε divides it by ≈ 8.
+    #[test]
+    fn truncated_loss_is_second_order_accurate() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let couplings = [2.5, 1.0, 0.3, 4.0, 1.7];
+        let z = random((6, 4, 7), &mut rng);
+        let products = neighbour_products(&z);
+        let direction = generators(&random((6, 4, 4), &mut rng));
+        let error = |eps: f64| {
+            let g = &direction * eps;
+            let exact =
+                coupling_energy(&rotated(&z, &g), &couplings) - coupling_energy(&z, &couplings);
+            (truncated_loss(&g, &products, &couplings) - exact).abs()
+        };
+        let (coarse, fine) = (error(2e-2), error(1e-2));
+        let ratio = coarse / fine;
+        assert!(
+            (7.0..9.0).contains(&ratio),
+            "error ratio {ratio} ({coarse} vs {fine})"
+        );
+    }
+
+    /// A pure Goldstone mode — Z_t = R_t Z_0 with a slow twist R_t (0.6 rad end to end) — is
+    /// mostly removed by one phase of k2 = 10 steps at the paper's rate (measured: 9.2 % of ψ
+    /// left with the exact exponential, 9.9 % with the printed first-order apply).
+    #[test]
+    fn one_phase_removes_a_slow_twist() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let steps = 30;
+        let laplacian = ChainLaplacian::uniform(steps, 10.0).unwrap();
+        let z0 = random((1, 3, 20), &mut rng);
+        let axis = generators(&random((1, 3, 3), &mut rng))
+            .index_axis(Axis(0), 0)
+            .to_owned();
+        let axis = &axis / axis.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let mut twisted = Array3::zeros((steps, 3, 20));
+        for t in 0..steps {
+            let r = expm(&(&axis * (0.6 * t as f64 / steps as f64)));
+            twisted
+                .slice_mut(s![t, .., ..])
+                .assign(&r.dot(&z0.index_axis(Axis(0), 0)));
+        }
+        let before = coupling_energy(&twisted, &laplacian.couplings);
+        for exact in [false, true] {
+            let mut z = twisted.clone();
+            let mut options = GaugeOptions::paper(10);
+            options.exact_exponential = exact;
+            let mut field = GaugeField::new(&laplacian, 3, options);
+            field.phase(&mut z);
+            let after = coupling_energy(&z, &laplacian.couplings);
+            assert!(
+                after < 0.15 * before,
+                "exact = {exact}: ψ {before} → {after}"
+            );
+        }
+    }
+
+    /// A phase rotates, so a rotation-invariant loss is untouched; ψ changes as L'' predicts up
+    /// to the truncation error, and since the phase lowers L'' the total loss rises by at most
+    /// that error.
+    #[test]
+    fn a_phase_raises_the_loss_by_at_most_the_truncation_error() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let laplacian = ChainLaplacian::new(&[3.0, 1.0, 2.0, 0.5, 5.0, 1.0, 2.0]).unwrap();
+        for seed in 0..5 {
+            let _ = seed;
+            let mut z = random((8, 3, 10), &mut rng);
+            let mut options = GaugeOptions::paper(10);
+            options.exact_exponential = true;
+            options.clip_gauge = true;
+            let mut field = GaugeField::new(&laplacian, 3, options);
+            let before = coupling_energy(&z, &laplacian.couplings);
+            let norms_before: f64 = z.iter().map(|x| x * x).sum();
+            let report = field.phase(&mut z);
+            let after = coupling_energy(&z, &laplacian.couplings);
+            let norms_after: f64 = z.iter().map(|x| x * x).sum();
+            assert!((norms_after - norms_before).abs() < 1e-10 * norms_before);
+            assert!(report.predicted_change <= 0.0);
+            let truncation = (after - before - report.predicted_change).abs();
+            assert!(
+                after - before <= truncation + 1e-12,
+                "{before} → {after}, {report:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! The spec of the synthetic Goldstone-GD experiment (`kind = "goldstone-synthetic"`, ICML 2018
+//! §5.1): `[data]` the matrix X = ŪᵀV̄ + noise; `[model]` d, T and the chain couplings;
+//! `[optimizer]` the shared line-5 steps; `[goldstone]` k1, k2 and the variants (named bundles of
+//! the gauge options, see [`variant_options`]); `[fit]` seeds, initialisation scales and
+//! snapshot iterations; `[evaluate]` the loss thresholds; `[dispersion]` the chain lengths of
+//! the condition-number table.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Header, SpecDocument};
+use crate::error::Result;
+use crate::models::goldstone::gauge::GaugeOptions;
+use crate::models::goldstone::train::{InnerOptimizer, Schedule};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    #[allow(dead_code)]
+    experiment: super::RawHeader,
+    data: Option<RawData>,
+    model: Option<RawModel>,
+    optimizer: Option<RawOptimizer>,
+    goldstone: Option<RawGoldstone>,
+    fit: Option<RawFit>,
+    evaluate: Option<RawEvaluate>,
+    dispersion: Option<RawDispersion>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawData {
+    rows: Option<usize>,
+    cols: Option<usize>,
+    rank: Option<usize>,
+    noise_variance: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    dim: Option<usize>,
+    steps: Option<usize>,
+    coupling: Option<f64>,
+    couplings: Option<Vec<f64>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOptimizer {
+    kind: Option<String>,
+    rate: Option<f64>,
+    offset: Option<f64>,
+    exponent: Option<f64>,
+    clip: Option<f64>,
+    iterations: Option<usize>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGoldstone {
+    k1: Option<usize>,
+    k2: Option<usize>,
+    variants: Option<Vec<String>>,
+    default_variant: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFit {
+    seeds: Option<usize>,
+    init_scales: Option<Vec<f64>>,
+    snapshots: Option<Vec<usize>>,
+    snapshot_seed: Option<usize>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvaluate {
+    thresholds: Option<Vec<f64>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDispersion {
+    sizes: Option<Vec<usize>>,
+}
+
+/// Every variant name, in table order.
+pub const VARIANTS: &[&str] = &[
+    "baseline",
+    "paper",
+    "exp",
+    "quarter",
+    "capped",
+    "clipped",
+    "exp-clip",
+    "reference",
+    "paper-reset",
+];
+
+/// The gauge options of variant `name` (`None` for the baseline), or an error message.
+///
+/// `paper`: Algorithm 1 as printed. `exp`: exact exponential apply. `quarter`: ρ'×¼.
+/// `capped`: T-capped inverse of L. `clipped`: Γ̃ clipped to ±½/d, apply ×0.1 clipped to ±1/d.
+/// `exp-clip`: exact exponential and Γ̃ clipped (a trust region, no ×0.1). `reference`: all of
+/// the reference code's safeguards (×¼, clipping, ×0.1 apply, capped inverse). `paper-reset`:
+/// the printed algorithm with Γ̃ reset after every phase.
+pub fn variant_options(name: &str, k2: usize) -> std::result::Result<Option<GaugeOptions>, String> {
+    let mut o = GaugeOptions::paper(k2);
+    match name {
+        "baseline" => return Ok(None),
+        "paper" => {}
+        "exp" => o.exact_exponential = true,
+        "quarter" => o.rate_factor = 0.25,
+        "capped" => o.capped_inverse = true,
+        "clipped" => {
+            o.clip_gauge = true;
+            o.apply_scale = 0.1;
+            o.clip_apply = true;
+        }
+        "exp-clip" => {
+            o.exact_exponential = true;
+            o.clip_gauge = true;
+        }
+        "reference" => {
+            o.rate_factor = 0.25;
+            o.clip_gauge = true;
+            o.apply_scale = 0.1;
+            o.clip_apply = true;
+            o.capped_inverse = true;
+        }
+        "paper-reset" => o.reset = true,
+        other => {
+            return Err(format!(
+                "unknown variant {other:?}; known: {}",
+                VARIANTS.join(", ")
+            ));
+        }
+    }
+    Ok(Some(o))
+}
+
+/// Validated goldstone-synthetic spec.
+#[derive(Clone, Debug, Serialize)]
+pub struct GoldstoneSyntheticSpec {
+    pub header: Header,
+    pub rows: usize,
+    pub cols: usize,
+    pub rank: usize,
+    pub noise_variance: f64,
+    pub dim: usize,
+    pub steps: usize,
+    /// c_t for t = 1 … T − 1.
+    pub couplings: Vec<f64>,
+    pub optimizer: InnerOptimizer,
+    pub schedule: Schedule,
+    pub iterations: usize,
+    pub k1: usize,
+    pub k2: usize,
+    pub variants: Vec<String>,
+    pub default_variant: String,
+    pub seeds: usize,
+    pub init_scales: Vec<f64>,
+    pub snapshots: Vec<usize>,
+    pub snapshot_seed: usize,
+    pub thresholds: Vec<f64>,
+    pub sizes: Vec<usize>,
+}
+
+/// Parses and validates the spec in `doc`.
+pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneSyntheticSpec> {
+    let raw: RawSpec = doc.deserialize()?;
+    let positive = |key: &str, value: f64| {
+        if value.is_finite() && value > 0.0 {
+            Ok(value)
+        } else {
+            Err(doc.error(key, format!("must be a finite number > 0, got {value}")))
+        }
+    };
+    let at_least = |key: &str, value: usize, min: usize| {
+        if value >= min {
+            Ok(value)
+        } else {
+            Err(doc.error(key, format!("must be at least {min}, got {value}")))
+        }
+    };
+    let data = raw.data.unwrap_or_default();
+    let model = raw.model.unwrap_or_default();
+    let steps = at_least("model.steps", model.steps.unwrap_or(30), 2)?;
+    let couplings = match (model.couplings, model.coupling) {
+        (Some(_), Some(_)) => {
+            return Err(doc.error(
+                "model.couplings",
+                "give either model.coupling (uniform) or model.couplings, not both",
+            ));
+        }
+        (Some(list), None) => {
+            if list.len() != steps - 1 {
+                return Err(doc.error(
+                    "model.couplings",
+                    format!("needs T − 1 = {} values, got {}", steps - 1, list.len()),
+                ));
+            }
+            for &c in &list {
+                positive("model.couplings", c)?;
+            }
+            list
+        }
+        (None, coupling) => {
+            vec![positive("model.coupling", coupling.unwrap_or(10.0))?; steps - 1]
+        }
+    };
+    let optimizer_raw = raw.optimizer.unwrap_or_default();
+    let optimizer = match optimizer_raw.kind.as_deref().unwrap_or("gd") {
+        "gd" => InnerOptimizer::Gd,
+        "adagrad" => InnerOptimizer::AdaGrad {
+            initial_accumulator: 0.1,
+        },
+        "adam" => InnerOptimizer::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+        },
+        other => {
+            return Err(doc.error(
+                "optimizer.kind",
+                format!("unknown optimizer {other:?}; expected \"gd\", \"adagrad\" or \"adam\""),
+            ));
+        }
+    };
+    let schedule = Schedule {
+        rate: positive("optimizer.rate", optimizer_raw.rate.unwrap_or(1.0))?,
+        offset: positive("optimizer.offset", optimizer_raw.offset.unwrap_or(100.0))?,
+        exponent: optimizer_raw.exponent.unwrap_or(0.7),
+        clip: match optimizer_raw.clip {
+            Some(c) => Some(positive("optimizer.clip", c)?),
+            None => Some(0.01),
+        },
+    };
+    let goldstone = raw.goldstone.unwrap_or_default();
+    let k2 = at_least("goldstone.k2", goldstone.k2.unwrap_or(10), 1)?;
+    let variants = goldstone
+        .variants
+        .unwrap_or_else(|| VARIANTS.iter().map(|v| v.to_string()).collect());
+    for v in &variants {
+        variant_options(v, k2).map_err(|m| doc.error("goldstone.variants", m))?;
+    }
+    if !variants.iter().any(|v| v == "baseline") {
+        return Err(doc.error("goldstone.variants", "must include \"baseline\""));
+    }
+    let default_variant = goldstone
+        .default_variant
+        .unwrap_or_else(|| "exp-clip".into());
+    if default_variant == "baseline" || !variants.contains(&default_variant) {
+        return Err(doc.error(
+            "goldstone.default_variant",
+            format!("{default_variant:?} must be one of the listed Goldstone variants"),
+        ));
+    }
+    let fit = raw.fit.unwrap_or_default();
+    let seeds = at_least("fit.seeds", fit.seeds.unwrap_or(10), 1)?;
+    let init_scales = fit.init_scales.unwrap_or_else(|| vec![0.1, 1.0]);
+    if init_scales.is_empty() {
+        return Err(doc.error("fit.init_scales", "needs at least one scale"));
+    }
+    for &s in &init_scales {
+        positive("fit.init_scales", s)?;
+    }
+    let iterations = at_least(
+        "optimizer.iterations",
+        optimizer_raw.iterations.unwrap_or(10_000),
+        1,
+    )?;
+    let mut snapshots = fit
+        .snapshots
+        .unwrap_or_else(|| vec![400, 800, 2000, 5000, 10_000]);
+    snapshots.retain(|&s| s <= iterations);
+    snapshots.sort_unstable();
+    snapshots.dedup();
+    let snapshot_seed = fit.snapshot_seed.unwrap_or(0);
+    if snapshot_seed >= seeds {
+        return Err(doc.error(
+            "fit.snapshot_seed",
+            format!("must be below fit.seeds = {seeds}"),
+        ));
+    }
+    let thresholds = raw
+        .evaluate
+        .unwrap_or_default()
+        .thresholds
+        .unwrap_or_else(|| vec![0.1, 0.01]);
+    for &t in &thresholds {
+        positive("evaluate.thresholds", t)?;
+    }
+    let sizes = raw
+        .dispersion
+        .unwrap_or_default()
+        .sizes
+        .unwrap_or_else(|| vec![10, 30, 100, 188, 209]);
+    if sizes.iter().any(|&t| t < 2) {
+        return Err(doc.error("dispersion.sizes", "every chain needs at least 2 steps"));
+    }
+    let rows = at_least("data.rows", data.rows.unwrap_or(10), 1)?;
+    let cols = at_least("data.cols", data.cols.unwrap_or(10), 1)?;
+    let dim = at_least("model.dim", model.dim.unwrap_or(3), 1)?;
+    let rank = at_least("data.rank", data.rank.unwrap_or(3), 1)?;
+    if dim > rows.min(cols) {
+        return Err(doc.error(
+            "model.dim",
+            format!("must not exceed min(rows, cols) = {}", rows.min(cols)),
+        ));
+    }
+    Ok(GoldstoneSyntheticSpec {
+        header,
+        rows,
+        cols,
+        rank,
+        noise_variance: data.noise_variance.unwrap_or(1e-3).max(0.0),
+        dim,
+        steps,
+        couplings,
+        optimizer,
+        schedule,
+        iterations,
+        k1: at_least("goldstone.k1", goldstone.k1.unwrap_or(50), 1)?,
+        k2,
+        variants,
+        default_variant,
+        seeds,
+        init_scales,
+        snapshots,
+        snapshot_seed,
+        thresholds,
+        sizes,
+    })
+}
