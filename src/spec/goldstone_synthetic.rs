@@ -170,20 +170,8 @@ pub struct GoldstoneSyntheticSpec {
 /// Parses and validates the spec in `doc`.
 pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneSyntheticSpec> {
     let raw: RawSpec = doc.deserialize()?;
-    let positive = |key: &str, value: f64| {
-        if value.is_finite() && value > 0.0 {
-            Ok(value)
-        } else {
-            Err(doc.error(key, format!("must be a finite number > 0, got {value}")))
-        }
-    };
-    let at_least = |key: &str, value: usize, min: usize| {
-        if value >= min {
-            Ok(value)
-        } else {
-            Err(doc.error(key, format!("must be at least {min}, got {value}")))
-        }
-    };
+    let positive = |key: &str, value: f64| doc.positive(key, value);
+    let at_least = |key: &str, value: usize, min: usize| doc.at_least(key, value, min);
     let data = raw.data.unwrap_or_default();
     let model = raw.model.unwrap_or_default();
     let steps = at_least("model.steps", model.steps.unwrap_or(30), 2)?;

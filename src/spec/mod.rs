@@ -86,6 +86,27 @@ impl SpecDocument {
     }
 
     /// Deserializes the whole document into `T`, naming the key path and line of any error.
+    /// `value` if it is finite and > 0, else an error naming `key_path`.
+    pub fn positive(&self, key_path: &str, value: f64) -> Result<f64> {
+        if value.is_finite() && value > 0.0 {
+            Ok(value)
+        } else {
+            Err(self.error(
+                key_path,
+                format!("must be a finite number > 0, got {value}"),
+            ))
+        }
+    }
+
+    /// `value` if it is at least `min`, else an error naming `key_path`.
+    pub fn at_least(&self, key_path: &str, value: usize, min: usize) -> Result<usize> {
+        if value >= min {
+            Ok(value)
+        } else {
+            Err(self.error(key_path, format!("must be at least {min}, got {value}")))
+        }
+    }
+
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T> {
         let deserializer = toml::de::Deserializer::parse(&self.text).map_err(|e| Error::Spec {
             file: self.path.clone(),

@@ -161,20 +161,8 @@ const PIXELS: usize = 784;
 /// Parses and validates the rbm-mnist spec in `doc`.
 pub fn parse(doc: &SpecDocument, header: Header) -> Result<RbmMnistSpec> {
     let raw: RawSpec = doc.deserialize()?;
-    let positive = |key: &str, value: f64| {
-        if value.is_finite() && value > 0.0 {
-            Ok(value)
-        } else {
-            Err(doc.error(key, format!("must be a finite number > 0, got {value}")))
-        }
-    };
-    let at_least_one = |key: &str, value: usize| {
-        if value >= 1 {
-            Ok(value)
-        } else {
-            Err(doc.error(key, "must be at least 1"))
-        }
-    };
+    let positive = |key: &str, value: f64| doc.positive(key, value);
+    let at_least_one = |key: &str, value: usize| doc.at_least(key, value, 1);
     let model = raw.model.unwrap_or_default();
     let mu_squared = positive("model.mu_squared", model.mu_squared.unwrap_or(144.0))?;
     let sigma_h = positive("model.sigma_h", model.sigma_h.unwrap_or(1.0))?;
