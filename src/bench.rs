@@ -2,7 +2,8 @@
 //!
 //! The reference is a dense f64 matrix product (ndarray's matrixmultiply kernel, 512³). The
 //! RBM's block-Gibbs sweep and exact update work on 10 × 10 matrices, far from that regime, so
-//! the ratio says how much of the machine's dense throughput the training loop uses.
+//! the ratio says how much of the machine's dense throughput the training loop uses. The
+//! Goldstone gauge phase is measured at a dynamic-word-embedding-like size.
 
 use std::time::Instant;
 
@@ -104,5 +105,37 @@ pub fn run() -> crate::Result<Vec<BenchResult>> {
             ratio_to_reference: f64::NAN,
         });
     }
+
+    // One Goldstone-GD gauge phase at a dynamic-word-embedding-like size: the neighbour
+    // products and the rotation (2·T·d²·N flop each), k2 preconditioned steps (2·T²·d² for
+    // L⁺, about 16·T·d³ for the truncated-loss gradient).
+    let (steps, d, columns, k2) = (188, 50, 1000, 10);
+    let laplacian = crate::models::goldstone::ChainLaplacian::uniform(steps, 1000.0)?;
+    let mut options = crate::models::goldstone::gauge::GaugeOptions::paper(k2);
+    options.exact_exponential = true;
+    options.clip_gauge = true;
+    let mut field = crate::models::goldstone::gauge::GaugeField::new(&laplacian, d, options);
+    let mut z = ndarray::Array3::from_shape_fn((steps, d, columns), |(t, k, i)| {
+        (((t * 31 + k * 7 + i * 3) % 17) as f64 - 8.0) * 0.01
+    });
+    let (secs, reps) = time(
+        || {
+            field.phase(&mut z);
+        },
+        1.0,
+    );
+    let (t, d, n, k2) = (steps as f64, d as f64, columns as f64, k2 as f64);
+    let flops = 4.0 * t * d * d * n + k2 * (2.0 * t * t * d * d + 16.0 * t * d * d * d);
+    let gflops = flops * reps as f64 / secs / 1e9;
+    out.push(BenchResult {
+        name: format!(
+            "Goldstone gauge phase, T = {steps}, d = {}, N = {columns}, k2 = {}",
+            d as usize, k2 as usize
+        ),
+        per_second: reps as f64 / secs,
+        unit: "phases/s".into(),
+        gflops,
+        ratio_to_reference: gflops / reference,
+    });
     Ok(out)
 }
