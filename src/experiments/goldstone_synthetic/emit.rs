@@ -10,8 +10,9 @@ use super::fit;
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
 use crate::emit::table::Table;
 use crate::error::Result;
+use crate::models::goldstone::gauge::GaugeOptions;
 use crate::pipeline::{StageContext, StageTask};
-use crate::spec::goldstone_synthetic::GoldstoneSyntheticSpec;
+use crate::spec::goldstone_synthetic::{GoldstoneSyntheticSpec, variant_options};
 
 pub struct EmitStage {
     pub spec: GoldstoneSyntheticSpec,
@@ -34,6 +35,7 @@ impl StageTask for EmitStage {
         let figures = ctx.out_dir.join("figures");
         let (runs, summary) = load_speedup(ctx.upstream_dir(&self.speedup_id)?)?;
         speedup_table(&summary).write(&tables)?;
+        ablation_table(&self.spec, &summary).write(&tables)?;
         self.runs_table(&runs).write(&tables)?;
         overhead_table(&self.spec, &runs).write(&tables)?;
         let dispersion = load_dispersion(ctx.upstream_dir(&self.dispersion_id)?)?;
@@ -80,6 +82,87 @@ fn speedup_table(rows: &[SpeedupRow]) -> Table {
     .f64("max_speedup", col(&|r| opt(r.max_speedup)))
     .f64("median_final_excess", col(&|r| opt(r.median_final_excess)))
     .i64("walled", rows.iter().map(|r| r.walled as i64).collect())
+}
+
+/// One row per variant and scale: its gauge options and, against the per-seed best final loss,
+/// divergences, walls, final excess, and per threshold the seeds that reached it and the median
+/// speed-up.
+fn ablation_table(spec: &GoldstoneSyntheticSpec, rows: &[SpeedupRow]) -> Table {
+    let mut keys: Vec<(&str, f64)> = Vec::new();
+    for variant in &spec.variants {
+        for &scale in &spec.init_scales {
+            keys.push((variant, scale));
+        }
+    }
+    let options: Vec<_> = keys
+        .iter()
+        .map(|(v, _)| variant_options(v, spec.k2).ok().flatten())
+        .collect();
+    let flag = |f: &dyn Fn(&GaugeOptions) -> bool| {
+        options
+            .iter()
+            .map(|o| o.as_ref().map_or(0, |o| i64::from(f(o))))
+            .collect::<Vec<i64>>()
+    };
+    let value = |f: &dyn Fn(&GaugeOptions) -> f64| {
+        options
+            .iter()
+            .map(|o| o.as_ref().map_or(f64::NAN, f))
+            .collect::<Vec<f64>>()
+    };
+    let row = |(v, scale): &(&str, f64), threshold: f64| {
+        rows.iter().find(|r| {
+            r.variant == *v
+                && r.init_scale == *scale
+                && r.reference == "best_final"
+                && r.threshold == threshold
+        })
+    };
+    let first = spec.thresholds.first().copied().unwrap_or(0.1);
+    let mut table = Table::new("ablation", &["variant", "init_scale"])
+        .str("variant", keys.iter().map(|k| k.0.to_string()).collect())
+        .f64("init_scale", keys.iter().map(|k| k.1).collect())
+        .f64("rate_factor", value(&|o| o.rate_factor))
+        .i64("exact_exponential", flag(&|o| o.exact_exponential))
+        .i64("clip_gauge", flag(&|o| o.clip_gauge))
+        .f64("apply_scale", value(&|o| o.apply_scale))
+        .i64("clip_apply", flag(&|o| o.clip_apply))
+        .i64("capped_inverse", flag(&|o| o.capped_inverse))
+        .i64("reset", flag(&|o| o.reset))
+        .i64(
+            "diverged",
+            keys.iter()
+                .map(|k| row(k, first).map_or(0, |r| r.diverged as i64))
+                .collect(),
+        )
+        .i64(
+            "walled",
+            keys.iter()
+                .map(|k| row(k, first).map_or(0, |r| r.walled as i64))
+                .collect(),
+        )
+        .f64(
+            "median_final_excess",
+            keys.iter()
+                .map(|k| opt(row(k, first).and_then(|r| r.median_final_excess)))
+                .collect(),
+        );
+    for &threshold in &spec.thresholds {
+        table = table
+            .i64(
+                &format!("reached_{threshold}"),
+                keys.iter()
+                    .map(|k| row(k, threshold).map_or(0, |r| r.reached as i64))
+                    .collect(),
+            )
+            .f64(
+                &format!("median_speedup_{threshold}"),
+                keys.iter()
+                    .map(|k| opt(row(k, threshold).and_then(|r| r.median_speedup)))
+                    .collect(),
+            );
+    }
+    table
 }
 
 impl EmitStage {
