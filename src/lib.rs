@@ -9,6 +9,7 @@
 pub mod analysis;
 pub mod bench;
 pub mod cli;
+pub mod corpus;
 pub mod data;
 pub mod emit;
 pub mod error;

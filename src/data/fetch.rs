@@ -53,12 +53,8 @@ fn part_path(dest: &Path) -> PathBuf {
 
 fn by_hand(entry: &RegisteredFile, dest: &Path) -> String {
     format!(
-        "to supply it by hand, download it from one of {} and place it at {} (size {} bytes, \
-         sha256 {})",
-        entry.urls.join(", "),
-        dest.display(),
-        entry.size,
-        entry.sha256
+        "to supply it by hand, {}",
+        super::registry::how_to_supply(entry, dest)
     )
 }
 
@@ -334,6 +330,7 @@ mod tests {
                 .map(|b| format!("{b:02x}"))
                 .collect(),
             urls,
+            source: None,
         }
     }
 

@@ -23,6 +23,9 @@ pub struct RegisteredFile {
     pub size: u64,
     pub sha256: String,
     pub urls: Vec<String>,
+    /// How to rebuild the file where no URL serves it as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -132,15 +135,30 @@ impl Registry {
     }
 }
 
-/// A one-paragraph account of a bad file: what is wrong, what was expected, how to supply it.
-pub fn describe_problem(entry: &RegisteredFile, state: &FileState, path: &Path) -> String {
-    let how = format!(
-        "download it from one of {} and place it at {} (size {} bytes, sha256 {})",
-        entry.urls.join(", "),
+/// How to supply `entry` by hand at `path`.
+pub fn how_to_supply(entry: &RegisteredFile, path: &Path) -> String {
+    let origin = if entry.urls.is_empty() {
+        format!(
+            "rebuild it ({})",
+            entry
+                .source
+                .as_deref()
+                .unwrap_or("no public source recorded")
+        )
+    } else {
+        format!("download it from one of {}", entry.urls.join(", "))
+    };
+    format!(
+        "{origin} and place it at {} (size {} bytes, sha256 {})",
         path.display(),
         entry.size,
         entry.sha256
-    );
+    )
+}
+
+/// A one-paragraph account of a bad file: what is wrong, what was expected, how to supply it.
+pub fn describe_problem(entry: &RegisteredFile, state: &FileState, path: &Path) -> String {
+    let how = how_to_supply(entry, path);
     match state {
         FileState::Ok => format!("{}: ok", entry.name),
         FileState::Missing => format!("{} is missing: {how}", entry.name),

@@ -1,6 +1,7 @@
 //! Experiment families: each turns a validated spec into a [`Plan`] of stage instances. The
 //! `kind` key of a spec's `[experiment]` table selects the family.
 
+pub mod dwe;
 pub mod goldstone_synthetic;
 pub mod rbm_mnist;
 pub mod rbm_scalar;
@@ -12,7 +13,7 @@ use crate::pipeline::Plan;
 use crate::spec::SpecDocument;
 
 /// Families this build knows, by `kind`.
-pub const KINDS: &[&str] = &["goldstone-synthetic", "rbm-mnist", "rbm-scalar"];
+pub const KINDS: &[&str] = &["dwe", "goldstone-synthetic", "rbm-mnist", "rbm-scalar"];
 
 /// Loads, validates and plans the spec at `path`; `root` is the project folder (its `data/`
 /// holds the raw-file registry).
@@ -20,6 +21,7 @@ pub fn plan(path: &Path, root: &Path) -> Result<Plan> {
     let doc = SpecDocument::load(path)?;
     let header = doc.header()?;
     match header.kind.as_str() {
+        "dwe" => dwe::plan(&doc, header, root),
         "goldstone-synthetic" => goldstone_synthetic::plan(&doc, header),
         "rbm-scalar" => rbm_scalar::plan(&doc, header),
         "rbm-mnist" => rbm_mnist::plan(&doc, header, root),
@@ -51,5 +53,6 @@ pub fn code_groups() -> Vec<&'static crate::pipeline::CodeGroup> {
     let mut groups: Vec<_> = rbm_scalar::code_groups().into_iter().collect();
     groups.extend(rbm_mnist::code_groups());
     groups.extend(goldstone_synthetic::code_groups());
+    groups.extend(dwe::code_groups());
     groups
 }

@@ -85,6 +85,7 @@ pub const STAGE_NEUTRAL: &[&str] = &[
     "pipeline/progress.rs",
     "experiments/mod.rs",
     "experiments/rbm_scalar/mod.rs",
+    "experiments/dwe/mod.rs",
     "experiments/goldstone_synthetic/mod.rs",
     "experiments/rbm_mnist/mod.rs",
     "models/mod.rs",

@@ -9,6 +9,7 @@
 //! Specs hold only numbers, names and flags: nothing in them is a path or a command, so a spec
 //! cannot run programs or write outside `results/` and the cache.
 
+pub mod dwe;
 pub mod goldstone_synthetic;
 pub mod rbm_mnist;
 pub mod rbm_scalar;

@@ -8,6 +8,7 @@ mod util;
 
 mod cache;
 mod data;
+mod dwe;
 mod goldstone;
 mod mnist;
 mod physics;

@@ -1,0 +1,89 @@
+//! Dynamic word embeddings (Bamler & Mandt 2017) on a dated corpus. So far the data side:
+//!
+//! ```text
+//! preprocess (corpus → per-year co-occurrence counts, vocabulary, negative marginals) ── emit
+//! ```
+
+mod emit;
+mod preprocess;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::code_group;
+use crate::data::registry::Registry;
+use crate::error::Result;
+use crate::pipeline::{CodeGroup, Plan, StageInstance, StageKind};
+use crate::spec::dwe::parse;
+use crate::spec::{Header, SpecDocument};
+
+static PREPROCESS_CODE: CodeGroup = code_group!(
+    "dwe/preprocess",
+    [
+        "experiments/dwe/preprocess.rs",
+        "corpus/mod.rs",
+        "corpus/counts.rs",
+        "data/registry.rs",
+        "emit/npy.rs",
+        "fsutil.rs"
+    ]
+);
+static EMIT_CODE: CodeGroup = code_group!(
+    "dwe/emit",
+    [
+        "experiments/dwe/emit.rs",
+        "emit/table.rs",
+        "emit/npy.rs",
+        "fsutil.rs"
+    ]
+);
+
+/// Every code group of this experiment, for the coverage test.
+pub fn code_groups() -> [&'static CodeGroup; 2] {
+    [&PREPROCESS_CODE, &EMIT_CODE]
+}
+
+/// Plans a dwe experiment; the corpus is looked up in `<root>/data/registry.toml`.
+pub fn plan(doc: &SpecDocument, header: Header, root: &Path) -> Result<Plan> {
+    let spec = parse(doc, header)?;
+    let registry = Registry::load(&root.join("data"))?;
+    let entry = registry
+        .get(&spec.corpus)
+        .map_err(|e| doc.error("data.corpus", e.to_string()))?;
+    let counts = StageInstance {
+        kind: StageKind::Preprocess,
+        label: String::new(),
+        params: serde_json::json!({
+            "corpus": spec.corpus,
+            "settings": serde_json::to_value(&spec.preprocess).unwrap_or_default(),
+        }),
+        deps: vec![],
+        inputs: vec![registry.path(entry)],
+        code: &PREPROCESS_CODE,
+        task: Arc::new(preprocess::CountsStage {
+            registry: registry.clone(),
+            corpus: spec.corpus.clone(),
+            settings: spec.preprocess.clone(),
+        }),
+    };
+    let counts_id = counts.id();
+    let emit = StageInstance {
+        kind: StageKind::Emit,
+        label: String::new(),
+        params: serde_json::json!({}),
+        deps: vec![counts_id.clone()],
+        inputs: vec![],
+        code: &EMIT_CODE,
+        task: Arc::new(emit::EmitStage { counts_id }),
+    };
+    Ok(Plan {
+        experiment: spec.header.name.clone(),
+        kind: spec.header.kind.clone(),
+        description: spec.header.description.clone(),
+        seed: spec.header.seed,
+        spec_path: doc.path.clone(),
+        spec_hash: doc.hash(),
+        resolved: serde_json::to_value(&spec).unwrap_or_default(),
+        instances: vec![counts, emit],
+    })
+}
