@@ -77,6 +77,7 @@ pub const STAGE_NEUTRAL: &[&str] = &[
     "spec/mod.rs",
     "spec/rbm_scalar.rs",
     "spec/rbm_mnist.rs",
+    "spec/dwe.rs",
     "pipeline/mod.rs",
     "pipeline/fingerprint.rs",
     "pipeline/cache.rs",
