@@ -10,6 +10,7 @@ fn workspace_with_data() -> Workspace {
             "mnist/train-labels-idx1-ubyte.gz",
             "mnist/t10k-images-idx3-ubyte.gz",
             "mnist/t10k-labels-idx1-ubyte.gz",
+            "sotu/sotu_statsmaths_1790-2020.jsonl.gz",
         ],
     )
 }
@@ -19,7 +20,7 @@ fn vendored_data_verifies() {
     let ws = workspace_with_data();
     let run = ws.run(&["verify"]);
     run.expect_code(0);
-    assert_eq!(run.stdout().matches("ok ").count(), 4, "{}", run.stdout());
+    assert_eq!(run.stdout().matches("ok ").count(), 5, "{}", run.stdout());
 }
 
 #[test]
@@ -32,7 +33,7 @@ fn a_flipped_byte_is_refused_with_both_hashes() {
     let run = ws.run(&["verify"]);
     run.expect_code(2);
     let err = run.stderr();
-    assert!(err.contains("1 of 4 files failed verification"), "{err}");
+    assert!(err.contains("1 of 5 files failed verification"), "{err}");
     assert!(
         err.contains("mnist-train-labels has sha256 ")
             && err.contains(
@@ -46,5 +47,18 @@ fn a_flipped_byte_is_refused_with_both_hashes() {
     assert!(
         run.stderr()
             .contains("mnist-train-labels is missing: download it from one of")
+    );
+    // A file no URL serves says how to rebuild it.
+    std::fs::remove_file(
+        ws.path()
+            .join("data/sotu/sotu_statsmaths_1790-2020.jsonl.gz"),
+    )
+    .unwrap();
+    let run = ws.run(&["verify"]);
+    assert!(
+        run.stderr()
+            .contains("sotu-statsmaths is missing: rebuild it (read data/sotu_text.rda"),
+        "{}",
+        run.stderr()
     );
 }
