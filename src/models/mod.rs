@@ -2,5 +2,6 @@
 //! and its samplers; training loops take validated options and report trajectories. Models never
 //! read specs or write files.
 
+pub mod dwe;
 pub mod goldstone;
 pub mod rbm;
