@@ -3,9 +3,11 @@
 //! Δτ = 2 there); the vocabulary is the top V words by summed per-step relative frequency; counts
 //! follow [`crate::corpus::counts`].
 //!
-//! Outputs: `arrays/counts.{step,word,context,value}.npy` (all non-zero n⁺ entries, sorted by
-//! step, word, context), `arrays/steps.year.npy`, `arrays/negative.{unigram,smoothed}.npy`
-//! (T × V: P_t and P'_t) and `corpus.json` (vocabulary with scores, per-step token counts).
+//! Outputs: `arrays/counts.offsets.npy` (i64, T + 1: step t owns entries offsets[t]..offsets[t+1]),
+//! `arrays/counts.{word,context}.npy` (u32) and `counts.value.npy` (f32, exact: multiples of ¼)
+//! — all non-zero n⁺ entries sorted by step, word, context — `arrays/steps.year.npy`,
+//! `arrays/negative.{unigram,smoothed}.npy` (f32, T × V: P_t and P'_t) and `corpus.json`
+//! (vocabulary with scores, per-step token counts).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -85,10 +87,14 @@ impl StageTask for CountsStage {
             .collect();
         let v = vocab.len();
         let t = by_year.len();
-        let (mut step_col, mut word_col, mut context_col, mut value_col) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut unigram = Array2::zeros((t, v));
-        let mut smoothed = Array2::zeros((t, v));
+        let (mut offsets, mut word_col, mut context_col, mut value_col) = (
+            vec![0i64],
+            Vec::<u32>::new(),
+            Vec::<u32>::new(),
+            Vec::<f32>::new(),
+        );
+        let mut unigram = Array2::<f32>::zeros((t, v));
+        let mut smoothed = Array2::<f32>::zeros((t, v));
         let mut steps = Vec::new();
         for (k, (year, (documents, sents))) in by_year.iter().enumerate() {
             let mut counts = PairCounts::new();
@@ -102,14 +108,18 @@ impl StageTask for CountsStage {
                 add_sentence(&mut counts, &ids, s.window);
             }
             let (p, q) = negative_marginals(&counts, v, s.gamma);
-            unigram.row_mut(k).assign(&Array1::from(p));
-            smoothed.row_mut(k).assign(&Array1::from(q));
+            unigram
+                .row_mut(k)
+                .assign(&p.iter().map(|&x| x as f32).collect::<Array1<f32>>());
+            smoothed
+                .row_mut(k)
+                .assign(&q.iter().map(|&x| x as f32).collect::<Array1<f32>>());
             for (&(i, j), &n) in &counts {
-                step_col.push(k as f64);
-                word_col.push(f64::from(i));
-                context_col.push(f64::from(j));
-                value_col.push(n);
+                word_col.push(i);
+                context_col.push(j);
+                value_col.push(n as f32);
             }
+            offsets.push(word_col.len() as i64);
             steps.push(StepSummary {
                 year: *year,
                 documents: *documents,
@@ -120,17 +130,13 @@ impl StageTask for CountsStage {
             });
         }
         let arrays = ctx.out_dir.join("arrays");
-        for (name, values) in [
-            ("step", step_col),
-            ("word", word_col),
-            ("context", context_col),
-            ("value", value_col),
-        ] {
-            npy::write(
-                &arrays.join(format!("counts.{name}.npy")),
-                &Array1::from(values),
-            )?;
-        }
+        npy::write(&arrays.join("counts.offsets.npy"), &Array1::from(offsets))?;
+        npy::write(&arrays.join("counts.word.npy"), &Array1::from(word_col))?;
+        npy::write(
+            &arrays.join("counts.context.npy"),
+            &Array1::from(context_col),
+        )?;
+        npy::write(&arrays.join("counts.value.npy"), &Array1::from(value_col))?;
         let years: Array1<f64> = steps.iter().map(|st| f64::from(st.year)).collect();
         npy::write(&arrays.join("steps.year.npy"), &years)?;
         npy::write(&arrays.join("negative.unigram.npy"), &unigram)?;
