@@ -5,7 +5,9 @@
 //! rotation-invariant local loss), and the Ornstein–Uhlenbeck coupling ψ with c_t = 1/(D Δτ_t).
 //!
 //! With X = UᵀV and ∂(−log p)/∂x_ij = n⁻_ij σ(x_ij) − n⁺_ij σ(−x_ij) =: G_ij, the gradients are
-//! ∇U = V Gᵀ and ∇V = U G. This is the exact full-vocabulary evaluation (dense V × V per step).
+//! ∇U = V Gᵀ and ∇V = U G. [`DynamicSkipGram::loss_and_gradient`] is the exact full-vocabulary
+//! evaluation (dense V × V per step); [`DynamicSkipGram::block_gradient`] evaluates a vocabulary
+//! block I × J for all steps, rescaled to be unbiased (the paper's minibatches, Eq. 17).
 
 use ndarray::{Array2, Array3, s};
 
@@ -16,7 +18,7 @@ use super::goldstone::{coupling_energy, coupling_gradient};
 /// The counts of one time step.
 #[derive(Clone, Debug, Default)]
 pub struct StepCounts {
-    /// Non-zero n⁺ entries (word, context, count).
+    /// Non-zero n⁺ entries (word, context, count), sorted by word.
     pub positive: Vec<(u32, u32, f64)>,
     /// P_t(i), the unigram marginal of n⁺.
     pub unigram: Vec<f64>,
@@ -28,6 +30,33 @@ impl StepCounts {
     fn total(&self) -> f64 {
         self.positive.iter().map(|p| p.2).sum()
     }
+
+    /// Start of each word's run in `positive` (sorted by word), V + 1 entries.
+    fn row_starts(&self, vocabulary: usize) -> Vec<usize> {
+        let mut starts = vec![0; vocabulary + 1];
+        for &(i, _, _) in &self.positive {
+            starts[i as usize + 1] += 1;
+        }
+        for k in 0..vocabulary {
+            starts[k + 1] += starts[k];
+        }
+        starts
+    }
+}
+
+/// The gradient of a vocabulary block: the likelihood over words I × contexts J, rescaled by
+/// V/L' so that it is unbiased for the full sum, plus the exact prior and coupling terms of the
+/// touched columns. `words` and `contexts` index the vocabulary.
+#[derive(Clone, Debug)]
+pub struct BlockGradient {
+    pub words: Vec<usize>,
+    pub contexts: Vec<usize>,
+    /// T × d × |I|: gradient of the word vectors u_i, i ∈ I.
+    pub word_gradient: Array3<f64>,
+    /// T × d × |J|: gradient of the context vectors v_j, j ∈ J.
+    pub context_gradient: Array3<f64>,
+    /// −log-likelihood summed over the block (unscaled).
+    pub block_loss: f64,
 }
 
 /// The dynamic skip-gram objective.
@@ -119,6 +148,79 @@ impl DynamicSkipGram {
     }
 }
 
+impl DynamicSkipGram {
+    /// The gradient on the block `words` × `contexts` (see [`BlockGradient`]).
+    pub fn block_gradient(
+        &self,
+        z: &Array3<f64>,
+        words: &[usize],
+        contexts: &[usize],
+    ) -> BlockGradient {
+        let v = self.vocabulary;
+        let (steps, d) = (z.shape()[0], z.shape()[1]);
+        let word_scale = v as f64 / contexts.len().max(1) as f64;
+        let context_scale = v as f64 / words.len().max(1) as f64;
+        let mut slot_of_context = vec![usize::MAX; v];
+        for (k, &j) in contexts.iter().enumerate() {
+            slot_of_context[j] = k;
+        }
+        let mut word_gradient = Array3::zeros((steps, d, words.len()));
+        let mut context_gradient = Array3::zeros((steps, d, contexts.len()));
+        let mut block_loss = 0.0;
+        for t in 0..steps {
+            let counts = &self.steps[t];
+            let u = z.slice(s![t, .., ..v]).select(ndarray::Axis(1), words);
+            let w = z.slice(s![t, .., v..]).select(ndarray::Axis(1), contexts);
+            let x = u.t().dot(&w);
+            let scale = counts.total() * self.eta;
+            let mut g = Array2::<f64>::zeros((words.len(), contexts.len()));
+            for ((a, b), &xab) in x.indexed_iter() {
+                let negative = scale * counts.unigram[words[a]] * counts.smoothed[contexts[b]];
+                block_loss -= negative * log_sigmoid(-xab);
+                g[[a, b]] = negative * sigmoid(xab);
+            }
+            let starts = counts.row_starts(v);
+            for (a, &i) in words.iter().enumerate() {
+                for &(_, j, n) in &counts.positive[starts[i]..starts[i + 1]] {
+                    let b = slot_of_context[j as usize];
+                    if b == usize::MAX {
+                        continue;
+                    }
+                    block_loss -= n * log_sigmoid(x[[a, b]]);
+                    g[[a, b]] -= n * sigmoid(-x[[a, b]]);
+                }
+            }
+            word_gradient
+                .slice_mut(s![t, .., ..])
+                .assign(&(w.dot(&g.t()) * word_scale));
+            context_gradient
+                .slice_mut(s![t, .., ..])
+                .assign(&(u.dot(&g) * context_scale));
+        }
+        // Exact prior and coupling terms of the touched columns.
+        let coupling = coupling_gradient(z, &self.couplings);
+        for (k, &i) in words.iter().enumerate() {
+            let exact =
+                &z.slice(s![.., .., i]) / self.prior_variance + coupling.slice(s![.., .., i]);
+            let mut slot = word_gradient.slice_mut(s![.., .., k]);
+            slot += &exact;
+        }
+        for (k, &j) in contexts.iter().enumerate() {
+            let exact = &z.slice(s![.., .., v + j]) / self.prior_variance
+                + coupling.slice(s![.., .., v + j]);
+            let mut slot = context_gradient.slice_mut(s![.., .., k]);
+            slot += &exact;
+        }
+        BlockGradient {
+            words: words.to_vec(),
+            contexts: contexts.to_vec(),
+            word_gradient,
+            context_gradient,
+            block_loss,
+        }
+    }
+}
+
 impl ChainModel for DynamicSkipGram {
     fn loss(&self, z: &Array3<f64>) -> LossParts {
         self.loss_and_gradient(z).0
@@ -195,6 +297,49 @@ mod tests {
                 (analytic - numeric).abs() < 1e-6 * (1.0 + numeric.abs()),
                 "{idx:?}: {analytic} vs {numeric}"
             );
+        }
+    }
+
+    /// The full block (I = J = all words, scale 1) is the exact gradient; averaging the scaled
+    /// blocks over a partition of the contexts gives the exact word gradient (unbiasedness).
+    #[test]
+    fn blocks_are_exact_in_full_and_unbiased_over_a_partition() {
+        let model = model();
+        let mut rng = ChaCha8Rng::seed_from_u64(13);
+        let z = Array3::from_shape_simple_fn((3, 2, 12), || {
+            let x: f64 = StandardNormal.sample(&mut rng);
+            0.7 * x
+        });
+        let (_, full) = model.loss_and_gradient(&z);
+        let all: Vec<usize> = (0..6).collect();
+        let block = model.block_gradient(&z, &all, &all);
+        for t in 0..3 {
+            for k in 0..2 {
+                for i in 0..6 {
+                    assert!((block.word_gradient[[t, k, i]] - full[[t, k, i]]).abs() < 1e-10);
+                    assert!(
+                        (block.context_gradient[[t, k, i]] - full[[t, k, 6 + i]]).abs() < 1e-10
+                    );
+                }
+            }
+        }
+        let words = [1, 4];
+        let halves = [[0, 2, 5], [1, 3, 4]];
+        let blocks: Vec<BlockGradient> = halves
+            .iter()
+            .map(|contexts| model.block_gradient(&z, &words, contexts))
+            .collect();
+        for t in 0..3 {
+            for k in 0..2 {
+                for (a, &i) in words.iter().enumerate() {
+                    let mean = 0.5
+                        * (blocks[0].word_gradient[[t, k, a]] + blocks[1].word_gradient[[t, k, a]]);
+                    assert!(
+                        (mean - full[[t, k, i]]).abs() < 1e-10,
+                        "t {t} k {k} word {i}"
+                    );
+                }
+            }
         }
     }
 
