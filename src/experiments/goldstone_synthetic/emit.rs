@@ -254,10 +254,49 @@ impl EmitStage {
                     series: series(&|o| &o.coupling),
                     ..Default::default()
                 }),
+                self.single_seed_panel(outputs, stride),
             ],
-            2,
-            (900, 600),
+            3,
+            (800, 600),
         )
+    }
+
+    /// The paper's Fig. 2 view: one seed, baseline against the default variant, L and ψ.
+    fn single_seed_panel(&self, outputs: &[(String, fit::FitOutput)], stride: usize) -> Panel {
+        let seed = self.spec.snapshot_seed;
+        let mut series = Vec::new();
+        for (colour, variant) in ["baseline", self.spec.default_variant.as_str()]
+            .into_iter()
+            .enumerate()
+        {
+            let Some((_, out)) = outputs.iter().find(|(v, _)| v == variant) else {
+                continue;
+            };
+            for (what, array, style) in [
+                ("L", &out.loss, Style::Line),
+                ("ψ", &out.coupling, Style::Dashed),
+            ] {
+                let points: Vec<(f64, f64)> = (0..array.ncols())
+                    .step_by(stride)
+                    .map(|i| (i as f64, array[[seed, i]]))
+                    .filter(|(_, y)| y.is_finite() && *y > 0.0)
+                    .collect();
+                series.push(Series::new(
+                    Some(format!("{variant}: {what}")),
+                    points,
+                    colour,
+                    style,
+                ));
+            }
+        }
+        Panel::Line(LineChart {
+            title: format!("Seed {seed}: loss L (solid) and ψ (dashed)"),
+            x_label: "iteration".into(),
+            y_label: "L, ψ".into(),
+            log_y: true,
+            series,
+            ..Default::default()
+        })
     }
 
     fn snapshot_figure(&self, outputs: &[(String, fit::FitOutput)]) -> Figure {
