@@ -128,3 +128,19 @@ fn an_unknown_mnist_fit_method_names_the_line_and_the_choices() {
     );
     assert!(err.contains(&expected), "expected {expected:?} in:\n{err}");
 }
+
+#[test]
+fn a_dwe_year_range_that_runs_backwards_names_the_key() {
+    let ws = Workspace::with_spec("dwe-sotu-smoke");
+    ws.edit_spec("dwe-sotu-smoke", |t| {
+        t.replace("last_year = 1975", "last_year = 1920")
+    });
+    let spec = std::fs::read_to_string(ws.spec_path("dwe-sotu-smoke")).unwrap();
+    let line = line_of(&spec, "last_year = 1920");
+    let run = ws.run(&["run", "dwe-sotu-smoke", "--quiet"]);
+    run.expect_code(2);
+    let expected = format!(
+        "dwe-sotu-smoke.toml:{line}: preprocess.last_year: 1920 is before preprocess.first_year = 1930"
+    );
+    assert!(run.stderr().contains(&expected), "{}", run.stderr());
+}
