@@ -349,19 +349,9 @@ mod tests {
             let x: f64 = StandardNormal.sample(&mut rng);
             0.7 * x
         });
-        let (_, gradient) = model.loss_and_gradient(&z);
-        let h = 1e-6;
-        for (idx, &analytic) in gradient.indexed_iter() {
-            let mut plus = z.clone();
-            plus[idx] += h;
-            let mut minus = z.clone();
-            minus[idx] -= h;
-            let numeric = (model.loss(&plus).total() - model.loss(&minus).total()) / (2.0 * h);
-            assert!(
-                (analytic - numeric).abs() < 1e-6 * (1.0 + numeric.abs()),
-                "{idx:?}: {analytic} vs {numeric}"
-            );
-        }
+        crate::models::goldstone::train::assert_gradient_matches_finite_differences(
+            &model, &z, 1e-6,
+        );
     }
 
     /// The full block (I = J = all words, scale 1) is the exact gradient; averaging the scaled

@@ -120,18 +120,8 @@ mod tests {
             couplings: vec![1.0, 3.0, 0.5],
         };
         let z = Array3::from_shape_simple_fn((4, 2, 8), &mut normal);
-        let gradient = model.gradient(&z);
-        let h = 1e-6;
-        for (idx, &analytic) in gradient.indexed_iter() {
-            let mut plus = z.clone();
-            plus[idx] += h;
-            let mut minus = z.clone();
-            minus[idx] -= h;
-            let numeric = (model.loss(&plus).total() - model.loss(&minus).total()) / (2.0 * h);
-            assert!(
-                (analytic - numeric).abs() < 1e-6,
-                "{idx:?}: {analytic} vs {numeric}"
-            );
-        }
+        crate::models::goldstone::train::assert_gradient_matches_finite_differences(
+            &model, &z, 1e-6,
+        );
     }
 }

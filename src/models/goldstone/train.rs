@@ -30,6 +30,29 @@ impl ChainModel for DenseMf {
     }
 }
 
+/// Asserts that `model`'s gradient at `z` matches central differences of its loss (step 1e-6)
+/// to `tolerance · (1 + |numeric|)` in every component.
+#[cfg(test)]
+pub fn assert_gradient_matches_finite_differences(
+    model: &impl ChainModel,
+    z: &Array3<f64>,
+    tolerance: f64,
+) {
+    let gradient = model.gradient(z);
+    let h = 1e-6;
+    for (idx, &analytic) in gradient.indexed_iter() {
+        let mut plus = z.clone();
+        plus[idx] += h;
+        let mut minus = z.clone();
+        minus[idx] -= h;
+        let numeric = (model.loss(&plus).total() - model.loss(&minus).total()) / (2.0 * h);
+        assert!(
+            (analytic - numeric).abs() < tolerance * (1.0 + numeric.abs()),
+            "{idx:?}: {analytic} vs {numeric}"
+        );
+    }
+}
+
 /// The optimiser of line 5.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase", tag = "kind")]
