@@ -131,7 +131,7 @@ impl DynamicSkipGram {
 
     /// Loss parts and the full gradient.
     pub fn loss_and_gradient(&self, z: &Array3<f64>) -> (LossParts, Array3<f64>) {
-        let mut gradient = coupling_gradient(z, &self.couplings);
+        let mut gradient = coupling_gradient(&z.view(), &self.couplings);
         let mut local = 0.0;
         for t in 0..self.steps.len() {
             let (l, g) = self.local(z, t);
@@ -150,6 +150,22 @@ impl DynamicSkipGram {
 }
 
 impl DynamicSkipGram {
+    /// Adds z_c/σ_0² and (L z)_c of parameter column `column` to `gradient[.., .., slot]`.
+    fn add_exact_terms(
+        &self,
+        z: &Array3<f64>,
+        column: usize,
+        gradient: &mut Array3<f64>,
+        slot: usize,
+    ) {
+        let own = z.slice(s![.., .., column..column + 1]);
+        let coupling = coupling_gradient(&own, &self.couplings);
+        let exact = &own.index_axis(ndarray::Axis(2), 0) / self.prior_variance
+            + coupling.index_axis(ndarray::Axis(2), 0);
+        let mut target = gradient.slice_mut(s![.., .., slot]);
+        target += &exact;
+    }
+
     /// The gradient on the block `words` × `contexts` (see [`BlockGradient`]).
     pub fn block_gradient(
         &self,
@@ -198,19 +214,12 @@ impl DynamicSkipGram {
                 .slice_mut(s![t, .., ..])
                 .assign(&(u.dot(&g) * context_scale));
         }
-        // Exact prior and coupling terms of the touched columns.
-        let coupling = coupling_gradient(z, &self.couplings);
+        // Exact prior and coupling terms, for the touched columns only.
         for (k, &i) in words.iter().enumerate() {
-            let exact =
-                &z.slice(s![.., .., i]) / self.prior_variance + coupling.slice(s![.., .., i]);
-            let mut slot = word_gradient.slice_mut(s![.., .., k]);
-            slot += &exact;
+            self.add_exact_terms(z, i, &mut word_gradient, k);
         }
         for (k, &j) in contexts.iter().enumerate() {
-            let exact = &z.slice(s![.., .., v + j]) / self.prior_variance
-                + coupling.slice(s![.., .., v + j]);
-            let mut slot = context_gradient.slice_mut(s![.., .., k]);
-            slot += &exact;
+            self.add_exact_terms(z, v + j, &mut context_gradient, k);
         }
         BlockGradient {
             words: words.to_vec(),

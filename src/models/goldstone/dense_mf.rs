@@ -52,7 +52,7 @@ impl DenseMf {
     /// ∇L: ∂ℓ_t/∂U_t = −V_t Rᵀ, ∂ℓ_t/∂V_t = −U_t R with R = X_t − U_tᵀV_t, plus L Z.
     pub fn gradient(&self, z: &Array3<f64>) -> Array3<f64> {
         let n_u = self.rows();
-        let mut gradient = coupling_gradient(z, &self.couplings);
+        let mut gradient = coupling_gradient(&z.view(), &self.couplings);
         for t in 0..self.data.len() {
             let r = self.residual(z, t);
             let u = z.slice(s![t, .., ..n_u]);

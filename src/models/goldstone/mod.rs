@@ -11,7 +11,7 @@ pub mod dense_mf;
 pub mod gauge;
 pub mod train;
 
-use ndarray::{Array2, Array3, Axis};
+use ndarray::{Array2, Array3, ArrayView3, Axis};
 
 use crate::error::Result;
 use crate::linalg::symmetric_eigen;
@@ -98,8 +98,8 @@ pub fn coupling_energy(z: &Array3<f64>, couplings: &[f64]) -> f64 {
         .sum()
 }
 
-/// ∇ψ = L Z (along the time axis).
-pub fn coupling_gradient(z: &Array3<f64>, couplings: &[f64]) -> Array3<f64> {
+/// ∇ψ = L Z (along the time axis), for all columns of `z` or a slice of them.
+pub fn coupling_gradient(z: &ArrayView3<'_, f64>, couplings: &[f64]) -> Array3<f64> {
     let mut gradient = Array3::zeros(z.raw_dim());
     for (t, &c) in couplings.iter().enumerate() {
         let diff = (&z.index_axis(Axis(0), t + 1) - &z.index_axis(Axis(0), t)) * c;
@@ -136,7 +136,7 @@ mod tests {
         let couplings = [1.0, 2.5, 0.5, 4.0];
         let z = Array3::from_shape_fn((5, 2, 3), |(t, k, i)| ((t * 7 + k * 3 + i) as f64).sin());
         let laplacian = ChainLaplacian::new(&couplings).unwrap();
-        let gradient = coupling_gradient(&z, &couplings);
+        let gradient = coupling_gradient(&z.view(), &couplings);
         for k in 0..2 {
             for i in 0..3 {
                 let column = z.slice(ndarray::s![.., k, i]).to_owned();
