@@ -35,6 +35,30 @@ pub fn plan(path: &Path, root: &Path) -> Result<Plan> {
     }
 }
 
+/// A value as JSON for stage parameters and the manifest (Null if it cannot be represented).
+pub(crate) fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// The plan of an experiment whose spec `doc` has `header`, resolved to `spec`.
+pub(crate) fn plan_of<T: serde::Serialize>(
+    doc: &SpecDocument,
+    header: &crate::spec::Header,
+    spec: &T,
+    instances: Vec<crate::pipeline::StageInstance>,
+) -> Plan {
+    Plan {
+        experiment: header.name.clone(),
+        kind: header.kind.clone(),
+        description: header.description.clone(),
+        seed: header.seed,
+        spec_path: doc.path.clone(),
+        spec_hash: doc.hash(),
+        resolved: json(spec),
+        instances,
+    }
+}
+
 /// `flow,mode=exact` → `flow_mode-exact`: a label as a file-name fragment.
 pub fn slug(label: &str) -> String {
     label

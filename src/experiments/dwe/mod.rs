@@ -55,7 +55,7 @@ pub fn plan(doc: &SpecDocument, header: Header, root: &Path) -> Result<Plan> {
         label: String::new(),
         params: serde_json::json!({
             "corpus": spec.corpus,
-            "settings": serde_json::to_value(&spec.preprocess).unwrap_or_default(),
+            "settings": super::json(&spec.preprocess),
         }),
         deps: vec![],
         inputs: vec![registry.path(entry)],
@@ -76,14 +76,5 @@ pub fn plan(doc: &SpecDocument, header: Header, root: &Path) -> Result<Plan> {
         code: &EMIT_CODE,
         task: Arc::new(emit::EmitStage { counts_id }),
     };
-    Ok(Plan {
-        experiment: spec.header.name.clone(),
-        kind: spec.header.kind.clone(),
-        description: spec.header.description.clone(),
-        seed: spec.header.seed,
-        spec_path: doc.path.clone(),
-        spec_hash: doc.hash(),
-        resolved: serde_json::to_value(&spec).unwrap_or_default(),
-        instances: vec![counts, emit],
-    })
+    Ok(super::plan_of(doc, &spec.header, &spec, vec![counts, emit]))
 }

@@ -74,9 +74,7 @@ pub fn code_groups() -> [&'static CodeGroup; 4] {
     [&PREPROCESS_CODE, &FIT_CODE, &EVALUATE_CODE, &EMIT_CODE]
 }
 
-fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
-}
+use super::json;
 
 /// Plans the goldstone-synthetic experiment.
 pub fn plan(doc: &SpecDocument, header: Header) -> Result<Plan> {
@@ -206,14 +204,5 @@ pub fn plan(doc: &SpecDocument, header: Header) -> Result<Plan> {
             dispersion_id,
         }),
     });
-    Ok(Plan {
-        experiment: spec.header.name.clone(),
-        kind: spec.header.kind.clone(),
-        description: spec.header.description.clone(),
-        seed: spec.header.seed,
-        spec_path: doc.path.clone(),
-        spec_hash: doc.hash(),
-        resolved: json(&spec),
-        instances,
-    })
+    Ok(super::plan_of(doc, &spec.header, &spec, instances))
 }

@@ -97,9 +97,7 @@ pub fn code_groups() -> [&'static CodeGroup; 5] {
     ]
 }
 
-fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
-}
+use super::json;
 
 /// Plans the rbm-mnist experiment; raw files are looked up in `<root>/data/registry.toml`.
 pub fn plan(doc: &SpecDocument, header: Header, root: &Path) -> Result<Plan> {
@@ -324,14 +322,5 @@ pub fn plan(doc: &SpecDocument, header: Header, root: &Path) -> Result<Plan> {
         }),
     };
     instances.push(emit);
-    Ok(Plan {
-        experiment: spec.header.name.clone(),
-        kind: spec.header.kind.clone(),
-        description: spec.header.description.clone(),
-        seed: spec.header.seed,
-        spec_path: doc.path.clone(),
-        spec_hash: doc.hash(),
-        resolved: json(&spec),
-        instances,
-    })
+    Ok(super::plan_of(doc, &spec.header, &spec, instances))
 }

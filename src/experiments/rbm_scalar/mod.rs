@@ -95,9 +95,7 @@ pub fn code_groups() -> [&'static CodeGroup; 5] {
     ]
 }
 
-fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
-}
+use super::json;
 
 /// Plans the rbm-scalar experiment from its spec.
 pub fn plan(doc: &SpecDocument, header: Header) -> Result<Plan> {
@@ -182,16 +180,7 @@ pub fn plan(doc: &SpecDocument, header: Header) -> Result<Plan> {
             target_id,
         }),
     });
-    Ok(Plan {
-        experiment: spec.header.name.clone(),
-        kind: spec.header.kind.clone(),
-        description: spec.header.description.clone(),
-        seed,
-        spec_path: doc.path.clone(),
-        spec_hash: doc.hash(),
-        resolved: json(&spec),
-        instances,
-    })
+    Ok(super::plan_of(doc, &spec.header, &spec, instances))
 }
 
 #[cfg(test)]
