@@ -10,7 +10,11 @@
 //! block I × J for all steps, rescaled to be unbiased (the paper's minibatches, Eq. 17);
 //! [`BlockAdam`] applies such blocks with per-column ("lazy") Adam moments.
 
+pub mod kernel;
+pub mod train;
+
 use ndarray::{Array2, Array3, s};
+use rayon::prelude::*;
 
 use super::goldstone::dense_mf::LossParts;
 use super::goldstone::train::ChainModel;
@@ -256,41 +260,58 @@ impl BlockAdam {
         }
     }
 
-    /// Applies one step of size `rate` for `block` to `z`.
+    /// Applies one step of size `rate` for `block` to `z`. Rows (t, k) are contiguous in
+    /// memory, so the update walks each row over the block's columns, steps in parallel.
     pub fn step(&mut self, z: &mut Array3<f64>, block: &BlockGradient, rate: f64) {
         self.step += 1;
         let c1 = 1.0 - self.beta1.powi(self.step);
         let c2 = 1.0 - self.beta2.powi(self.step);
-        let v = z.shape()[2] / 2;
-        let columns = block
+        let (beta1, beta2, epsilon) = (self.beta1, self.beta2, self.epsilon);
+        let (d, width) = (z.shape()[1], z.shape()[2]);
+        let v = width / 2;
+        let columns: Vec<(usize, usize, bool)> = block
             .words
             .iter()
             .enumerate()
-            .map(|(k, &i)| (i, block.word_gradient.slice(s![.., .., k])))
+            .map(|(k, &i)| (i, k, false))
             .chain(
                 block
                     .contexts
                     .iter()
                     .enumerate()
-                    .map(|(k, &j)| (v + j, block.context_gradient.slice(s![.., .., k]))),
-            );
-        for (column, gradient) in columns {
-            let mut m = self.first.slice_mut(s![.., .., column]);
-            m.zip_mut_with(&gradient, |m, &g| {
-                *m = self.beta1 * *m + (1.0 - self.beta1) * g
+                    .map(|(k, &j)| (v + j, k, true)),
+            )
+            .collect();
+        let chunk = d * width;
+        let (Some(zs), Some(ms), Some(ss)) = (
+            z.as_slice_mut(),
+            self.first.as_slice_mut(),
+            self.second.as_slice_mut(),
+        ) else {
+            unreachable!("parameters and moments are allocated in standard layout")
+        };
+        zs.par_chunks_mut(chunk)
+            .zip(ms.par_chunks_mut(chunk))
+            .zip(ss.par_chunks_mut(chunk))
+            .enumerate()
+            .for_each(|(t, ((zt, mt), st))| {
+                for row in 0..d {
+                    let base = row * width;
+                    for &(column, slot, is_context) in &columns {
+                        let g = if is_context {
+                            block.context_gradient[[t, row, slot]]
+                        } else {
+                            block.word_gradient[[t, row, slot]]
+                        };
+                        let at = base + column;
+                        let m = beta1 * mt[at] + (1.0 - beta1) * g;
+                        let s = beta2 * st[at] + (1.0 - beta2) * g * g;
+                        mt[at] = m;
+                        st[at] = s;
+                        zt[at] -= rate * (m / c1) / ((s / c2).sqrt() + epsilon);
+                    }
+                }
             });
-            let mut second = self.second.slice_mut(s![.., .., column]);
-            second.zip_mut_with(&gradient, |s, &g| {
-                *s = self.beta2 * *s + (1.0 - self.beta2) * g * g
-            });
-            let m = self.first.slice(s![.., .., column]);
-            let second = self.second.slice(s![.., .., column]);
-            let mut target = z.slice_mut(s![.., .., column]);
-            ndarray::Zip::from(&mut target)
-                .and(&m)
-                .and(&second)
-                .for_each(|x, &m, &s| *x -= rate * (m / c1) / ((s / c2).sqrt() + self.epsilon));
-        }
     }
 }
 
@@ -314,7 +335,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
     use rand_distr::{Distribution, StandardNormal};
 
-    fn model() -> DynamicSkipGram {
+    pub fn model() -> DynamicSkipGram {
         let sentences = [
             vec![Some(0), Some(1), Some(2), Some(3), Some(4), Some(5)],
             vec![Some(5), Some(3), Some(1), Some(0), Some(2)],

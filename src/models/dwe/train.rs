@@ -1,0 +1,188 @@
+//! MAP training of the dynamic skip-gram on vocabulary minibatches: each iteration draws L'
+//! distinct words and L' distinct contexts uniformly (all time steps always included, Bamler &
+//! Mandt 2017 supplement Eq. 17), evaluates the block on the fast f32 path and applies lazy
+//! Adam with ρ_s = ρ_0 (s̄/(s + s̄))^κ. Goldstone-GD adds a gauge phase on Z_t = (U_t, V_t)
+//! after every k1 iterations (ICML 2018 Algorithm 1 with the same Adam as line 5).
+
+use std::time::Instant;
+
+use ndarray::Array3;
+use rand::Rng;
+
+use super::kernel::{CountsIndex, Want};
+use super::{BlockAdam, DynamicSkipGram};
+use crate::error::{Error, Result};
+use crate::models::goldstone::ChainLaplacian;
+use crate::models::goldstone::gauge::{GaugeField, GaugeOptions};
+use crate::models::goldstone::train::Schedule;
+
+/// What a training run is to do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DweTrainConfig {
+    pub iterations: usize,
+    /// L', words and contexts per block; at least V means full batch.
+    pub minibatch: usize,
+    pub schedule: Schedule,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub epsilon: f64,
+    /// k1 and the gauge options; `None` is the baseline.
+    pub goldstone: Option<(usize, GaugeOptions)>,
+    /// The observer sees Z after every this many iterations (and at 0 and the end).
+    pub record_every: usize,
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default)]
+pub struct DweTrace {
+    pub step_seconds: f64,
+    pub gauge_seconds: f64,
+    pub phases: usize,
+    pub last: Array3<f64>,
+}
+
+/// L' distinct indices out of `vocabulary`, sorted (all of them when L' ≥ V).
+pub fn draw_block(rng: &mut impl Rng, vocabulary: usize, size: usize) -> Vec<usize> {
+    if size >= vocabulary {
+        return (0..vocabulary).collect();
+    }
+    let mut block = rand::seq::index::sample(rng, vocabulary, size).into_vec();
+    block.sort_unstable();
+    block
+}
+
+/// Trains `z` on `model`, calling `observe(iteration, z)` at the recording points. Stops with
+/// an error naming the iteration when a gradient is not finite.
+pub fn train(
+    model: &DynamicSkipGram,
+    index: &CountsIndex,
+    mut z: Array3<f64>,
+    config: &DweTrainConfig,
+    rng: &mut impl Rng,
+    mut observe: impl FnMut(usize, &Array3<f64>) -> Result<()>,
+) -> Result<DweTrace> {
+    let (steps, d, width) = (z.shape()[0], z.shape()[1], z.shape()[2]);
+    let mut gauge = match &config.goldstone {
+        Some((_, options)) => {
+            let laplacian = ChainLaplacian::new(&model.couplings)?;
+            Some(GaugeField::new(&laplacian, d, *options))
+        }
+        None => None,
+    };
+    let k1 = config
+        .goldstone
+        .as_ref()
+        .map_or(usize::MAX, |(k1, _)| (*k1).max(1));
+    let mut adam = BlockAdam::new((steps, d, width), config.beta1, config.beta2, config.epsilon);
+    let mut trace = DweTrace::default();
+    observe(0, &z)?;
+    for s in 1..=config.iterations {
+        let clock = Instant::now();
+        let words = draw_block(rng, model.vocabulary, config.minibatch);
+        let contexts = draw_block(rng, model.vocabulary, config.minibatch);
+        let block = model.fast_block(index, &z, &words, &contexts, Want::Gradient);
+        if !block
+            .word_gradient
+            .iter()
+            .chain(&block.context_gradient)
+            .all(|g| g.is_finite())
+        {
+            return Err(Error::Other(format!(
+                "training stopped at iteration {s}: the gradient is not finite"
+            )));
+        }
+        adam.step(&mut z, &block, config.schedule.rate_at(s - 1));
+        trace.step_seconds += clock.elapsed().as_secs_f64();
+        if let Some(field) = gauge.as_mut()
+            && s % k1 == 0
+        {
+            let clock = Instant::now();
+            field.phase(&mut z);
+            trace.gauge_seconds += clock.elapsed().as_secs_f64();
+            trace.phases += 1;
+        }
+        if s % config.record_every.max(1) == 0 || s == config.iterations {
+            observe(s, &z)?;
+        }
+    }
+    trace.last = z;
+    Ok(trace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+    use rand_distr::{Distribution, StandardNormal};
+
+    fn config(goldstone: bool) -> DweTrainConfig {
+        DweTrainConfig {
+            iterations: 400,
+            minibatch: 4,
+            schedule: Schedule {
+                rate: 0.02,
+                offset: 100.0,
+                exponent: 0.7,
+                clip: None,
+            },
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            goldstone: goldstone.then(|| {
+                let mut options = GaugeOptions::paper(10);
+                options.exact_exponential = true;
+                (10, options)
+            }),
+            record_every: 100,
+        }
+    }
+
+    /// Both optimizers lower the exact loss on the tiny model; the observer sees 0, every
+    /// `record_every` and the end; Goldstone-GD runs one phase per k1 iterations.
+    #[test]
+    fn both_optimizers_descend() {
+        let model = super::super::tests::model();
+        let index = CountsIndex::new(&model);
+        let mut rng = ChaCha8Rng::seed_from_u64(31);
+        let z0 = Array3::from_shape_simple_fn((3, 2, 12), || {
+            let x: f64 = StandardNormal.sample(&mut rng);
+            0.3 * x
+        });
+        let start = model.loss_and_gradient(&z0).0.total();
+        for goldstone in [false, true] {
+            let mut seen = Vec::new();
+            let mut rng = ChaCha8Rng::seed_from_u64(32);
+            let trace = train(
+                &model,
+                &index,
+                z0.clone(),
+                &config(goldstone),
+                &mut rng,
+                |s, _| {
+                    seen.push(s);
+                    Ok(())
+                },
+            )
+            .unwrap();
+            let end = model.loss_and_gradient(&trace.last).0.total();
+            assert!(end < 0.9 * start, "goldstone {goldstone}: {start} → {end}");
+            assert_eq!(seen, vec![0, 100, 200, 300, 400]);
+            assert_eq!(trace.phases, if goldstone { 40 } else { 0 });
+        }
+    }
+
+    /// A non-finite parameter stops training with the iteration number in the message.
+    #[test]
+    fn non_finite_gradients_stop_with_the_iteration() {
+        let model = super::super::tests::model();
+        let index = CountsIndex::new(&model);
+        let mut z = Array3::from_elem((3, 2, 12), 0.1);
+        z[[1, 0, 3]] = f64::NAN;
+        let mut rng = ChaCha8Rng::seed_from_u64(33);
+        let mut full = config(false);
+        full.minibatch = 6;
+        let error = train(&model, &index, z, &full, &mut rng, |_, _| Ok(())).unwrap_err();
+        assert!(error.to_string().contains("iteration 1"), "{error}");
+    }
+}
