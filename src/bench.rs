@@ -25,7 +25,10 @@ pub struct BenchResult {
     pub ratio_to_reference: f64,
 }
 
+/// Seconds and repetitions of `f` over at least `min_seconds`, after one untimed warm-up call
+/// (first calls grow buffers and fault in fresh pages).
 fn time<F: FnMut()>(mut f: F, min_seconds: f64) -> (f64, usize) {
+    f();
     let start = Instant::now();
     let mut reps = 0;
     while start.elapsed().as_secs_f64() < min_seconds {
@@ -163,5 +166,126 @@ pub fn run() -> crate::Result<Vec<BenchResult>> {
         gflops,
         ratio_to_reference: gflops / reference,
     });
+    out.extend(dynamic_skip_gram(reference)?);
+    Ok(out)
+}
+
+/// A dynamic skip-gram with Zipf-distributed random counts (about 40 non-zero contexts per
+/// word and step), T = 229 yearly steps as in the State of the Union.
+fn synthetic_skip_gram(steps: usize, vocabulary: usize) -> crate::models::dwe::DynamicSkipGram {
+    use rand::RngExt;
+    let mut rng = rng_for(2, "bench/dwe");
+    let zipf: Vec<f64> = (0..vocabulary).map(|i| 1.0 / (i + 1) as f64).collect();
+    let norm: f64 = zipf.iter().sum();
+    let step_counts = (0..steps)
+        .map(|_| {
+            let mut counts = crate::corpus::counts::PairCounts::new();
+            for i in 0..vocabulary as u32 {
+                for _ in 0..40 {
+                    let j = rng.random_range(0..vocabulary as u32);
+                    *counts.entry((i, j)).or_insert(0.0) += 0.25 * rng.random_range(1..5) as f64;
+                }
+            }
+            let (unigram, smoothed) =
+                crate::corpus::counts::negative_marginals(&counts, vocabulary, 0.75);
+            let _ = norm;
+            crate::models::dwe::StepCounts {
+                positive: counts.iter().map(|(&(i, j), &n)| (i, j, n)).collect(),
+                unigram,
+                smoothed,
+            }
+        })
+        .collect();
+    let times: Vec<f64> = (0..steps).map(|t| 1790.0 + t as f64).collect();
+    crate::models::dwe::DynamicSkipGram {
+        steps: step_counts,
+        vocabulary,
+        eta: 1.0,
+        prior_variance: 1.0,
+        couplings: crate::models::dwe::DynamicSkipGram::ou_couplings(&times, 1e-3),
+    }
+}
+
+/// The dynamic skip-gram's gradient (full batch and one minibatch block) against the same
+/// three f32 GEMMs per step alone (X = UᵀV, VGᵀ, UG; steps in parallel): the ratio is the
+/// share of GEMM throughput the fit achieves. Also one Adam block update and one gauge phase
+/// relative to k1 = 10 minibatch iterations.
+fn dynamic_skip_gram(reference: f64) -> crate::Result<Vec<BenchResult>> {
+    use crate::models::dwe::kernel::{CountsIndex, Want};
+    use ndarray::linalg::general_mat_mul;
+    use rayon::prelude::*;
+    let (steps, v, d, minibatch) = (229, 1000, 50, 250);
+    let model = synthetic_skip_gram(steps, v);
+    let index = CountsIndex::new(&model);
+    let z = ndarray::Array3::from_shape_fn((steps, d, 2 * v), |(t, k, i)| {
+        (((t * 31 + k * 7 + i * 3) % 17) as f64 - 8.0) * 0.02
+    });
+    let mut out = Vec::new();
+    let gemm_rate = |size: usize| {
+        let u = Array2::<f32>::from_elem((d, size), 0.1);
+        let w = Array2::<f32>::from_elem((d, size), 0.2);
+        let (secs, reps) = time(
+            || {
+                (0..steps).into_par_iter().for_each(|_| {
+                    let mut x = Array2::<f32>::zeros((size, size));
+                    general_mat_mul(1.0, &u.t(), &w, 0.0, &mut x);
+                    let mut gu = Array2::<f32>::zeros((d, size));
+                    general_mat_mul(1.0, &w, &x.t(), 0.0, &mut gu);
+                    let mut gw = Array2::<f32>::zeros((d, size));
+                    general_mat_mul(1.0, &u, &x, 0.0, &mut gw);
+                    std::hint::black_box((gu, gw));
+                });
+            },
+            1.0,
+        );
+        6.0 * (steps * d * size * size) as f64 * reps as f64 / secs / 1e9
+    };
+    let gemm_full = gemm_rate(v);
+    let gemm_block = gemm_rate(minibatch);
+    let all: Vec<usize> = (0..v).collect();
+    let mut rng = rng_for(3, "bench/dwe/blocks");
+    let mut adam = crate::models::dwe::BlockAdam::new((steps, d, 2 * v), 0.9, 0.999, 1e-8);
+    for (label, size, gemm) in [("full batch", v, gemm_full), ("minibatch", minibatch, gemm_block)] {
+        out.push(BenchResult {
+            name: format!("reference: f32 GEMMs of the skip-gram {label}, T = {steps}, d = {d}, L' = {size}"),
+            per_second: gemm / (6.0 * (steps * d * size * size) as f64 / 1e9),
+            unit: "evaluations/s".into(),
+            gflops: gemm,
+            ratio_to_reference: 1.0,
+        });
+        let (words, contexts) = if size >= v {
+            (all.clone(), all.clone())
+        } else {
+            (
+                crate::models::dwe::train::draw_block(&mut rng, v, size),
+                crate::models::dwe::train::draw_block(&mut rng, v, size),
+            )
+        };
+        let mut block = crate::models::dwe::BlockGradient::empty();
+        let (secs, reps) = time(
+            || model.fast_block_into(&index, &z, &words, &contexts, Want::Gradient, &mut block),
+            1.0,
+        );
+        let gflops = 6.0 * (steps * d * size * size) as f64 * reps as f64 / secs / 1e9;
+        out.push(BenchResult {
+            name: format!("skip-gram gradient, {label} (ratio: to its GEMMs)"),
+            per_second: reps as f64 / secs,
+            unit: "gradients/s".into(),
+            gflops,
+            ratio_to_reference: gflops / gemm,
+        });
+        if size < v {
+            let mut params = z.clone();
+            let (secs, reps) = time(|| adam.step(&mut params, &block, 1e-3), 1.0);
+            out.push(BenchResult {
+                name: format!("lazy Adam update of one L' = {size} block"),
+                per_second: reps as f64 / secs,
+                unit: "updates/s".into(),
+                gflops: f64::NAN,
+                ratio_to_reference: f64::NAN,
+            });
+        }
+    }
+    let _ = reference;
     Ok(out)
 }

@@ -1,11 +1,14 @@
 //! The spec of the dynamic-word-embedding experiments (`kind = "dwe"`): `[data]` names the
 //! registered corpus; `[preprocess]` the vocabulary size, the context window c_max, the
-//! negative-sampling exponent γ and ratio η, and an optional year range. (Model and fit settings
-//! join this spec with the fit stage.)
+//! negative-sampling exponent γ and ratio η, and an optional year range; `[model]` the embedding
+//! dimension and the Ornstein–Uhlenbeck prior; `[fit]` the optimisers' settings and the regime
+//! (time binning, count scale, initialisation), where each regime key may be a list — the fit
+//! then runs for every combination, the first one being the headline regime; `[evaluate]` the
+//! word-aging queries and the histogram bins.
 
 use serde::{Deserialize, Serialize};
 
-use super::{Header, SpecDocument};
+use super::{Header, SpecDocument, Sweep};
 use crate::error::Result;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -15,6 +18,47 @@ struct RawSpec {
     experiment: super::RawHeader,
     data: RawData,
     preprocess: Option<RawPreprocess>,
+    model: Option<RawModel>,
+    fit: Option<RawFit>,
+    evaluate: Option<RawEvaluate>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    dim: Option<usize>,
+    diffusion: Option<f64>,
+    prior_variance: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFit {
+    iterations: Option<usize>,
+    minibatch: Option<usize>,
+    rate: Option<f64>,
+    offset: Option<f64>,
+    exponent: Option<f64>,
+    beta1: Option<f64>,
+    beta2: Option<f64>,
+    epsilon: Option<f64>,
+    k1: Option<usize>,
+    k2: Option<usize>,
+    gauge: Option<String>,
+    seeds: Option<usize>,
+    holdout: Option<f64>,
+    record_every: Option<usize>,
+    bin_years: Option<Sweep<usize>>,
+    count_scale: Option<Sweep<f64>>,
+    init: Option<Sweep<String>>,
+    init_scale: Option<Sweep<f64>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvaluate {
+    queries: Option<Vec<String>>,
+    histogram_bins: Option<usize>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -45,6 +89,82 @@ pub struct Preprocess {
     pub last_year: Option<i32>,
 }
 
+/// The model: d and the prior (σ_0², D per year).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Model {
+    pub dim: usize,
+    pub diffusion: f64,
+    pub prior_variance: f64,
+}
+
+/// How the initial embeddings are drawn (scaled by `init_scale`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Init {
+    /// Every step its own i.i.d. N(0, s²) draw: unrelated frames at every step.
+    Independent,
+    /// One i.i.d. draw shared by all steps: one frame everywhere.
+    Shared,
+    /// A draw from the Ornstein–Uhlenbeck prior scaled by s (the smoothing algorithm's start,
+    /// whose samples follow the prior): frames that drift slowly along the chain.
+    Prior,
+}
+
+/// Names of the initialisations.
+pub const INITS: &[&str] = &["independent", "shared", "prior"];
+
+/// One fit regime: what the sweep varies.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Regime {
+    /// Years per time step (1: every year; k: counts of k consecutive years summed).
+    pub bin_years: usize,
+    /// Multiplies every count (the likelihood's weight against the prior).
+    pub count_scale: f64,
+    pub init: Init,
+    pub init_scale: f64,
+}
+
+impl Regime {
+    /// The stage label, e.g. `bin=1,counts=1,init=prior,scale=0.1`.
+    pub fn label(&self) -> String {
+        format!(
+            "bin={},counts={},init={},scale={}",
+            self.bin_years,
+            self.count_scale,
+            INITS[self.init as usize],
+            self.init_scale
+        )
+    }
+}
+
+/// Optimiser settings shared by every regime.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Fit {
+    pub iterations: usize,
+    pub minibatch: usize,
+    pub rate: f64,
+    pub offset: f64,
+    pub exponent: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub epsilon: f64,
+    pub k1: usize,
+    pub k2: usize,
+    /// A gauge-phase variant of goldstone-synthetic (`paper`, `exp`, `exp-clip`, …).
+    pub gauge: String,
+    pub seeds: usize,
+    /// Fraction of interior time steps held out for the predictive likelihood.
+    pub holdout: f64,
+    pub record_every: usize,
+}
+
+/// Word-aging queries and histogram resolution.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Evaluate {
+    pub queries: Vec<String>,
+    pub histogram_bins: usize,
+}
+
 /// Validated dwe spec.
 #[derive(Clone, Debug, Serialize)]
 pub struct DweSpec {
@@ -52,6 +172,35 @@ pub struct DweSpec {
     /// Registry name of the corpus (gzip JSON Lines with `year` and `text`).
     pub corpus: String,
     pub preprocess: Preprocess,
+    pub model: Model,
+    pub fit: Fit,
+    /// Every combination of the regime keys; the first is the headline regime.
+    pub regimes: Vec<Regime>,
+    pub evaluate: Evaluate,
+}
+
+/// Modern words of the addresses whose first-year neighbours say how a word "aged".
+const DEFAULT_QUERIES: &[&str] = &[
+    "nuclear",
+    "terrorism",
+    "internet",
+    "economy",
+    "environment",
+    "television",
+    "aircraft",
+    "soviet",
+];
+
+fn parse_init(doc: &SpecDocument, name: &str) -> Result<Init> {
+    match name {
+        "independent" => Ok(Init::Independent),
+        "shared" => Ok(Init::Shared),
+        "prior" => Ok(Init::Prior),
+        other => Err(doc.error(
+            "fit.init",
+            format!("unknown initialisation {other:?}; known: {}", INITS.join(", ")),
+        )),
+    }
 }
 
 /// Parses and validates the spec in `doc`.
@@ -73,8 +222,93 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<DweSpec> {
             format!("{b} is before preprocess.first_year = {a}"),
         ));
     }
+    let m = raw.model.unwrap_or_default();
+    let model = Model {
+        dim: doc.at_least("model.dim", m.dim.unwrap_or(100), 1)?,
+        diffusion: doc.positive("model.diffusion", m.diffusion.unwrap_or(1e-3))?,
+        prior_variance: doc.positive("model.prior_variance", m.prior_variance.unwrap_or(1.0))?,
+    };
+    let f = raw.fit.unwrap_or_default();
+    let gauge = f.gauge.unwrap_or_else(|| "exp".into());
+    crate::spec::goldstone_synthetic::variant_options(&gauge, 1)
+        .map_err(|e| doc.error("fit.gauge", e))?;
+    let holdout = f.holdout.unwrap_or(0.1);
+    if !(0.0..0.5).contains(&holdout) {
+        return Err(doc.error(
+            "fit.holdout",
+            format!("must be in [0, 0.5), got {holdout}"),
+        ));
+    }
+    let fraction = |key: &str, v: f64| -> Result<f64> {
+        if (0.0..1.0).contains(&v) {
+            Ok(v)
+        } else {
+            Err(doc.error(key, format!("must be in [0, 1), got {v}")))
+        }
+    };
+    let fit = Fit {
+        iterations: doc.at_least("fit.iterations", f.iterations.unwrap_or(2000), 1)?,
+        minibatch: doc.at_least("fit.minibatch", f.minibatch.unwrap_or(1000), 1)?,
+        rate: doc.positive("fit.rate", f.rate.unwrap_or(0.1))?,
+        offset: doc.positive("fit.offset", f.offset.unwrap_or(1000.0))?,
+        exponent: f.exponent.unwrap_or(0.7),
+        beta1: fraction("fit.beta1", f.beta1.unwrap_or(0.9))?,
+        beta2: fraction("fit.beta2", f.beta2.unwrap_or(0.999))?,
+        epsilon: doc.positive("fit.epsilon", f.epsilon.unwrap_or(1e-8))?,
+        k1: doc.at_least("fit.k1", f.k1.unwrap_or(10), 1)?,
+        k2: doc.at_least("fit.k2", f.k2.unwrap_or(10), 1)?,
+        gauge,
+        seeds: doc.at_least("fit.seeds", f.seeds.unwrap_or(3), 1)?,
+        holdout,
+        record_every: doc.at_least("fit.record_every", f.record_every.unwrap_or(100), 1)?,
+    };
+    let bins = f.bin_years.unwrap_or(Sweep::One(1)).values();
+    let scales = f.count_scale.unwrap_or(Sweep::One(1.0)).values();
+    let inits = f
+        .init
+        .unwrap_or(Sweep::One("prior".into()))
+        .values()
+        .iter()
+        .map(|name| parse_init(doc, name))
+        .collect::<Result<Vec<_>>>()?;
+    let init_scales = f.init_scale.unwrap_or(Sweep::One(0.1)).values();
+    for &b in &bins {
+        doc.at_least("fit.bin_years", b, 1)?;
+    }
+    for &c in &scales {
+        doc.positive("fit.count_scale", c)?;
+    }
+    for &c in &init_scales {
+        doc.positive("fit.init_scale", c)?;
+    }
+    let mut regimes = Vec::new();
+    for &bin_years in &bins {
+        for &count_scale in &scales {
+            for &init in &inits {
+                for &init_scale in &init_scales {
+                    regimes.push(Regime {
+                        bin_years,
+                        count_scale,
+                        init,
+                        init_scale,
+                    });
+                }
+            }
+        }
+    }
+    let e = raw.evaluate.unwrap_or_default();
+    let evaluate = Evaluate {
+        queries: e
+            .queries
+            .unwrap_or_else(|| DEFAULT_QUERIES.iter().map(|q| q.to_string()).collect()),
+        histogram_bins: doc.at_least("evaluate.histogram_bins", e.histogram_bins.unwrap_or(40), 2)?,
+    };
     Ok(DweSpec {
         header,
+        model,
+        fit,
+        regimes,
+        evaluate,
         corpus: raw.data.corpus,
         preprocess: Preprocess {
             vocabulary: doc.at_least("preprocess.vocabulary", p.vocabulary.unwrap_or(10_000), 2)?,

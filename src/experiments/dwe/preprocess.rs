@@ -155,3 +155,44 @@ impl StageTask for CountsStage {
 pub fn load_summary(dir: &std::path::Path) -> Result<CorpusSummary> {
     read_json(&dir.join("corpus.json"))
 }
+
+/// Reads the counts written by [`CountsStage`]: the year of every step, the steps and V.
+pub fn load_counts(
+    dir: &std::path::Path,
+) -> Result<(Vec<f64>, Vec<crate::models::dwe::StepCounts>, usize)> {
+    let arrays = dir.join("arrays");
+    let offsets: Array1<i64> = npy::read_as(&arrays.join("counts.offsets.npy"))?;
+    let words: Array1<u32> = npy::read_as(&arrays.join("counts.word.npy"))?;
+    let contexts: Array1<u32> = npy::read_as(&arrays.join("counts.context.npy"))?;
+    let values: Array1<f32> = npy::read_as(&arrays.join("counts.value.npy"))?;
+    let years: Array1<f64> = npy::read(&arrays.join("steps.year.npy"))?;
+    let unigram: Array2<f32> = npy::read_as(&arrays.join("negative.unigram.npy"))?;
+    let smoothed: Array2<f32> = npy::read_as(&arrays.join("negative.smoothed.npy"))?;
+    let steps = years.len();
+    let consistent = offsets.len() == steps + 1
+        && words.len() == contexts.len()
+        && words.len() == values.len()
+        && offsets.last().is_some_and(|&n| n as usize == words.len())
+        && unigram.nrows() == steps
+        && smoothed.dim() == unigram.dim();
+    if !consistent {
+        return Err(Error::Other(format!(
+            "{}: the count arrays disagree in length; rerun the preprocess stage",
+            arrays.display()
+        )));
+    }
+    let v = unigram.ncols();
+    let counts = (0..steps)
+        .map(|t| {
+            let range = offsets[t] as usize..offsets[t + 1] as usize;
+            crate::models::dwe::StepCounts {
+                positive: range
+                    .map(|k| (words[k], contexts[k], f64::from(values[k])))
+                    .collect(),
+                unigram: unigram.row(t).iter().map(|&p| f64::from(p)).collect(),
+                smoothed: smoothed.row(t).iter().map(|&p| f64::from(p)).collect(),
+            }
+        })
+        .collect();
+    Ok((years.to_vec(), counts, v))
+}

@@ -8,7 +8,7 @@
 //! [`super::DynamicSkipGram::block_gradient`] is the f64 reference it is tested against.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, Array3, ArrayView2, Axis, s};
+use ndarray::{Array3, ArrayView2, Axis};
 use rayon::prelude::*;
 
 use super::{BlockGradient, DynamicSkipGram, StepCounts};
@@ -75,25 +75,76 @@ impl Want {
     }
 }
 
-/// The likelihood terms of one step on a block: −log-likelihood over I × J and, if wanted, the
-/// unscaled gradients d × |I| and d × |J|.
-pub struct StepTerms {
-    pub loss: f64,
-    pub word_gradient: Option<Array2<f32>>,
-    pub context_gradient: Option<Array2<f32>>,
+/// Per-thread buffers of the kernel, grown on demand and reused: allocating the block-sized
+/// temporaries afresh every step costs more in page faults than the arithmetic.
+#[derive(Default)]
+struct Scratch {
+    u: Vec<f32>,
+    w: Vec<f32>,
+    g: Vec<f32>,
+    word_gradient: Vec<f32>,
+    context_gradient: Vec<f32>,
+    positives: Vec<(usize, f32, f32)>,
+    smoothed: Vec<f32>,
 }
 
-fn gather(zt: ArrayView2<'_, f64>, columns: &[usize], offset: usize) -> Array2<f32> {
-    let mut out = Array2::zeros((zt.nrows(), columns.len()));
-    for (k, &c) in columns.iter().enumerate() {
-        out.column_mut(k)
-            .zip_mut_with(&zt.column(offset + c), |o, &x| *o = x as f32);
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+fn sized(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
     }
-    out
+    &mut buffer[..len]
 }
 
-/// The terms of step counts `counts` at parameters `zt` (d × 2V: U then V) on `words` ×
-/// `contexts`. `slot_of_context[j]` is j's position in `contexts` or `usize::MAX`.
+fn gather_into(zt: ArrayView2<'_, f64>, columns: &[usize], offset: usize, out: &mut [f32]) {
+    let n = columns.len();
+    for row in 0..zt.nrows() {
+        let source = zt.row(row);
+        for (o, &c) in out[row * n..(row + 1) * n].iter_mut().zip(columns) {
+            *o = source[offset + c] as f32;
+        }
+    }
+}
+
+/// e^x for x ≤ 0 in f32, branch-free so that the row loops vectorise: x = n ln 2 + r with
+/// |r| ≤ ½ ln 2, e^r by its degree-6 Taylor polynomial (truncation ≤ 1.2e-7 relative), 2^n
+/// from the exponent bits. Arguments below −87 (where e^x leaves the normal range) give e^{−87}.
+#[inline]
+fn exp_non_positive(x: f32) -> f32 {
+    let x = x.max(-87.0);
+    // Round to nearest by adding and subtracting 1.5·2²³ (no `floor`, which is a library call
+    // without SSE4.1 and would stop the loop from vectorising).
+    const ROUND: f32 = 12_582_912.0;
+    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    // ln 2 split into a part exact in f32 products with n and a remainder.
+    let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// log(1 + e) for e ∈ [0, 1]: 2 atanh(s) with s = e/(2 + e) ∈ [0, ⅓] (no cancellation), by
+/// its odd series to s¹¹ (truncation ≤ 1e-7 relative).
+#[inline]
+fn ln_1p_unit(e: f32) -> f32 {
+    let s = e / (2.0 + e);
+    let s2 = s * s;
+    2.0 * s
+        * (1.0
+            + s2 * (1.0 / 3.0
+                + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0 + s2 * (1.0 / 11.0))))))
+}
+
+/// The likelihood of step counts `counts` at parameters `zt` (d × 2V: U then V) on `words` ×
+/// `contexts`: returns the −log-likelihood (0 unless wanted) and, if wanted, calls `gradients`
+/// with the unscaled d × |I| and d × |J| gradients. `slot_of_context[j]` is j's position in
+/// `contexts` or `usize::MAX`.
+#[allow(clippy::too_many_arguments)]
 pub fn step_terms(
     zt: ArrayView2<'_, f64>,
     counts: &StepIndex,
@@ -102,69 +153,87 @@ pub fn step_terms(
     contexts: &[usize],
     slot_of_context: &[usize],
     want: Want,
-) -> StepTerms {
-    let vocabulary = zt.ncols() / 2;
-    let u = gather(zt, words, 0);
-    let w = gather(zt, contexts, vocabulary);
-    let mut g = Array2::<f32>::zeros((words.len(), contexts.len()));
-    general_mat_mul(1.0, &u.t(), &w, 0.0, &mut g);
-    let scale = (counts.total * eta) as f32;
-    let smoothed: Vec<f32> = contexts.iter().map(|&j| counts.smoothed[j]).collect();
-    let mut loss = 0.0f64;
-    let mut positives: Vec<(usize, f32, f32)> = Vec::new();
-    for (a, mut row) in g.axis_iter_mut(Axis(0)).enumerate() {
-        let i = words[a];
-        // Positive entries first, while the row still holds x = u_iᵀv_j.
-        positives.clear();
-        let (begin, end) = (counts.row_starts[i], counts.row_starts[i + 1]);
-        for k in begin..end {
-            let b = slot_of_context[counts.contexts[k] as usize];
-            if b == usize::MAX {
-                continue;
+    gradients: impl FnOnce(ArrayView2<'_, f32>, ArrayView2<'_, f32>),
+) -> f64 {
+    SCRATCH.with(|cell| {
+        let scratch = &mut *cell.borrow_mut();
+        let vocabulary = zt.ncols() / 2;
+        let (d, ni, nj) = (zt.nrows(), words.len(), contexts.len());
+        gather_into(zt, words, 0, sized(&mut scratch.u, d * ni));
+        gather_into(zt, contexts, vocabulary, sized(&mut scratch.w, d * nj));
+        let u = ArrayView2::from_shape((d, ni), &scratch.u[..d * ni]).expect("sized above");
+        let w = ArrayView2::from_shape((d, nj), &scratch.w[..d * nj]).expect("sized above");
+        let mut g = ndarray::ArrayViewMut2::from_shape((ni, nj), sized(&mut scratch.g, ni * nj))
+            .expect("sized above");
+        general_mat_mul(1.0, &u.t(), &w, 0.0, &mut g);
+        let scale = (counts.total * eta) as f32;
+        let mut loss = 0.0f64;
+        let positives = &mut scratch.positives;
+        let smoothed = sized(&mut scratch.smoothed, nj);
+        for (q, &j) in smoothed.iter_mut().zip(contexts) {
+            *q = counts.smoothed[j];
+        }
+        for (a, mut row) in g.axis_iter_mut(Axis(0)).enumerate() {
+            let i = words[a];
+            // Positive entries first, while the row still holds x = u_iᵀv_j.
+            positives.clear();
+            let (begin, end) = (counts.row_starts[i], counts.row_starts[i + 1]);
+            for k in begin..end {
+                let b = slot_of_context[counts.contexts[k] as usize];
+                if b == usize::MAX {
+                    continue;
+                }
+                let (n, x) = (counts.values[k], row[b]);
+                // −log σ(x) = max(−x, 0) + log(1 + e^{−|x|}); σ(−x) = 1 − σ(x).
+                let e = exp_non_positive(-x.abs());
+                if want.loss() {
+                    loss += f64::from(n * ((-x).max(0.0) + ln_1p_unit(e)));
+                }
+                let sigma_minus = if x >= 0.0 { e / (1.0 + e) } else { 1.0 / (1.0 + e) };
+                positives.push((b, n, sigma_minus));
             }
-            let (n, x) = (counts.values[k], row[b]);
-            // −log σ(x) = max(−x, 0) + log(1 + e^{−|x|}); σ(−x) = 1 − σ(x).
-            let e = (-x.abs()).exp();
+            let weight = scale * counts.unigram[i];
+            let row = row.as_slice_mut().expect("rows of a standard-layout block");
             if want.loss() {
-                loss += f64::from(n * ((-x).max(0.0) + e.ln_1p()));
+                let mut row_loss = 0.0f32;
+                for (x, &q) in row.iter_mut().zip(smoothed.iter()) {
+                    let negative = weight * q;
+                    let e = exp_non_positive(-x.abs());
+                    // −log σ(−x) = max(x, 0) + log(1 + e^{−|x|}).
+                    row_loss += negative * (x.max(0.0) + ln_1p_unit(e));
+                    let sigma = if *x >= 0.0 { 1.0 } else { e } / (1.0 + e);
+                    *x = negative * sigma;
+                }
+                loss += f64::from(row_loss);
+            } else {
+                for (x, &q) in row.iter_mut().zip(smoothed.iter()) {
+                    let e = exp_non_positive(-x.abs());
+                    let sigma = if *x >= 0.0 { 1.0 } else { e } / (1.0 + e);
+                    *x = weight * q * sigma;
+                }
             }
-            let sigma_minus = if x >= 0.0 { e / (1.0 + e) } else { 1.0 / (1.0 + e) };
-            positives.push((b, n, sigma_minus));
-        }
-        let weight = scale * counts.unigram[i];
-        let mut row_loss = 0.0f32;
-        for (x, &q) in row.iter_mut().zip(&smoothed) {
-            let negative = weight * q;
-            let e = (-x.abs()).exp();
-            if want.loss() {
-                // −log σ(−x) = max(x, 0) + log(1 + e^{−|x|}).
-                row_loss += negative * (x.max(0.0) + e.ln_1p());
+            for &(b, n, sigma_minus) in positives.iter() {
+                row[b] -= n * sigma_minus;
             }
-            let sigma = if *x >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
-            *x = negative * sigma;
         }
-        loss += f64::from(row_loss);
-        for &(b, n, sigma_minus) in &positives {
-            row[b] -= n * sigma_minus;
+        if want.gradient() {
+            let g = g.view();
+            let mut gu = ndarray::ArrayViewMut2::from_shape(
+                (d, ni),
+                sized(&mut scratch.word_gradient, d * ni),
+            )
+            .expect("sized above");
+            general_mat_mul(1.0, &w, &g.t(), 0.0, &mut gu);
+            let mut gw = ndarray::ArrayViewMut2::from_shape(
+                (d, nj),
+                sized(&mut scratch.context_gradient, d * nj),
+            )
+            .expect("sized above");
+            general_mat_mul(1.0, &u, &g, 0.0, &mut gw);
+            gradients(gu.view(), gw.view());
         }
-    }
-    if !want.gradient() {
-        return StepTerms {
-            loss,
-            word_gradient: None,
-            context_gradient: None,
-        };
-    }
-    let d = zt.nrows();
-    let mut word_gradient = Array2::<f32>::zeros((d, words.len()));
-    general_mat_mul(1.0, &w, &g.t(), 0.0, &mut word_gradient);
-    let mut context_gradient = Array2::<f32>::zeros((d, contexts.len()));
-    general_mat_mul(1.0, &u, &g, 0.0, &mut context_gradient);
-    StepTerms {
-        loss,
-        word_gradient: Some(word_gradient),
-        context_gradient: Some(context_gradient),
-    }
+        loss
+    })
 }
 
 /// `slot[j]` = position of j in `contexts`, `usize::MAX` elsewhere.
@@ -187,13 +256,44 @@ impl DynamicSkipGram {
         contexts: &[usize],
         want: Want,
     ) -> BlockGradient {
+        let mut out = BlockGradient::empty();
+        self.fast_block_into(index, z, words, contexts, want, &mut out);
+        out
+    }
+
+    /// [`DynamicSkipGram::fast_block`] into `out`, whose arrays are reused when their shapes fit.
+    pub fn fast_block_into(
+        &self,
+        index: &CountsIndex,
+        z: &Array3<f64>,
+        words: &[usize],
+        contexts: &[usize],
+        want: Want,
+        out: &mut BlockGradient,
+    ) {
         let v = self.vocabulary;
         let (steps, d) = (z.shape()[0], z.shape()[1]);
         let slots = context_slots(contexts, v);
-        let terms: Vec<StepTerms> = (0..steps)
-            .into_par_iter()
-            .map(|t| {
-                step_terms(
+        for (array, n) in [
+            (&mut out.word_gradient, words.len()),
+            (&mut out.context_gradient, contexts.len()),
+        ] {
+            if array.dim() != (steps, d, n) {
+                *array = Array3::zeros((steps, d, n));
+            }
+        }
+        out.words = words.to_vec();
+        out.contexts = contexts.to_vec();
+        let word_scale = v as f64 / contexts.len().max(1) as f64;
+        let context_scale = v as f64 / words.len().max(1) as f64;
+        let word_columns: Vec<usize> = words.to_vec();
+        let context_columns: Vec<usize> = contexts.iter().map(|&j| v + j).collect();
+        let mut losses = ndarray::Array1::<f64>::zeros(steps);
+        ndarray::Zip::indexed(out.word_gradient.axis_iter_mut(Axis(0)))
+            .and(out.context_gradient.axis_iter_mut(Axis(0)))
+            .and(&mut losses)
+            .par_for_each(|t, mut word_out, mut context_out, loss| {
+                *loss = step_terms(
                     z.index_axis(Axis(0), t),
                     &index.steps[t],
                     self.eta,
@@ -201,41 +301,51 @@ impl DynamicSkipGram {
                     contexts,
                     &slots,
                     want,
-                )
-            })
-            .collect();
-        let word_scale = v as f64 / contexts.len().max(1) as f64;
-        let context_scale = v as f64 / words.len().max(1) as f64;
-        let mut word_gradient = Array3::zeros((steps, d, words.len()));
-        let mut context_gradient = Array3::zeros((steps, d, contexts.len()));
-        let mut block_loss = 0.0;
-        for (t, step) in terms.iter().enumerate() {
-            block_loss += step.loss;
-            if let Some(g) = &step.word_gradient {
-                word_gradient
-                    .slice_mut(s![t, .., ..])
-                    .zip_mut_with(g, |o, &x| *o = f64::from(x) * word_scale);
+                    |gu, gw| {
+                        self.fill_column_gradient(z, t, &word_columns, gu, word_scale, &mut word_out);
+                        self.fill_column_gradient(
+                            z,
+                            t,
+                            &context_columns,
+                            gw,
+                            context_scale,
+                            &mut context_out,
+                        );
+                    },
+                );
+            });
+        out.block_loss = losses.sum();
+    }
+
+    /// Row t of a block gradient: the scaled likelihood part plus, exactly, the prior z/σ_0² and
+    /// the coupling c_{t−1}(z_t − z_{t−1}) + c_t(z_t − z_{t+1}) of every listed column.
+    fn fill_column_gradient(
+        &self,
+        z: &Array3<f64>,
+        t: usize,
+        columns: &[usize],
+        likelihood: ArrayView2<'_, f32>,
+        scale: f64,
+        out: &mut ndarray::ArrayViewMut2<'_, f64>,
+    ) {
+        let steps = z.shape()[0];
+        let before = (t > 0).then(|| (self.couplings[t - 1], z.index_axis(Axis(0), t - 1)));
+        let after = (t + 1 < steps).then(|| (self.couplings[t], z.index_axis(Axis(0), t + 1)));
+        let here = z.index_axis(Axis(0), t);
+        let inverse_variance = 1.0 / self.prior_variance;
+        for row in 0..z.shape()[1] {
+            let (zr, mut gr) = (here.row(row), out.row_mut(row));
+            for (k, &c) in columns.iter().enumerate() {
+                let x = zr[c];
+                let mut g = x * inverse_variance;
+                if let Some((coupling, previous)) = &before {
+                    g += coupling * (x - previous[[row, c]]);
+                }
+                if let Some((coupling, next)) = &after {
+                    g += coupling * (x - next[[row, c]]);
+                }
+                gr[k] = g + scale * f64::from(likelihood[[row, k]]);
             }
-            if let Some(g) = &step.context_gradient {
-                context_gradient
-                    .slice_mut(s![t, .., ..])
-                    .zip_mut_with(g, |o, &x| *o = f64::from(x) * context_scale);
-            }
-        }
-        if want.gradient() {
-            for (k, &i) in words.iter().enumerate() {
-                self.add_exact_terms(z, i, &mut word_gradient, k);
-            }
-            for (k, &j) in contexts.iter().enumerate() {
-                self.add_exact_terms(z, v + j, &mut context_gradient, k);
-            }
-        }
-        BlockGradient {
-            words: words.to_vec(),
-            contexts: contexts.to_vec(),
-            word_gradient,
-            context_gradient,
-            block_loss,
         }
     }
 
@@ -254,8 +364,8 @@ impl DynamicSkipGram {
                     &all,
                     &slots,
                     Want::Loss,
+                    |_, _| {},
                 )
-                .loss
             })
             .collect()
     }
@@ -267,6 +377,22 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
     use rand_distr::{Distribution, StandardNormal};
+
+    /// The vectorisable exp and log1p agree with f64 libm to a few f32 ulps over their range.
+    #[test]
+    fn fast_exp_and_log1p_are_accurate() {
+        for k in 0..87_000 {
+            let x = -(k as f32) * 1e-3;
+            let exact = f64::from(x).exp();
+            let fast = f64::from(exp_non_positive(x));
+            assert!((fast - exact).abs() <= 4e-7 * exact, "exp({x}): {fast} vs {exact}");
+            let e = (k as f32) / 87_000.0;
+            let exact = f64::from(e).ln_1p();
+            let fast = f64::from(ln_1p_unit(e));
+            assert!((fast - exact).abs() <= 4e-7 * exact + 1e-12, "log1p({e}): {fast} vs {exact}");
+        }
+        assert!(exp_non_positive(-1e4) > 0.0 && exp_non_positive(f32::NEG_INFINITY) > 0.0);
+    }
 
     /// The f32 fast path agrees with the f64 reference on full and partial blocks, gradient and
     /// loss, to f32 accuracy (relative 1e-4 of the largest component).

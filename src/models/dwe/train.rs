@@ -75,12 +75,13 @@ pub fn train(
         .map_or(usize::MAX, |(k1, _)| (*k1).max(1));
     let mut adam = BlockAdam::new((steps, d, width), config.beta1, config.beta2, config.epsilon);
     let mut trace = DweTrace::default();
+    let mut block = super::BlockGradient::empty();
     observe(0, &z)?;
     for s in 1..=config.iterations {
         let clock = Instant::now();
         let words = draw_block(rng, model.vocabulary, config.minibatch);
         let contexts = draw_block(rng, model.vocabulary, config.minibatch);
-        let block = model.fast_block(index, &z, &words, &contexts, Want::Gradient);
+        model.fast_block_into(index, &z, &words, &contexts, Want::Gradient, &mut block);
         if !block
             .word_gradient
             .iter()
