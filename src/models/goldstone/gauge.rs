@@ -12,7 +12,8 @@
 //! The reference implementation's safeguards are options, off by default: a rate factor (×¼),
 //! clipping Γ̃ to ±½/d, applying ×0.1 of G clipped to ±1/d, and the T-capped inverse of L.
 
-use ndarray::{Array2, Array3, Axis, s};
+use ndarray::{Array2, Array3, Axis};
+use rayon::prelude::*;
 
 use super::ChainLaplacian;
 
@@ -72,9 +73,10 @@ pub struct GaugeField {
     pub options: GaugeOptions,
 }
 
-/// P_t = Z_{t+1} Z_tᵀ for every link.
+/// P_t = Z_{t+1} Z_tᵀ for every link (links in parallel).
 pub fn neighbour_products(z: &Array3<f64>) -> Vec<Array2<f64>> {
     (0..z.shape()[0].saturating_sub(1))
+        .into_par_iter()
         .map(|t| {
             z.index_axis(Axis(0), t + 1)
                 .dot(&z.index_axis(Axis(0), t).t())
@@ -93,14 +95,17 @@ pub fn generators(fields: &Array3<f64>) -> Array3<f64> {
 
 /// The truncated gauge loss L''(G) for generators `g` (T × d × d).
 pub fn truncated_loss(g: &Array3<f64>, products: &[Array2<f64>], couplings: &[f64]) -> f64 {
-    let mut total = 0.0;
-    for (t, (p, &c)) in products.iter().zip(couplings).enumerate() {
-        let (gt, gn) = (g.index_axis(Axis(0), t), g.index_axis(Axis(0), t + 1));
-        let mut m = &gn - &gt;
-        m = m + (gn.dot(&gn) + gt.dot(&gt)) * 0.5 - gt.dot(&gn);
-        total -= c * (&m * &p.t()).sum();
-    }
-    total
+    products
+        .par_iter()
+        .zip(couplings)
+        .enumerate()
+        .map(|(t, (p, &c))| {
+            let (gt, gn) = (g.index_axis(Axis(0), t), g.index_axis(Axis(0), t + 1));
+            let mut m = &gn - &gt;
+            m = m + (gn.dot(&gn) + gt.dot(&gt)) * 0.5 - gt.dot(&gn);
+            -c * (&m * &p.t()).sum()
+        })
+        .sum()
 }
 
 /// ∂L''/∂G_t (treating every entry of G_t as independent).
@@ -109,18 +114,28 @@ pub fn truncated_loss_gradient(
     products: &[Array2<f64>],
     couplings: &[f64],
 ) -> Array3<f64> {
+    // The two terms of every link in parallel, then summed into the steps in order.
+    let terms: Vec<(Array2<f64>, Array2<f64>)> = products
+        .par_iter()
+        .zip(couplings)
+        .enumerate()
+        .map(|(t, (p, &c))| {
+            let pt = p.t();
+            let (gt, gn) = (g.index_axis(Axis(0), t), g.index_axis(Axis(0), t + 1));
+            // d Tr(X P)/dX = Pᵀ; d Tr(X² P)/dX = Pᵀ Xᵀ + Xᵀ Pᵀ; d Tr(X Y P)/dX = Pᵀ Yᵀ,
+            // d Tr(X Y P)/dY = Xᵀ Pᵀ.
+            let next = &pt + &((pt.dot(&gn.t()) + gn.t().dot(&pt)) * 0.5) - gt.t().dot(&pt);
+            let this =
+                -&pt.to_owned() + (pt.dot(&gt.t()) + gt.t().dot(&pt)) * 0.5 - pt.dot(&gn.t());
+            (this * -c, next * -c)
+        })
+        .collect();
     let mut gradient = Array3::zeros(g.raw_dim());
-    for (t, (p, &c)) in products.iter().zip(couplings).enumerate() {
-        let pt = p.t();
-        let (gt, gn) = (g.index_axis(Axis(0), t), g.index_axis(Axis(0), t + 1));
-        // d Tr(X P)/dX = Pᵀ; d Tr(X² P)/dX = Pᵀ Xᵀ + Xᵀ Pᵀ; d Tr(X Y P)/dX = Pᵀ Yᵀ,
-        // d Tr(X Y P)/dY = Xᵀ Pᵀ.
-        let next = &pt + &((pt.dot(&gn.t()) + gn.t().dot(&pt)) * 0.5) - gt.t().dot(&pt);
-        let this = -&pt.to_owned() + (pt.dot(&gt.t()) + gt.t().dot(&pt)) * 0.5 - pt.dot(&gn.t());
-        let mut slot = gradient.index_axis_mut(Axis(0), t + 1);
-        slot.scaled_add(-c, &next);
+    for (t, (this, next)) in terms.iter().enumerate() {
         let mut slot = gradient.index_axis_mut(Axis(0), t);
-        slot.scaled_add(-c, &this);
+        slot += this;
+        let mut slot = gradient.index_axis_mut(Axis(0), t + 1);
+        slot += next;
     }
     gradient
 }
@@ -196,15 +211,17 @@ impl GaugeField {
         }
         let predicted_change = truncated_loss(&applied, &products, &self.couplings);
         let max_generator = applied.iter().fold(0.0_f64, |m, x| m.max(x.abs()));
-        for (t, gt) in applied.outer_iter().enumerate() {
-            let rotation = if o.exact_exponential {
-                expm(&gt.to_owned())
-            } else {
-                &Array2::<f64>::eye(d) + &gt
-            };
-            let rotated = rotation.dot(&z.slice(s![t, .., ..]));
-            z.slice_mut(s![t, .., ..]).assign(&rotated);
-        }
+        ndarray::Zip::from(z.axis_iter_mut(Axis(0)))
+            .and(applied.axis_iter(Axis(0)))
+            .par_for_each(|mut zt, gt| {
+                let rotation = if o.exact_exponential {
+                    expm(&gt.to_owned())
+                } else {
+                    &Array2::<f64>::eye(d) + &gt
+                };
+                let rotated = rotation.dot(&zt);
+                zt.assign(&rotated);
+            });
         if o.reset {
             self.fields.fill(0.0);
         }
@@ -220,6 +237,7 @@ impl GaugeField {
 mod tests {
     use super::super::coupling_energy;
     use super::*;
+    use ndarray::s;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
     use rand_distr::{Distribution, StandardNormal};
