@@ -245,9 +245,14 @@ fn dynamic_skip_gram(reference: f64) -> crate::Result<Vec<BenchResult>> {
     let all: Vec<usize> = (0..v).collect();
     let mut rng = rng_for(3, "bench/dwe/blocks");
     let mut adam = crate::models::dwe::BlockAdam::new((steps, d, 2 * v), 0.9, 0.999, 1e-8);
-    for (label, size, gemm) in [("full batch", v, gemm_full), ("minibatch", minibatch, gemm_block)] {
+    for (label, size, gemm) in [
+        ("full batch", v, gemm_full),
+        ("minibatch", minibatch, gemm_block),
+    ] {
         out.push(BenchResult {
-            name: format!("reference: f32 GEMMs of the skip-gram {label}, T = {steps}, d = {d}, L' = {size}"),
+            name: format!(
+                "reference: f32 GEMMs of the skip-gram {label}, T = {steps}, d = {d}, L' = {size}"
+            ),
             per_second: gemm / (6.0 * (steps * d * size * size) as f64 / 1e9),
             unit: "evaluations/s".into(),
             gflops: gemm,

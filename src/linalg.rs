@@ -97,7 +97,9 @@ mod tests {
         let (c, s) = (0.6, 0.8);
         // A rotation in the (0, 1) plane times a reflection of axis 2: det = −1.
         let r0 = array![[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, -1.0]];
-        let a = Array2::from_shape_fn((3, 7), |(i, j)| (((i + 1) * (j + 2) * (j + 1)) as f64).sin());
+        let a = Array2::from_shape_fn((3, 7), |(i, j)| {
+            (((i + 1) * (j + 2) * (j + 1)) as f64).sin()
+        });
         let b = r0.dot(&a);
         let r = procrustes(a.view(), b.view()).unwrap();
         for (x, y) in r.iter().zip(&r0) {

@@ -129,10 +129,7 @@ impl Regime {
     pub fn label(&self) -> String {
         format!(
             "bin={},counts={},init={},scale={}",
-            self.bin_years,
-            self.count_scale,
-            INITS[self.init as usize],
-            self.init_scale
+            self.bin_years, self.count_scale, INITS[self.init as usize], self.init_scale
         )
     }
 }
@@ -198,7 +195,10 @@ fn parse_init(doc: &SpecDocument, name: &str) -> Result<Init> {
         "prior" => Ok(Init::Prior),
         other => Err(doc.error(
             "fit.init",
-            format!("unknown initialisation {other:?}; known: {}", INITS.join(", ")),
+            format!(
+                "unknown initialisation {other:?}; known: {}",
+                INITS.join(", ")
+            ),
         )),
     }
 }
@@ -234,10 +234,7 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<DweSpec> {
         .map_err(|e| doc.error("fit.gauge", e))?;
     let holdout = f.holdout.unwrap_or(0.1);
     if !(0.0..0.5).contains(&holdout) {
-        return Err(doc.error(
-            "fit.holdout",
-            format!("must be in [0, 0.5), got {holdout}"),
-        ));
+        return Err(doc.error("fit.holdout", format!("must be in [0, 0.5), got {holdout}")));
     }
     let fraction = |key: &str, v: f64| -> Result<f64> {
         if (0.0..1.0).contains(&v) {
@@ -301,7 +298,11 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<DweSpec> {
         queries: e
             .queries
             .unwrap_or_else(|| DEFAULT_QUERIES.iter().map(|q| q.to_string()).collect()),
-        histogram_bins: doc.at_least("evaluate.histogram_bins", e.histogram_bins.unwrap_or(40), 2)?,
+        histogram_bins: doc.at_least(
+            "evaluate.histogram_bins",
+            e.histogram_bins.unwrap_or(40),
+            2,
+        )?,
     };
     Ok(DweSpec {
         header,

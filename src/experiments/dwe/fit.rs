@@ -162,7 +162,14 @@ fn choose_held_out(steps: usize, fraction: f64, rng: &mut impl Rng) -> Vec<usize
 }
 
 /// The initial Z (T × d × 2V) of a regime and seed.
-fn initial(regime: &Regime, times: &[f64], d: usize, v: usize, spec: &DweSpec, rng: &mut impl Rng) -> Array3<f64> {
+fn initial(
+    regime: &Regime,
+    times: &[f64],
+    d: usize,
+    v: usize,
+    spec: &DweSpec,
+    rng: &mut impl Rng,
+) -> Array3<f64> {
     let scale = regime.init_scale;
     let mut normal = || -> f64 { StandardNormal.sample(&mut *rng) };
     let steps = times.len();
@@ -245,13 +252,32 @@ fn held_out_likelihoods(
         .iter()
         .zip(held_out)
         .map(|(&k, counts)| {
-            let after = training.iter().position(|&t| t > k).unwrap_or(training.len() - 1);
+            let after = training
+                .iter()
+                .position(|&t| t > k)
+                .unwrap_or(training.len() - 1);
             let before = after.saturating_sub(1);
-            let (ta, tb) = (layout.times[training[before]], layout.times[training[after]]);
-            let weight = if tb > ta { (layout.times[k] - ta) / (tb - ta) } else { 0.5 };
+            let (ta, tb) = (
+                layout.times[training[before]],
+                layout.times[training[after]],
+            );
+            let weight = if tb > ta {
+                (layout.times[k] - ta) / (tb - ta)
+            } else {
+                0.5
+            };
             let zt = &z.index_axis(Axis(0), before) * (1.0 - weight)
                 + &z.index_axis(Axis(0), after) * weight;
-            let loss = step_terms(zt.view(), counts, eta, &all, &all, &slots, Want::Loss, |_, _| {});
+            let loss = step_terms(
+                zt.view(),
+                counts,
+                eta,
+                &all,
+                &all,
+                &slots,
+                Want::Loss,
+                |_, _| {},
+            );
             -loss / ((1.0 + eta) * counts.total)
         })
         .collect()
@@ -263,8 +289,7 @@ impl StageTask for FitStage {
         let regime = &self.regime;
         let upstream = ctx.upstream_dir(&self.counts_id)?;
         let (years, raw_steps, v) = preprocess::load_counts(upstream)?;
-        let (steps, times, spans) =
-            bin_steps(&years, &raw_steps, v, spec.preprocess.gamma, regime);
+        let (steps, times, spans) = bin_steps(&years, &raw_steps, v, spec.preprocess.gamma, regime);
         let mut holdout_rng = rng_for(
             spec.header.seed,
             &format!("holdout/bin={}", regime.bin_years),
@@ -310,8 +335,7 @@ impl StageTask for FitStage {
         let last_step = training.len() - 1;
         for (o, optimizer) in OPTIMIZERS.iter().enumerate() {
             for seed in 0..seeds {
-                let mut init_rng =
-                    rng_for(spec.header.seed, &format!("init/{label}/seed={seed}"));
+                let mut init_rng = rng_for(spec.header.seed, &format!("init/{label}/seed={seed}"));
                 let z0 = initial(regime, &training_times, d, v, spec, &mut init_rng);
                 let mut minibatch_rng =
                     rng_for(spec.header.seed, &format!("minibatch/{label}/seed={seed}"));
@@ -460,7 +484,9 @@ mod tests {
     /// cosines are those of the rotation.
     #[test]
     fn procrustes_alignment_undoes_a_global_orthogonal_map() {
-        let last = Array2::from_shape_fn((3, 9), |(i, j)| (((i + 2) * (j + 3) * (j + 1)) as f64).cos());
+        let last = Array2::from_shape_fn((3, 9), |(i, j)| {
+            (((i + 2) * (j + 3) * (j + 1)) as f64).cos()
+        });
         let r = ndarray::array![[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]];
         let first = r.t().dot(&last);
         let (raw, aligned) = first_last_cosines(first.view(), last.view()).unwrap();

@@ -1,10 +1,15 @@
-//! Dynamic word embeddings (Bamler & Mandt 2017) on a dated corpus. So far the data side:
+//! Dynamic word embeddings (Bamler & Mandt 2017) on a dated corpus, fitted by MAP with the
+//! baseline Adam and with Goldstone-GD (Bamler & Mandt 2018 §5.3):
 //!
 //! ```text
-//! preprocess (corpus → per-year co-occurrence counts, vocabulary, negative marginals) ── emit
+//! preprocess (corpus → per-year co-occurrence counts, vocabulary, negative marginals)
+//!   └─ fit[regime] (binning, count scale, initialisation; both optimisers, every seed)
+//!        └─ evaluate[alignment] (cosine quantiles, Procrustes, word aging, held-out, sweep)
+//!             └─ emit (tables and figures)
 //! ```
 
 mod emit;
+mod evaluate;
 mod fit;
 mod preprocess;
 
@@ -49,10 +54,25 @@ static FIT_CODE: CodeGroup = code_group!(
         "fsutil.rs"
     ]
 );
+static EVALUATE_CODE: CodeGroup = code_group!(
+    "dwe/evaluate",
+    [
+        "experiments/dwe/evaluate.rs",
+        "experiments/dwe/fit.rs",
+        "experiments/dwe/preprocess.rs",
+        "spec/dwe.rs",
+        "emit/npy.rs",
+        "fsutil.rs"
+    ]
+);
 static EMIT_CODE: CodeGroup = code_group!(
     "dwe/emit",
     [
         "experiments/dwe/emit.rs",
+        "experiments/dwe/evaluate.rs",
+        "experiments/dwe/fit.rs",
+        "experiments/dwe/preprocess.rs",
+        "emit/figure.rs",
         "emit/table.rs",
         "emit/npy.rs",
         "fsutil.rs"
@@ -60,8 +80,8 @@ static EMIT_CODE: CodeGroup = code_group!(
 );
 
 /// Every code group of this experiment, for the coverage test.
-pub fn code_groups() -> [&'static CodeGroup; 3] {
-    [&PREPROCESS_CODE, &FIT_CODE, &EMIT_CODE]
+pub fn code_groups() -> [&'static CodeGroup; 4] {
+    [&PREPROCESS_CODE, &FIT_CODE, &EVALUATE_CODE, &EMIT_CODE]
 }
 
 /// Plans a dwe experiment; the corpus is looked up in `<root>/data/registry.toml`.
@@ -117,16 +137,36 @@ pub fn plan(doc: &SpecDocument, header: Header, root: &Path) -> Result<Plan> {
         fit_ids.push(instance.id());
         instances.push(instance);
     }
-    let mut emit_deps = vec![counts_id.clone()];
-    emit_deps.extend(fit_ids.iter().cloned());
+    let mut evaluate_deps = vec![counts_id.clone()];
+    evaluate_deps.extend(fit_ids.iter().cloned());
+    let evaluate = StageInstance {
+        kind: StageKind::Evaluate,
+        label: "alignment".into(),
+        params: serde_json::json!({ "evaluate": super::json(&spec.evaluate.queries) }),
+        deps: evaluate_deps,
+        inputs: vec![],
+        code: &EVALUATE_CODE,
+        task: Arc::new(evaluate::EvaluateStage {
+            spec: spec.clone(),
+            counts_id: counts_id.clone(),
+            fit_ids,
+        }),
+    };
+    let evaluate_id = evaluate.id();
+    instances.push(evaluate);
+    let emit_deps = vec![counts_id.clone(), evaluate_id.clone()];
     let emit = StageInstance {
         kind: StageKind::Emit,
         label: String::new(),
-        params: serde_json::json!({}),
+        params: serde_json::json!({ "histogram_bins": spec.evaluate.histogram_bins }),
         deps: emit_deps,
         inputs: vec![],
         code: &EMIT_CODE,
-        task: Arc::new(emit::EmitStage { counts_id }),
+        task: Arc::new(emit::EmitStage {
+            counts_id,
+            evaluate_id,
+            histogram_bins: spec.evaluate.histogram_bins,
+        }),
     };
     instances.push(emit);
     Ok(super::plan_of(doc, &spec.header, &spec, instances))

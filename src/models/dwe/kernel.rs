@@ -189,7 +189,11 @@ pub fn step_terms(
                 if want.loss() {
                     loss += f64::from(n * ((-x).max(0.0) + ln_1p_unit(e)));
                 }
-                let sigma_minus = if x >= 0.0 { e / (1.0 + e) } else { 1.0 / (1.0 + e) };
+                let sigma_minus = if x >= 0.0 {
+                    e / (1.0 + e)
+                } else {
+                    1.0 / (1.0 + e)
+                };
                 positives.push((b, n, sigma_minus));
             }
             let weight = scale * counts.unigram[i];
@@ -302,7 +306,14 @@ impl DynamicSkipGram {
                     &slots,
                     want,
                     |gu, gw| {
-                        self.fill_column_gradient(z, t, &word_columns, gu, word_scale, &mut word_out);
+                        self.fill_column_gradient(
+                            z,
+                            t,
+                            &word_columns,
+                            gu,
+                            word_scale,
+                            &mut word_out,
+                        );
                         self.fill_column_gradient(
                             z,
                             t,
@@ -385,11 +396,17 @@ mod tests {
             let x = -(k as f32) * 1e-3;
             let exact = f64::from(x).exp();
             let fast = f64::from(exp_non_positive(x));
-            assert!((fast - exact).abs() <= 4e-7 * exact, "exp({x}): {fast} vs {exact}");
+            assert!(
+                (fast - exact).abs() <= 4e-7 * exact,
+                "exp({x}): {fast} vs {exact}"
+            );
             let e = (k as f32) / 87_000.0;
             let exact = f64::from(e).ln_1p();
             let fast = f64::from(ln_1p_unit(e));
-            assert!((fast - exact).abs() <= 4e-7 * exact + 1e-12, "log1p({e}): {fast} vs {exact}");
+            assert!(
+                (fast - exact).abs() <= 4e-7 * exact + 1e-12,
+                "log1p({e}): {fast} vs {exact}"
+            );
         }
         assert!(exp_non_positive(-1e4) > 0.0 && exp_non_positive(f32::NEG_INFINITY) > 0.0);
     }
@@ -422,7 +439,12 @@ mod tests {
                 .word_gradient
                 .iter()
                 .zip(&fast.word_gradient)
-                .chain(reference.context_gradient.iter().zip(&fast.context_gradient))
+                .chain(
+                    reference
+                        .context_gradient
+                        .iter()
+                        .zip(&fast.context_gradient),
+                )
             {
                 assert!((a - b).abs() < 1e-4 * largest, "{a} vs {b}");
             }

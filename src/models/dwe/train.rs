@@ -73,7 +73,12 @@ pub fn train(
         .goldstone
         .as_ref()
         .map_or(usize::MAX, |(k1, _)| (*k1).max(1));
-    let mut adam = BlockAdam::new((steps, d, width), config.beta1, config.beta2, config.epsilon);
+    let mut adam = BlockAdam::new(
+        (steps, d, width),
+        config.beta1,
+        config.beta2,
+        config.epsilon,
+    );
     let mut trace = DweTrace::default();
     let mut block = super::BlockGradient::empty();
     observe(0, &z)?;
