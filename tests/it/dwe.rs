@@ -1,5 +1,6 @@
 //! dwe on the vendored State of the Union corpus: one step per calendar year, the gaps of the
-//! corpus as Δτ = 2, and counts that obey the window construction.
+//! corpus as Δτ = 2, counts that obey the window construction, and a fit of both optimisers
+//! whose outputs are complete and consistent.
 
 use crate::util::Workspace;
 
@@ -34,4 +35,97 @@ fn sotu_counts_have_one_step_per_year_and_the_gaps() {
     let vocabulary = ws.table(EXP, "vocabulary");
     assert_eq!(vocabulary.rows.len(), 300);
     assert_eq!(vocabulary.str(&vocabulary.rows[0], "word"), "the");
+    fit_outputs_are_complete_and_consistent(&ws);
+}
+
+fn fit_outputs_are_complete_and_consistent(ws: &Workspace) {
+    let run = ws.latest(EXP);
+    for figure in ["cosine_histogram", "curves", "sweep"] {
+        for ext in ["png", "svg"] {
+            assert!(
+                run.join(format!("figures/{figure}.{ext}")).exists(),
+                "{figure}.{ext}"
+            );
+        }
+    }
+    // Both optimisers start from the same Z, so their first recording points agree; both lower
+    // the loss; Goldstone-GD runs one gauge phase per k1 = 10 iterations.
+    let curves = ws.table(EXP, "curves");
+    let at = |optimizer: &str, seed: f64, iteration: f64| {
+        curves
+            .rows
+            .iter()
+            .find(|r| {
+                curves.str(r, "optimizer") == optimizer
+                    && curves.f64(r, "seed") == seed
+                    && curves.f64(r, "iteration") == iteration
+            })
+            .map(|r| curves.f64(r, "total"))
+            .expect("a recording point")
+    };
+    for seed in [0.0, 1.0] {
+        assert_eq!(at("baseline", seed, 0.0), at("goldstone", seed, 0.0));
+        for optimizer in ["baseline", "goldstone"] {
+            assert!(at(optimizer, seed, 60.0) < at(optimizer, seed, 0.0));
+        }
+    }
+    let runs = ws.table(EXP, "runs");
+    assert_eq!(runs.rows.len(), 4);
+    for row in &runs.rows {
+        let phases = runs.f64(row, "phases");
+        let expected = if runs.str(row, "optimizer") == "goldstone" {
+            6.0
+        } else {
+            0.0
+        };
+        assert_eq!(phases, expected);
+        // Untrained embeddings predict log σ(0) = −ln 2 per point; training must not be worse
+        // than that by much and a log-likelihood is never positive.
+        let ll = runs.f64(row, "held_out_log_likelihood");
+        assert!(ll < 0.0 && ll > -0.75, "{row:?}");
+    }
+    // 10 % of the 44 yearly steps are held out (never the first or the last year).
+    let held_out = ws.table(EXP, "held_out");
+    let times: std::collections::BTreeSet<i64> = held_out
+        .rows
+        .iter()
+        .map(|r| held_out.f64(r, "time") as i64)
+        .collect();
+    assert_eq!(times.len(), 4);
+    assert!(!times.contains(&1930) && !times.contains(&1975));
+    let quantiles = ws.table(EXP, "cosine_quantiles");
+    for row in &quantiles.rows {
+        let q: Vec<f64> = ["q05", "q25", "median", "q75", "q95"]
+            .iter()
+            .map(|c| quantiles.f64(row, c))
+            .collect();
+        assert!(q.windows(2).all(|w| w[0] <= w[1]) && q[4] <= 1.0, "{row:?}");
+    }
+    // "internet" and "nuclear" are not among the 300 words of 1930–1975 at this size; the
+    // others get five neighbours per optimiser.
+    let aging = ws.table(EXP, "word_aging");
+    assert_eq!(aging.rows.len(), 2 * 2 * 5);
+    let sweep = ws.table(EXP, "sweep");
+    let bins: std::collections::BTreeSet<i64> = sweep
+        .rows
+        .iter()
+        .map(|r| sweep.f64(r, "bin_years") as i64)
+        .collect();
+    assert_eq!(bins.into_iter().collect::<Vec<_>>(), vec![1, 5]);
+}
+
+#[test]
+fn an_unknown_initialisation_names_the_key_and_line() {
+    let ws = Workspace::with_data(EXP, &["sotu/sotu_statsmaths_1790-2020.jsonl.gz"]);
+    ws.edit_spec(EXP, |s| {
+        s.replace("seeds = 2", "seeds = 2\ninit = \"random\"")
+    });
+    let run = ws.run(&["run", EXP, "--quiet"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr()
+            .contains("dwe-sotu-smoke.toml:25: fit.init: unknown initialisation"),
+        "{}",
+        run.stderr()
+    );
 }
