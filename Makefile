@@ -4,7 +4,8 @@
 CARGO ?= cargo
 SYMBREAK = $(CARGO) run --release --locked --quiet --
 EXPERIMENTS := $(basename $(notdir $(wildcard experiments/*.toml)))
-DEFAULT_EXPERIMENTS := $(filter-out %-smoke,$(EXPERIMENTS))
+# Small test variants, the papers' full scale and the regime sweeps run only when named.
+DEFAULT_EXPERIMENTS := $(filter-out %-smoke %-paper %-sweep,$(EXPERIMENTS))
 
 .PHONY: all build reproduce test bench lint clean $(addprefix reproduce-,$(EXPERIMENTS))
 

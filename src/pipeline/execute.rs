@@ -268,7 +268,13 @@ pub fn execute(plan: &Plan, workspace: &Workspace, options: &RunOptions) -> Resu
                     done.insert(d.id.clone());
                 }
                 Err(e) => {
-                    log.line(&format!("{}: FAILED: {e}", d.id));
+                    let mut message = e.to_string();
+                    let mut cause = std::error::Error::source(&e);
+                    while let Some(c) = cause {
+                        message.push_str(&format!(": {c}"));
+                        cause = c.source();
+                    }
+                    log.line(&format!("{}: FAILED: {message}", d.id));
                     failure.get_or_insert(e);
                     done.insert(d.id.clone());
                 }

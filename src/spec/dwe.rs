@@ -229,7 +229,7 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<DweSpec> {
         prior_variance: doc.positive("model.prior_variance", m.prior_variance.unwrap_or(1.0))?,
     };
     let f = raw.fit.unwrap_or_default();
-    let gauge = f.gauge.unwrap_or_else(|| "exp".into());
+    let gauge = f.gauge.unwrap_or_else(|| "exp-clip".into());
     crate::spec::goldstone_synthetic::variant_options(&gauge, 1)
         .map_err(|e| doc.error("fit.gauge", e))?;
     let holdout = f.holdout.unwrap_or(0.1);

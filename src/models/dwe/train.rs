@@ -93,8 +93,23 @@ pub fn train(
             .chain(&block.context_gradient)
             .all(|g| g.is_finite())
         {
+            let largest = z.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            let (bad_step, bad_column) = block
+                .word_gradient
+                .indexed_iter()
+                .find(|(_, g)| !g.is_finite())
+                .map(|((t, _, k), _)| (t, block.words[k]))
+                .or_else(|| {
+                    block
+                        .context_gradient
+                        .indexed_iter()
+                        .find(|(_, g)| !g.is_finite())
+                        .map(|((t, _, k), _)| (t, model.vocabulary + block.contexts[k]))
+                })
+                .unwrap_or((0, 0));
             return Err(Error::Other(format!(
-                "training stopped at iteration {s}: the gradient is not finite"
+                "training stopped at iteration {s}: the gradient is not finite (first at step \
+                 {bad_step}, column {bad_column}; largest |z| = {largest:.3e})"
             )));
         }
         adam.step(&mut z, &block, config.schedule.rate_at(s - 1));
@@ -103,7 +118,15 @@ pub fn train(
             && s % k1 == 0
         {
             let clock = Instant::now();
-            field.phase(&mut z);
+            let report = field.phase(&mut z);
+            if !z.iter().all(|x| x.is_finite()) {
+                return Err(Error::Other(format!(
+                    "training stopped at iteration {s}: the gauge phase made the parameters \
+                     non-finite (gauge rate {:.3e}, largest generator {:.3e}); a clipped \
+                     variant such as fit.gauge = \"exp-clip\" bounds the gauge field",
+                    report.rate, report.max_generator
+                )));
+            }
             trace.gauge_seconds += clock.elapsed().as_secs_f64();
             trace.phases += 1;
         }
