@@ -60,6 +60,17 @@ pub fn spd_inverse_and_log_det(a: ArrayView2<'_, f64>) -> Result<(Array2<f64>, f
     Ok((inverse, log_det))
 }
 
+/// The orthogonal matrix R (reflections allowed) minimising ‖R a − b‖_F for d × n matrices a and
+/// b (orthogonal Procrustes): with b aᵀ = U Σ Vᵀ, R = U Vᵀ.
+pub fn procrustes(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
+    let m = b.dot(&a.t());
+    let svd = to_faer(m.view())
+        .svd()
+        .map_err(|e| Error::LinearAlgebra(format!("singular value decomposition: {e:?}")))?;
+    let r = svd.U() * svd.V().transpose();
+    Ok(from_faer(r.as_ref()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,15 +117,4 @@ mod tests {
             assert_abs_diff_eq!(x, y, epsilon = 1e-12);
         }
     }
-}
-
-/// The orthogonal matrix R (reflections allowed) minimising ‖R a − b‖_F for d × n matrices a and
-/// b (orthogonal Procrustes): with b aᵀ = U Σ Vᵀ, R = U Vᵀ.
-pub fn procrustes(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
-    let m = b.dot(&a.t());
-    let svd = to_faer(m.view())
-        .svd()
-        .map_err(|e| Error::LinearAlgebra(format!("singular value decomposition: {e:?}")))?;
-    let r = svd.U() * svd.V().transpose();
-    Ok(from_faer(r.as_ref()))
 }

@@ -12,9 +12,8 @@ use rand::Rng;
 use super::kernel::{CountsIndex, Want};
 use super::{BlockAdam, DynamicSkipGram};
 use crate::error::{Error, Result};
-use crate::models::goldstone::ChainLaplacian;
-use crate::models::goldstone::gauge::{GaugeField, GaugeOptions};
-use crate::models::goldstone::train::Schedule;
+use crate::models::goldstone::gauge::GaugeOptions;
+use crate::models::goldstone::train::{Schedule, gauge_schedule};
 
 /// What a training run is to do.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,17 +61,7 @@ pub fn train(
     mut observe: impl FnMut(usize, &Array3<f64>) -> Result<()>,
 ) -> Result<DweTrace> {
     let (steps, d, width) = (z.shape()[0], z.shape()[1], z.shape()[2]);
-    let mut gauge = match &config.goldstone {
-        Some((_, options)) => {
-            let laplacian = ChainLaplacian::new(&model.couplings)?;
-            Some(GaugeField::new(&laplacian, d, *options))
-        }
-        None => None,
-    };
-    let k1 = config
-        .goldstone
-        .as_ref()
-        .map_or(usize::MAX, |(k1, _)| (*k1).max(1));
+    let (mut gauge, k1) = gauge_schedule(config.goldstone.as_ref(), &model.couplings, d)?;
     let mut adam = BlockAdam::new(
         (steps, d, width),
         config.beta1,

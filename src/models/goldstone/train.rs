@@ -172,24 +172,30 @@ impl InnerState {
     }
 }
 
+/// The gauge field of Goldstone-GD (`None` for the baseline) on the chain `couplings` with
+/// d-dimensional embeddings, and k1, the iterations between phases (never for the baseline).
+pub fn gauge_schedule(
+    goldstone: Option<&(usize, GaugeOptions)>,
+    couplings: &[f64],
+    d: usize,
+) -> Result<(Option<GaugeField>, usize)> {
+    match goldstone {
+        Some((k1, options)) => {
+            let laplacian = ChainLaplacian::new(couplings)?;
+            Ok((Some(GaugeField::new(&laplacian, d, *options)), (*k1).max(1)))
+        }
+        None => Ok((None, usize::MAX)),
+    }
+}
+
 /// Trains `z` on `model`.
 pub fn train(
     model: &impl ChainModel,
     mut z: Array3<f64>,
     config: &TrainConfig,
 ) -> Result<TrainTrace> {
-    let d = z.shape()[1];
-    let mut gauge = match &config.goldstone {
-        Some((_, options)) => {
-            let laplacian = ChainLaplacian::new(model.couplings())?;
-            Some(GaugeField::new(&laplacian, d, *options))
-        }
-        None => None,
-    };
-    let k1 = config
-        .goldstone
-        .as_ref()
-        .map_or(usize::MAX, |(k1, _)| (*k1).max(1));
+    let (mut gauge, k1) =
+        gauge_schedule(config.goldstone.as_ref(), model.couplings(), z.shape()[1])?;
     let mut inner = InnerState::new(config.optimizer, z.shape());
     let mut trace = TrainTrace::default();
     let start = model.loss(&z);
