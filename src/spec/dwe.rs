@@ -179,13 +179,15 @@ pub struct DweSpec {
 /// Modern words of the addresses whose first-year neighbours say how a word "aged".
 const DEFAULT_QUERIES: &[&str] = &[
     "nuclear",
-    "terrorism",
-    "internet",
-    "economy",
-    "environment",
-    "television",
-    "aircraft",
     "soviet",
+    "economy",
+    "energy",
+    "health",
+    "education",
+    "jobs",
+    "security",
+    "families",
+    "women",
 ];
 
 fn parse_init(doc: &SpecDocument, name: &str) -> Result<Init> {

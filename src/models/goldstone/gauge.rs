@@ -196,7 +196,20 @@ impl GaugeField {
             let flat = grad
                 .into_shape_with_order((steps, d * d))
                 .unwrap_or_else(|e| panic!("gauge gradient layout: {e}"));
-            let step = self.preconditioner.dot(&flat) * rate;
+            // One (T × T)·(T × d²) product, column blocks in parallel.
+            let mut step = Array2::<f64>::zeros((steps, d * d));
+            step.axis_chunks_iter_mut(Axis(1), 256)
+                .into_par_iter()
+                .zip(flat.axis_chunks_iter(Axis(1), 256))
+                .for_each(|(mut out, columns)| {
+                    ndarray::linalg::general_mat_mul(
+                        rate,
+                        &self.preconditioner,
+                        &columns,
+                        0.0,
+                        &mut out,
+                    );
+                });
             let step = step
                 .into_shape_with_order((steps, d, d))
                 .unwrap_or_else(|e| panic!("gauge step layout: {e}"));
