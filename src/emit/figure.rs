@@ -232,7 +232,11 @@ fn tick_label(v: f64, log: bool) -> String {
             format!("{x:.digits$}")
         };
     }
-    if v != 0.0 && (v.abs() >= 1e4 || v.abs() < 1e-2) {
+    // Ticks stepped across zero land a rounding error away from it (−2.2e-16).
+    if v.abs() < 1e-14 {
+        return "0".into();
+    }
+    if v.abs() >= 1e4 || v.abs() < 1e-2 {
         format!("{v:.1e}")
     } else {
         format!("{v:.3}")
