@@ -277,7 +277,7 @@ fn median_curve(
                 .filter(|c| c.optimizer == optimizer && c.iteration == i)
                 .map(f)
                 .collect();
-            (i as f64, super::fit::median(&values))
+            (i as f64, crate::analysis::stats::finite_median(&values))
         })
         .collect()
 }

@@ -9,8 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::fit::{self, Checkpoint, FitOutput, OPTIMIZERS, median};
+use super::fit::{self, Checkpoint, FitOutput, OPTIMIZERS};
 use super::preprocess::load_summary;
+use crate::analysis::stats::finite_median as median;
 use crate::error::Result;
 use crate::fsutil::write_json;
 use crate::pipeline::{StageContext, StageTask};

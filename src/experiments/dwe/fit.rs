@@ -21,6 +21,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use super::preprocess;
+use crate::analysis::stats::finite_median;
 use crate::corpus::counts::{PairCounts, negative_marginals};
 use crate::emit::npy;
 use crate::error::{Error, Result};
@@ -220,21 +221,6 @@ pub fn first_last_cosines(
     Ok((cosines(first), cosines(aligned.view())))
 }
 
-/// Median of finite values (NaN if there are none).
-pub fn median(values: &[f64]) -> f64 {
-    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
-
 /// Predictive log-likelihood per test point of every held-out step, with its embeddings
 /// interpolated linearly in time between the neighbouring training steps.
 fn held_out_likelihoods(
@@ -372,8 +358,8 @@ impl StageTask for FitStage {
                         prior: 0.5 * z.iter().map(|x| x * x).sum::<f64>()
                             / spec.model.prior_variance,
                         coupling: coupling_energy(z, &model.couplings),
-                        median_cosine: median(&raw),
-                        median_aligned_cosine: median(&rotated),
+                        median_cosine: finite_median(&raw),
+                        median_aligned_cosine: finite_median(&rotated),
                         mirror_walls: mirror_walls(z),
                     };
                     if !parts.total().is_finite() {

@@ -37,6 +37,7 @@ static PREPROCESS_CODE: CodeGroup = code_group!(
 static FIT_CODE: CodeGroup = code_group!(
     "dwe/fit",
     [
+        "analysis/stats.rs",
         "experiments/dwe/fit.rs",
         "experiments/dwe/preprocess.rs",
         "models/dwe/mod.rs",
@@ -57,6 +58,7 @@ static FIT_CODE: CodeGroup = code_group!(
 static EVALUATE_CODE: CodeGroup = code_group!(
     "dwe/evaluate",
     [
+        "analysis/stats.rs",
         "experiments/dwe/evaluate.rs",
         "experiments/dwe/fit.rs",
         "experiments/dwe/preprocess.rs",
@@ -68,6 +70,7 @@ static EVALUATE_CODE: CodeGroup = code_group!(
 static EMIT_CODE: CodeGroup = code_group!(
     "dwe/emit",
     [
+        "analysis/stats.rs",
         "experiments/dwe/emit.rs",
         "experiments/dwe/evaluate.rs",
         "experiments/dwe/fit.rs",

@@ -70,19 +70,7 @@ pub struct SpeedupRow {
     pub walled: usize,
 }
 
-/// Median of the values (mean of the middle two for an even count).
-pub fn median(values: &mut [f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    Some(if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        0.5 * (values[n / 2 - 1] + values[n / 2])
-    })
-}
+pub use crate::analysis::stats::median;
 
 pub struct SpeedupStage {
     pub spec: GoldstoneSyntheticSpec,

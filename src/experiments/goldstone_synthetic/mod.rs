@@ -49,6 +49,7 @@ static FIT_CODE: CodeGroup = code_group!(
 static EVALUATE_CODE: CodeGroup = code_group!(
     "goldstone-synthetic/evaluate",
     [
+        "analysis/stats.rs",
         "experiments/goldstone_synthetic/evaluate.rs",
         "experiments/goldstone_synthetic/fit.rs",
         "models/goldstone/mod.rs",
@@ -61,6 +62,7 @@ static EVALUATE_CODE: CodeGroup = code_group!(
 static EMIT_CODE: CodeGroup = code_group!(
     "goldstone-synthetic/emit",
     [
+        "analysis/stats.rs",
         "experiments/goldstone_synthetic/emit.rs",
         "emit/figure.rs",
         "emit/table.rs",
