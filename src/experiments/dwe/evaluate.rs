@@ -174,7 +174,7 @@ fn sweep_rows(regime: &Regime, out: &FitOutput) -> Vec<SweepRow> {
             .runs
             .iter()
             .filter(|r| r.optimizer == optimizer)
-            .map(|r| r.held_out.iter().sum::<f64>() / r.held_out.len().max(1) as f64)
+            .map(fit::RunFacts::mean_held_out)
             .collect();
         for &iteration in &iterations {
             let at: Vec<&Checkpoint> = out
@@ -282,8 +282,7 @@ impl StageTask for EvaluateStage {
                 phases: run.phases,
                 overhead_percent: 100.0 * run.gauge_seconds
                     / run.step_seconds.max(f64::MIN_POSITIVE),
-                held_out_log_likelihood: run.held_out.iter().sum::<f64>()
-                    / run.held_out.len().max(1) as f64,
+                held_out_log_likelihood: run.mean_held_out(),
                 final_total_loss: last.map_or(f64::NAN, Checkpoint::total),
                 final_coupling: last.map_or(f64::NAN, |c| c.coupling),
                 median_cosine: last.map_or(f64::NAN, |c| c.median_cosine),

@@ -100,6 +100,13 @@ pub struct RunFacts {
     pub held_out: Vec<f64>,
 }
 
+impl RunFacts {
+    /// Mean over the held-out steps of the log-likelihood per test point.
+    pub fn mean_held_out(&self) -> f64 {
+        self.held_out.iter().sum::<f64>() / self.held_out.len().max(1) as f64
+    }
+}
+
 pub struct FitStage {
     pub spec: DweSpec,
     pub regime: Regime,
