@@ -356,9 +356,9 @@ impl DynamicSkipGram {
 
     /// Row t of a block gradient: the scaled likelihood part plus, exactly, the prior z/σ_0² and
     /// the coupling c_{t−1}(z_t − z_{t−1}) + c_t(z_t − z_{t+1}) of every listed column.
-    fn fill_column_gradient(
+    fn fill_column_gradient<'a>(
         &self,
-        z: &Array3<f64>,
+        z: &'a Array3<f64>,
         t: usize,
         columns: &[usize],
         likelihood: ArrayView2<'_, f32>,
@@ -366,22 +366,35 @@ impl DynamicSkipGram {
         out: &mut ndarray::ArrayViewMut2<'_, f64>,
     ) {
         let steps = z.shape()[0];
-        let before = (t > 0).then(|| (self.couplings[t - 1], z.index_axis(Axis(0), t - 1)));
-        let after = (t + 1 < steps).then(|| (self.couplings[t], z.index_axis(Axis(0), t + 1)));
         let here = z.index_axis(Axis(0), t);
+        // A missing neighbour is the step itself with coupling 0: the term adds exactly zero.
+        let neighbour = |exists: bool, coupling: usize, step: usize| {
+            if exists {
+                (self.couplings[coupling], z.index_axis(Axis(0), step))
+            } else {
+                (0.0, here)
+            }
+        };
+        let (before_coupling, before) = neighbour(t > 0, t.saturating_sub(1), t.saturating_sub(1));
+        let (after_coupling, after) = neighbour(t + 1 < steps, t, (t + 1).min(steps - 1));
         let inverse_variance = 1.0 / self.prior_variance;
         for row in 0..z.shape()[1] {
-            let (zr, mut gr) = (here.row(row), out.row_mut(row));
-            for (k, &c) in columns.iter().enumerate() {
-                let x = zr[c];
+            let slice = |a: ArrayView2<'a, f64>| {
+                a.index_axis_move(Axis(0), row)
+                    .to_slice()
+                    .expect("standard layout")
+            };
+            let (x_row, before_row, after_row) = (slice(here), slice(before), slice(after));
+            let likelihood_row = likelihood.row(row);
+            let likelihood_row = likelihood_row.as_slice().expect("standard layout");
+            let mut out_row = out.row_mut(row);
+            let out_row = out_row.as_slice_mut().expect("standard layout");
+            for ((o, &c), &l) in out_row.iter_mut().zip(columns).zip(likelihood_row) {
+                let x = x_row[c];
                 let mut g = x * inverse_variance;
-                if let Some((coupling, previous)) = &before {
-                    g += coupling * (x - previous[[row, c]]);
-                }
-                if let Some((coupling, next)) = &after {
-                    g += coupling * (x - next[[row, c]]);
-                }
-                gr[k] = g + scale * f64::from(likelihood[[row, k]]);
+                g += before_coupling * (x - before_row[c]);
+                g += after_coupling * (x - after_row[c]);
+                *o = g + scale * f64::from(l);
             }
         }
     }

@@ -281,28 +281,22 @@ impl BlockAdam {
         }
     }
 
-    /// Applies one step of size `rate` for `block` to `z`. Rows (t, k) are contiguous in
-    /// memory, so the update walks each row over the block's columns, steps in parallel.
+    /// Applies one step of size `rate` for `block` to `z`. Rows (t, k) of z are contiguous in
+    /// memory: the update gathers a row's block columns of z and of both moments, updates them
+    /// in one vectorisable pass and scatters them back; steps in parallel.
     pub fn step(&mut self, z: &mut Array3<f64>, block: &BlockGradient, rate: f64) {
         self.step += 1;
-        let c1 = 1.0 - self.beta1.powi(self.step);
-        let c2 = 1.0 - self.beta2.powi(self.step);
-        let (beta1, beta2, epsilon) = (self.beta1, self.beta2, self.epsilon);
+        let update = AdamUpdate {
+            beta1: self.beta1,
+            beta2: self.beta2,
+            epsilon: self.epsilon,
+            rate,
+            first_correction: 1.0 - self.beta1.powi(self.step),
+            second_correction: 1.0 - self.beta2.powi(self.step),
+        };
         let (d, width) = (z.shape()[1], z.shape()[2]);
         let v = width / 2;
-        let columns: Vec<(usize, usize, bool)> = block
-            .words
-            .iter()
-            .enumerate()
-            .map(|(k, &i)| (i, k, false))
-            .chain(
-                block
-                    .contexts
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &j)| (v + j, k, true)),
-            )
-            .collect();
+        let context_columns: Vec<usize> = block.contexts.iter().map(|&j| v + j).collect();
         let chunk = d * width;
         let (Some(zs), Some(ms), Some(ss)) = (
             z.as_slice_mut(),
@@ -315,24 +309,103 @@ impl BlockAdam {
             .zip(ms.par_chunks_mut(chunk))
             .zip(ss.par_chunks_mut(chunk))
             .enumerate()
-            .for_each(|(t, ((zt, mt), st))| {
+            .for_each_init(AdamRow::default, |row_buffers, (t, ((zt, mt), st))| {
                 for row in 0..d {
-                    let base = row * width;
-                    for &(column, slot, is_context) in &columns {
-                        let g = if is_context {
-                            block.context_gradient[[t, row, slot]]
-                        } else {
-                            block.word_gradient[[t, row, slot]]
-                        };
-                        let at = base + column;
-                        let m = beta1 * mt[at] + (1.0 - beta1) * g;
-                        let s = beta2 * st[at] + (1.0 - beta2) * g * g;
-                        mt[at] = m;
-                        st[at] = s;
-                        zt[at] -= rate * (m / c1) / ((s / c2).sqrt() + epsilon);
+                    let range = row * width..(row + 1) * width;
+                    let (z_row, m_row, s_row) = (
+                        &mut zt[range.clone()],
+                        &mut mt[range.clone()],
+                        &mut st[range],
+                    );
+                    for (columns, gradient) in [
+                        (&block.words, &block.word_gradient),
+                        (&context_columns, &block.context_gradient),
+                    ] {
+                        let gradient = gradient.slice(s![t, row, ..]);
+                        let gradient = gradient.as_slice().expect("standard layout");
+                        row_buffers.update(&update, columns, gradient, z_row, m_row, s_row);
                     }
                 }
             });
+    }
+}
+
+/// The coefficients of one Adam step.
+struct AdamUpdate {
+    beta1: f64,
+    beta2: f64,
+    epsilon: f64,
+    rate: f64,
+    first_correction: f64,
+    second_correction: f64,
+}
+
+/// A thread's gathered copies of one row's block columns.
+#[derive(Default)]
+struct AdamRow {
+    z: Vec<f64>,
+    first: Vec<f64>,
+    second: Vec<f64>,
+}
+
+impl AdamRow {
+    fn update(
+        &mut self,
+        update: &AdamUpdate,
+        columns: &[usize],
+        gradient: &[f64],
+        z_row: &mut [f64],
+        first_row: &mut [f64],
+        second_row: &mut [f64],
+    ) {
+        for (buffer, row) in [
+            (&mut self.z, &*z_row),
+            (&mut self.first, &*first_row),
+            (&mut self.second, &*second_row),
+        ] {
+            buffer.clear();
+            buffer.extend(columns.iter().map(|&c| row[c]));
+        }
+        adam_lanes(
+            update,
+            gradient,
+            &mut self.z,
+            &mut self.first,
+            &mut self.second,
+        );
+        for (buffer, row) in [
+            (&self.z, z_row),
+            (&self.first, first_row),
+            (&self.second, second_row),
+        ] {
+            for (&c, &x) in columns.iter().zip(buffer.iter()) {
+                row[c] = x;
+            }
+        }
+    }
+}
+
+/// The Adam update on contiguous lanes (vectorised; also compiled for AVX2).
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn adam_lanes(
+    update: &AdamUpdate,
+    gradient: &[f64],
+    z: &mut [f64],
+    first: &mut [f64],
+    second: &mut [f64],
+) {
+    let AdamUpdate {
+        beta1,
+        beta2,
+        epsilon,
+        rate,
+        first_correction,
+        second_correction,
+    } = *update;
+    for (((&g, z), m), s) in gradient.iter().zip(z).zip(first).zip(second) {
+        *m = beta1 * *m + (1.0 - beta1) * g;
+        *s = beta2 * *s + (1.0 - beta2) * g * g;
+        *z -= rate * (*m / first_correction) / ((*s / second_correction).sqrt() + epsilon);
     }
 }
 
