@@ -7,7 +7,7 @@ EXPERIMENTS := $(basename $(notdir $(wildcard experiments/*.toml)))
 # Small test variants, the papers' full scale and the regime sweeps run only when named.
 DEFAULT_EXPERIMENTS := $(filter-out %-smoke %-paper %-sweep,$(EXPERIMENTS))
 
-.PHONY: all build reproduce test bench lint clean $(addprefix reproduce-,$(EXPERIMENTS))
+.PHONY: all build reproduce test bench lint clean chromium $(addprefix reproduce-,$(EXPERIMENTS))
 
 all: build
 
@@ -24,6 +24,10 @@ test:
 
 bench: build
 	$(SYMBREAK) bench
+
+# Debian's chromium, for the test that renders a run's report.html headless (skipped without it).
+chromium:
+	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 lint:
 	$(CARGO) fmt --check

@@ -1,8 +1,10 @@
 //! Command-line interface: clap definitions turned into validated commands, and their output.
 //!
-//! Verbs: `list`, `verify`, `fetch <exp>`, `bench`, `run <exp>` (with `--stage`, `--from`, `--force`, `--dry-run`, `-j`), and
-//! `status <exp>`. `<exp>` is a spec name in `experiments/` or a path to a spec file. `--quiet`
-//! silences progress lines, `--json` prints one machine-readable document instead.
+//! Verbs: `list`, `verify`, `fetch <exp>`, `bench`, `run <exp>` (with `--stage`, `--from`,
+//! `--force`, `--dry-run`, `-j`), `status <exp>` and `diff <A> [<B>]`. `<exp>` is a spec name in
+//! `experiments/` or a path to a spec file. `--quiet` silences progress lines, `--json` prints
+//! one machine-readable document instead. Exit codes: 0 success (for `diff`: no differences),
+//! 1 differences found by `diff`, 2 error.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -77,6 +79,47 @@ enum Command {
         /// Spec name in experiments/ or path to a spec file.
         experiment: String,
     },
+    /// Compare two runs: spec parameters, every result table row by row, figures.
+    ///
+    /// A and B are run folders, experiment folders (their latest run), run ids, or git
+    /// revisions (the newest complete run of each experiment that records the commit). Without
+    /// B, A is compared with the newest run of each experiment. Exit code 0: no differences
+    /// beyond the tolerance; 1: differences; 2: error.
+    Diff {
+        /// Old side: run folder, run id or git revision.
+        old: String,
+        /// New side (default: the newest complete run of each experiment).
+        new: Option<String>,
+        /// Compare only this experiment.
+        #[arg(long, short)]
+        experiment: Option<String>,
+        /// Numbers are equal when |new − old| ≤ rel-tol · max(|old|, |new|) …
+        #[arg(long, default_value_t = 1e-6, allow_negative_numbers = true)]
+        rel_tol: f64,
+        /// … or when |new − old| ≤ abs-tol.
+        #[arg(long, default_value_t = 1e-12, allow_negative_numbers = true)]
+        abs_tol: f64,
+        /// Output format (`--json` is `--format json`).
+        #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+        format: DiffFormat,
+        /// List equal values too, not only the differences.
+        #[arg(long)]
+        all: bool,
+        /// Write every figure of both runs side by side into this folder.
+        #[arg(long, value_name = "DIR")]
+        figures: Option<PathBuf>,
+        /// Write the comparison as an HTML page.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum DiffFormat {
+    Text,
+    Md,
+    Json,
+    Csv,
 }
 
 fn stage_kind(name: &str) -> anyhow::Result<StageKind> {
@@ -106,20 +149,54 @@ fn plan_for(root: &Path, experiment: &str) -> anyhow::Result<Plan> {
     Ok(experiments::plan(&path, root)?)
 }
 
-/// Parses the process arguments and runs the command.
-pub fn main() -> anyhow::Result<()> {
+/// Parses the process arguments and runs the command; returns the exit code.
+pub fn main() -> anyhow::Result<u8> {
     let cli = Cli::parse();
-    let workspace = Workspace::new(&cli.root);
     match cli.command {
-        Command::List => list(&cli.root, cli.json),
-        Command::Verify => verify(&cli.root, cli.json),
+        Command::Diff {
+            old,
+            new,
+            experiment,
+            rel_tol,
+            abs_tol,
+            format,
+            all,
+            figures,
+            html,
+        } => {
+            let format = if cli.json { DiffFormat::Json } else { format };
+            diff(
+                &cli.root,
+                DiffRequest {
+                    old,
+                    new,
+                    experiment,
+                    rel_tol,
+                    abs_tol,
+                    format,
+                    all,
+                    figures,
+                    html,
+                },
+            )
+        }
+        command => run_command(command, &cli.root, cli.quiet, cli.json).map(|()| 0),
+    }
+}
+
+/// Every verb but `diff` (whose exit code says whether anything differs).
+fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow::Result<()> {
+    let workspace = Workspace::new(root);
+    match command {
+        Command::List => list(root, json),
+        Command::Verify => verify(root, json),
         Command::Fetch {
             experiment,
             read_timeout,
-        } => fetch(&cli.root, &experiment, read_timeout, cli.quiet || cli.json),
+        } => fetch(root, &experiment, read_timeout, quiet || json),
         Command::Bench => {
             let results = crate::bench::run()?;
-            if cli.json {
+            if json {
                 println!("{}", serde_json::to_string_pretty(&results)?);
             } else {
                 for r in &results {
@@ -145,28 +222,28 @@ pub fn main() -> anyhow::Result<()> {
                 (None, None, true) => Force::All,
                 (None, None, false) => Force::None,
             };
-            let plan = plan_for(&cli.root, &experiment)?;
+            let plan = plan_for(root, &experiment)?;
             let jobs =
                 jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let options = RunOptions {
                 force,
                 dry_run,
                 jobs,
-                quiet: cli.quiet || cli.json,
-                progress_bars: !cli.quiet && !cli.json && std::io::stderr().is_terminal(),
+                quiet: quiet || json,
+                progress_bars: !quiet && !json && std::io::stderr().is_terminal(),
                 command: std::env::args().collect(),
             };
             let summary = execute(&plan, &workspace, &options)?;
-            if cli.json {
+            if json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             }
             Ok(())
         }
         Command::Status { experiment } => {
-            let plan = plan_for(&cli.root, &experiment)?;
+            let plan = plan_for(root, &experiment)?;
             let decisions = decide(&plan, &workspace, Force::None)?;
             let latest = latest_run(&workspace.results(), &plan.experiment);
-            if cli.json {
+            if json {
                 let doc = serde_json::json!({
                     "experiment": plan.experiment,
                     "latest": latest,
@@ -189,7 +266,76 @@ pub fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Diff { .. } => bail!("diff is handled before the other verbs"),
     }
+}
+
+/// The arguments of `symbreak diff`.
+struct DiffRequest {
+    old: String,
+    new: Option<String>,
+    experiment: Option<String>,
+    rel_tol: f64,
+    abs_tol: f64,
+    format: DiffFormat,
+    all: bool,
+    figures: Option<PathBuf>,
+    html: Option<PathBuf>,
+}
+
+/// `symbreak diff`: prints the comparison; 0 if nothing differs beyond the tolerance, else 1.
+fn diff(root: &Path, request: DiffRequest) -> anyhow::Result<u8> {
+    use crate::compare::{self, Format, resolve, tables::Tolerance};
+    for (name, value) in [
+        ("--rel-tol", request.rel_tol),
+        ("--abs-tol", request.abs_tol),
+    ] {
+        if !(value >= 0.0 && value.is_finite()) {
+            bail!("{name} must be a finite number ≥ 0, not {value}");
+        }
+    }
+    let results = Workspace::new(root).results();
+    let experiment = request.experiment.as_deref();
+    let old = resolve::resolve(root, &results, &request.old, experiment)?;
+    let new = match &request.new {
+        Some(argument) => resolve::resolve(root, &results, argument, experiment)?,
+        None => resolve::newest(&results, experiment)?,
+    };
+    let tolerance = Tolerance {
+        rel: request.rel_tol,
+        abs: request.abs_tol,
+    };
+    let comparison = compare::compare(&old, &new, tolerance, request.all)?;
+    let format = match request.format {
+        DiffFormat::Text => Format::Text,
+        DiffFormat::Md => Format::Markdown,
+        DiffFormat::Json => Format::Json,
+        DiffFormat::Csv => Format::Csv,
+    };
+    // A reader that stops early (`| head`) is not an error.
+    let rendered = compare::render(&comparison, format);
+    if let Err(e) = std::io::Write::write_all(&mut std::io::stdout().lock(), rendered.as_bytes())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(e.into());
+    }
+    let side_by_side = match &request.figures {
+        Some(dir) => {
+            let written = compare::figures::write_side_by_side(&comparison, dir)?;
+            eprintln!(
+                "{} side-by-side figures in {}",
+                written.len(),
+                dir.display()
+            );
+            written
+        }
+        None => Vec::new(),
+    };
+    if let Some(path) = &request.html {
+        compare::write_html(&comparison, path, &side_by_side)?;
+        eprintln!("comparison page: {}", path.display());
+    }
+    Ok(u8::from(comparison.differs()))
 }
 
 fn fetch(root: &Path, experiment: &str, read_timeout: u64, quiet: bool) -> anyhow::Result<()> {

@@ -9,6 +9,7 @@
 pub mod analysis;
 pub mod bench;
 pub mod cli;
+pub mod compare;
 pub mod corpus;
 pub mod data;
 pub mod emit;
@@ -18,6 +19,7 @@ pub mod fsutil;
 pub mod linalg;
 pub mod models;
 pub mod pipeline;
+pub mod report;
 pub mod seed;
 pub mod spec;
 

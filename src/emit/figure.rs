@@ -501,3 +501,63 @@ fn draw_histogram<DB: DrawingBackend>(
     }
     Ok(())
 }
+
+/// Writes `out`: the PNGs `left` and `right` side by side under the captions, each with a note
+/// of how many of its pixels differ from the other's (when the sizes match).
+pub fn side_by_side(left: &Path, right: &Path, captions: [&str; 2], out: &Path) -> Result<()> {
+    register_font();
+    let decode = |path: &Path| {
+        image::open(path)
+            .map(|i| i.to_rgb8())
+            .map_err(|e| Error::artefact("figure", path, e))
+    };
+    let (a, b) = (decode(left)?, decode(right)?);
+    let changed = if a.dimensions() == b.dimensions() {
+        let differing = a.pixels().zip(b.pixels()).filter(|(p, q)| p != q).count();
+        let total = (a.width() * a.height()).max(1) as f64;
+        if differing == 0 {
+            "identical pixels".to_string()
+        } else {
+            format!("{:.2} % of pixels differ", 100.0 * differing as f64 / total)
+        }
+    } else {
+        format!(
+            "sizes differ: {}×{} vs {}×{}",
+            a.width(),
+            a.height(),
+            b.width(),
+            b.height()
+        )
+    };
+    const CAPTION: u32 = 36;
+    const GAP: u32 = 16;
+    let width = a.width() + GAP + b.width();
+    let height = CAPTION + a.height().max(b.height());
+    let mut canvas = image::RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
+    image::imageops::overlay(&mut canvas, &a, 0, i64::from(CAPTION));
+    image::imageops::overlay(
+        &mut canvas,
+        &b,
+        i64::from(a.width() + GAP),
+        i64::from(CAPTION),
+    );
+    {
+        let root = BitMapBackend::with_buffer(&mut canvas, (width, height)).into_drawing_area();
+        let style = TextStyle::from(("sans-serif", 18).into_font()).color(&BLACK);
+        let note = TextStyle::from(("sans-serif", 14).into_font()).color(&RGBColor(90, 96, 106));
+        for (x, caption) in [(0, captions[0]), (a.width() + GAP, captions[1])] {
+            let x = x as i32 + 8;
+            root.draw_text(caption, &style, (x, 4))
+                .map_err(|e| Error::artefact("figure", out, format!("{e:?}")))?;
+            root.draw_text(&changed, &note, (x, 22))
+                .map_err(|e| Error::artefact("figure", out, format!("{e:?}")))?;
+        }
+        root.present()
+            .map_err(|e| Error::artefact("figure", out, format!("{e:?}")))?;
+    }
+    let mut png = std::io::Cursor::new(Vec::new());
+    canvas
+        .write_to(&mut png, image::ImageOutputFormat::Png)
+        .map_err(|e| Error::artefact("figure", out, e))?;
+    crate::fsutil::write_atomic(out, png.get_ref())
+}

@@ -2,13 +2,17 @@
 //!
 //! Columns keep the order they are declared in; rows are sorted by the declared key columns;
 //! floats are written in scientific notation with 10 significant digits, so a `git diff` of a CSV
-//! shows only real changes.
+//! shows only real changes. The parquet file records the key columns in its file metadata
+//! ([`KEYS_METADATA`]), which is how `symbreak diff` joins the rows of two runs.
 
 use std::path::Path;
 
 use polars::prelude::*;
 
 use crate::error::{Error, Result};
+
+/// Parquet file-metadata key under which a table's key columns are stored (a JSON list).
+pub const KEYS_METADATA: &str = "symbreak.keys";
 
 /// A column of a result table.
 pub enum ColumnData {
@@ -85,9 +89,39 @@ impl Table {
         crate::fsutil::write_atomic(&csv_path, &csv)?;
         let parquet_path = dir.join(format!("{}.parquet", self.name));
         let mut parquet = Vec::new();
+        let keys = serde_json::to_string(&self.keys).expect("a list of strings serialises");
         ParquetWriter::new(&mut parquet)
+            .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![(
+                KEYS_METADATA.to_string(),
+                keys,
+            )])))
             .finish(&mut df)
             .map_err(|e| Error::artefact("parquet table", &parquet_path, e))?;
         crate::fsutil::write_atomic(&parquet_path, &parquet)
     }
+}
+
+/// A table read back from a run folder.
+pub struct LoadedTable {
+    pub frame: DataFrame,
+    /// The declared key columns, or `None` when the file does not record them.
+    pub keys: Option<Vec<String>>,
+}
+
+/// Reads `<name>.parquet` (typed, full precision) with its declared keys.
+pub fn read_parquet(path: &Path) -> Result<LoadedTable> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let mut reader = ParquetReader::new(file);
+    let keys = reader
+        .get_metadata()
+        .map_err(|e| Error::artefact("parquet table", path, e))?
+        .key_value_metadata()
+        .as_ref()
+        .and_then(|pairs| pairs.iter().find(|kv| kv.key == KEYS_METADATA))
+        .and_then(|kv| kv.value.as_deref())
+        .and_then(|json| serde_json::from_str::<Vec<String>>(json).ok());
+    let frame = reader
+        .finish()
+        .map_err(|e| Error::artefact("parquet table", path, e))?;
+    Ok(LoadedTable { frame, keys })
 }

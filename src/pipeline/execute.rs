@@ -165,7 +165,7 @@ pub fn execute(plan: &Plan, workspace: &Workspace, options: &RunOptions) -> Resu
     }
     cache.sweep_stale_scratch();
     let git = GitInfo::probe(&workspace.root);
-    let folder = RunFolder::create(&workspace.results(), &plan.experiment, &git)?;
+    let mut folder = RunFolder::create(&workspace.results(), &plan.experiment, &git)?;
     let log_path = folder.dir.join("log.txt");
     let log_file =
         std::fs::File::create(&log_path).map_err(|e| Error::io("creating", &log_path, e))?;
@@ -297,11 +297,13 @@ pub fn execute(plan: &Plan, workspace: &Workspace, options: &RunOptions) -> Resu
         return Err(e);
     }
     for d in &decisions {
-        folder.collect_artefacts(&cache.entry_dir(d.kind.name(), &d.key))?;
+        folder.collect_artefacts(&d.id, &cache.entry_dir(d.kind.name(), &d.key))?;
     }
     manifest.artefacts = folder.artefact_records()?;
     manifest.finished = Some(now_rfc3339());
     manifest.status = "complete".into();
+    // The page describes the finished run; the manifest says "complete" only once it exists.
+    crate::report::write_run_report(&folder.dir, &manifest)?;
     folder.write_manifest(&manifest)?;
     folder.mark_latest()?;
     let seconds = clock.elapsed().as_secs_f64();

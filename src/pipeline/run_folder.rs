@@ -80,6 +80,9 @@ pub struct ArtefactRecord {
     pub path: String,
     pub bytes: u64,
     pub blake3: String,
+    /// The stage instance that wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
 }
 
 /// `manifest.json`.
@@ -108,6 +111,8 @@ pub struct RunFolder {
     pub dir: PathBuf,
     pub run_id: String,
     experiment_dir: PathBuf,
+    /// Artefact path (`tables/x.csv`) → the stage instance it came from.
+    origins: BTreeMap<String, String>,
 }
 
 impl RunFolder {
@@ -134,6 +139,7 @@ impl RunFolder {
                         dir,
                         run_id,
                         experiment_dir,
+                        origins: BTreeMap::new(),
                     });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -147,10 +153,10 @@ impl RunFolder {
         write_json(&self.dir.join("manifest.json"), manifest)
     }
 
-    /// Brings the artefact folders (`arrays`, `tables`, `figures`) of a stage output into the
-    /// run folder. Cache entries are never modified in place (only replaced whole), so files are
-    /// hard-linked where the file system allows it and copied otherwise.
-    pub fn collect_artefacts(&self, stage_dir: &Path) -> Result<()> {
+    /// Brings the artefact folders (`arrays`, `tables`, `figures`) of stage instance `stage`'s
+    /// output into the run folder. Cache entries are never modified in place (only replaced
+    /// whole), so files are hard-linked where the file system allows it and copied otherwise.
+    pub fn collect_artefacts(&mut self, stage: &str, stage_dir: &Path) -> Result<()> {
         for sub in ["arrays", "tables", "figures"] {
             let from = stage_dir.join(sub);
             let Ok(entries) = std::fs::read_dir(&from) else {
@@ -163,6 +169,10 @@ impl RunFolder {
                 if std::fs::hard_link(entry.path(), &dest).is_err() {
                     copy_atomic(&entry.path(), &dest)?;
                 }
+                self.origins.insert(
+                    format!("{sub}/{}", entry.file_name().to_string_lossy()),
+                    stage.to_string(),
+                );
             }
         }
         Ok(())
@@ -179,8 +189,10 @@ impl RunFolder {
             for entry in entries.flatten() {
                 let path = entry.path();
                 let bytes = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                let name = format!("{sub}/{}", entry.file_name().to_string_lossy());
                 out.push(ArtefactRecord {
-                    path: format!("{sub}/{}", entry.file_name().to_string_lossy()),
+                    stage: self.origins.get(&name).cloned(),
+                    path: name,
                     bytes,
                     blake3: hash_file(&path)?,
                 });

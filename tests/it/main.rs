@@ -8,6 +8,7 @@ mod util;
 
 mod cache;
 mod data;
+mod diff;
 mod dwe;
 mod goldstone;
 mod mnist;

@@ -178,3 +178,41 @@ fn split(line: &str) -> Vec<String> {
     out.push(field);
     out
 }
+
+/// Debian's chromium, if installed (`make chromium`); `SYMBREAK_CHROMIUM` overrides the path.
+pub fn chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("SYMBREAK_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    path.is_file().then_some(path)
+}
+
+/// Renders `page` headless to the PNG `shot`. The flags keep chromium off the network (this
+/// machine's is closed) and out of any profile but a fresh one.
+pub fn render_headless(chromium: &Path, page: &Path, shot: &Path) {
+    let profile = tempfile::tempdir().unwrap();
+    let output = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1280,2400",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("starting chromium");
+    assert!(
+        shot.is_file(),
+        "chromium wrote no screenshot: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -1,0 +1,223 @@
+//! What the arguments of `symbreak diff` name: a run folder, an experiment folder (its latest
+//! run), a run id, or a git revision — the newest complete run of each experiment whose manifest
+//! records that commit. Each side resolves to one run per experiment.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::error::{Error, Result};
+use crate::fsutil::read_json;
+use crate::pipeline::run_folder::Manifest;
+
+/// One complete run.
+#[derive(Clone, Debug)]
+pub struct RunRef {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl RunRef {
+    fn load(dir: &Path) -> Result<Self> {
+        let manifest: Manifest = read_json(&dir.join("manifest.json"))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            manifest,
+        })
+    }
+}
+
+/// One side of a comparison: a label for file names and headings, and its runs by experiment.
+#[derive(Clone, Debug)]
+pub struct Side {
+    pub label: String,
+    pub runs: BTreeMap<String, RunRef>,
+    /// Things the user should know about how the side was resolved.
+    pub notes: Vec<String>,
+}
+
+/// Every complete run under `results` (`<results>/<experiment>/<run-id>/manifest.json`).
+pub fn complete_runs(results: &Path) -> Vec<RunRef> {
+    let mut runs = Vec::new();
+    let Ok(experiments) = std::fs::read_dir(results) else {
+        return runs;
+    };
+    for experiment in experiments.flatten() {
+        let Ok(entries) = std::fs::read_dir(experiment.path()) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            // `latest` is a link to one of the others.
+            if entry.file_name() == "latest" || !path.join("manifest.json").is_file() {
+                continue;
+            }
+            if let Ok(run) = RunRef::load(&path)
+                && run.manifest.status == "complete"
+            {
+                runs.push(run);
+            }
+        }
+    }
+    runs.sort_by(|a, b| {
+        (
+            &a.manifest.experiment,
+            &a.manifest.started,
+            &a.manifest.run_id,
+        )
+            .cmp(&(
+                &b.manifest.experiment,
+                &b.manifest.started,
+                &b.manifest.run_id,
+            ))
+    });
+    runs
+}
+
+/// The newest of `runs` per experiment (they are sorted oldest first).
+fn newest_per_experiment(runs: Vec<RunRef>) -> BTreeMap<String, RunRef> {
+    let mut out = BTreeMap::new();
+    for run in runs {
+        out.insert(run.manifest.experiment.clone(), run);
+    }
+    out
+}
+
+fn keep_experiment(runs: &mut BTreeMap<String, RunRef>, experiment: Option<&str>) {
+    if let Some(name) = experiment {
+        runs.retain(|e, _| e == name);
+    }
+}
+
+/// The newest complete run of every experiment (of `experiment` only, if given).
+pub fn newest(results: &Path, experiment: Option<&str>) -> Result<Side> {
+    let mut runs = newest_per_experiment(complete_runs(results));
+    keep_experiment(&mut runs, experiment);
+    if runs.is_empty() {
+        return Err(Error::Other(format!(
+            "no complete run{} in {}; make one with `symbreak run {}`",
+            experiment.map(|e| format!(" of {e}")).unwrap_or_default(),
+            results.display(),
+            experiment.unwrap_or("<experiment>")
+        )));
+    }
+    Ok(Side {
+        label: "newest".into(),
+        runs,
+        notes: Vec::new(),
+    })
+}
+
+/// Resolves one argument of `symbreak diff` (see the module documentation).
+pub fn resolve(
+    root: &Path,
+    results: &Path,
+    argument: &str,
+    experiment: Option<&str>,
+) -> Result<Side> {
+    let as_path = PathBuf::from(argument);
+    if as_path.join("manifest.json").is_file() {
+        return single(RunRef::load(&as_path)?, experiment, argument);
+    }
+    if as_path.join("latest").join("manifest.json").is_file() {
+        return single(RunRef::load(&as_path.join("latest"))?, experiment, argument);
+    }
+    let by_id: Vec<RunRef> = complete_runs(results)
+        .into_iter()
+        .filter(|r| r.manifest.run_id == argument)
+        .collect();
+    if !by_id.is_empty() {
+        let mut runs = newest_per_experiment(by_id);
+        keep_experiment(&mut runs, experiment);
+        if runs.is_empty() {
+            return Err(Error::Other(format!(
+                "run {argument} is not a run of {}",
+                experiment.unwrap_or_default()
+            )));
+        }
+        return Ok(Side {
+            label: argument.to_string(),
+            runs,
+            notes: Vec::new(),
+        });
+    }
+    let Some(commit) = git_commit(root, argument) else {
+        return Err(Error::Other(format!(
+            "{argument:?} is neither a run folder, a run id under {}, nor a git revision",
+            results.display()
+        )));
+    };
+    let short: String = commit.chars().take(7).collect();
+    let at_commit: Vec<RunRef> = complete_runs(results)
+        .into_iter()
+        .filter(|r| r.manifest.git.commit == commit)
+        .filter(|r| experiment.is_none_or(|e| r.manifest.experiment == e))
+        .collect();
+    let (clean, dirty): (Vec<RunRef>, Vec<RunRef>) =
+        at_commit.into_iter().partition(|r| !r.manifest.git.dirty);
+    let mut notes = Vec::new();
+    let runs = if !clean.is_empty() {
+        newest_per_experiment(clean)
+    } else if !dirty.is_empty() {
+        notes.push(format!(
+            "only runs with uncommitted changes record commit {short}; comparing those"
+        ));
+        newest_per_experiment(dirty)
+    } else {
+        let what = experiment.map(|e| format!(" of {e}")).unwrap_or_default();
+        let make = match experiment {
+            Some(e) => format!("symbreak run {e}"),
+            None => "make reproduce".into(),
+        };
+        return Err(Error::Other(format!(
+            "no complete run{what} records commit {short} (revision {argument}); create one \
+             with:\n  git checkout {short} && {make} && git checkout -"
+        )));
+    };
+    Ok(Side {
+        label: short,
+        runs,
+        notes,
+    })
+}
+
+fn single(run: RunRef, experiment: Option<&str>, argument: &str) -> Result<Side> {
+    if run.manifest.status != "complete" {
+        return Err(Error::Other(format!(
+            "{argument} is a run that did not complete (status {:?})",
+            run.manifest.status
+        )));
+    }
+    if let Some(e) = experiment
+        && run.manifest.experiment != e
+    {
+        return Err(Error::Other(format!(
+            "{argument} is a run of {}, not of {e}",
+            run.manifest.experiment
+        )));
+    }
+    Ok(Side {
+        label: run.manifest.run_id.clone(),
+        runs: BTreeMap::from([(run.manifest.experiment.clone(), run)]),
+        notes: Vec::new(),
+    })
+}
+
+/// The full commit id a revision names, if git knows it.
+fn git_commit(root: &Path, revision: &str) -> Option<String> {
+    if revision.starts_with('-') {
+        return None;
+    }
+    let output = Command::new("git")
+        .args(["rev-parse", "--verify", "--quiet"])
+        .arg(format!("{revision}^{{commit}}"))
+        .current_dir(root)
+        .env("GIT_OPTIONAL_LOCKS", "0")
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+}
