@@ -85,33 +85,37 @@ enum Command {
     /// revisions (the newest complete run of each experiment that records the commit). Without
     /// B, A is compared with the newest run of each experiment. Exit code 0: no differences
     /// beyond the tolerance; 1: differences; 2: error.
-    Diff {
-        /// Old side: run folder, run id or git revision.
-        old: String,
-        /// New side (default: the newest complete run of each experiment).
-        new: Option<String>,
-        /// Compare only this experiment.
-        #[arg(long, short)]
-        experiment: Option<String>,
-        /// Numbers are equal when |new − old| ≤ rel-tol · max(|old|, |new|) …
-        #[arg(long, default_value_t = 1e-6, allow_negative_numbers = true)]
-        rel_tol: f64,
-        /// … or when |new − old| ≤ abs-tol.
-        #[arg(long, default_value_t = 1e-12, allow_negative_numbers = true)]
-        abs_tol: f64,
-        /// Output format (`--json` is `--format json`).
-        #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
-        format: DiffFormat,
-        /// List equal values too, not only the differences.
-        #[arg(long)]
-        all: bool,
-        /// Write every figure of both runs side by side into this folder.
-        #[arg(long, value_name = "DIR")]
-        figures: Option<PathBuf>,
-        /// Write the comparison as an HTML page.
-        #[arg(long, value_name = "FILE")]
-        html: Option<PathBuf>,
-    },
+    Diff(DiffArgs),
+}
+
+/// The arguments of `symbreak diff`.
+#[derive(clap::Args, Debug)]
+struct DiffArgs {
+    /// Old side: run folder, run id or git revision.
+    old: String,
+    /// New side (default: the newest complete run of each experiment).
+    new: Option<String>,
+    /// Compare only this experiment.
+    #[arg(long, short)]
+    experiment: Option<String>,
+    /// Numbers are equal when |new − old| ≤ rel-tol · max(|old|, |new|) …
+    #[arg(long, default_value_t = 1e-6, allow_negative_numbers = true)]
+    rel_tol: f64,
+    /// … or when |new − old| ≤ abs-tol.
+    #[arg(long, default_value_t = 1e-12, allow_negative_numbers = true)]
+    abs_tol: f64,
+    /// Output format (`--json` is `--format json`).
+    #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+    format: DiffFormat,
+    /// List equal values too, not only the differences.
+    #[arg(long)]
+    all: bool,
+    /// Write every figure of both runs side by side into this folder.
+    #[arg(long, value_name = "DIR")]
+    figures: Option<PathBuf>,
+    /// Write the comparison as an HTML page.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -153,32 +157,11 @@ fn plan_for(root: &Path, experiment: &str) -> anyhow::Result<Plan> {
 pub fn main() -> anyhow::Result<u8> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Diff {
-            old,
-            new,
-            experiment,
-            rel_tol,
-            abs_tol,
-            format,
-            all,
-            figures,
-            html,
-        } => {
-            let format = if cli.json { DiffFormat::Json } else { format };
-            diff(
-                &cli.root,
-                DiffRequest {
-                    old,
-                    new,
-                    experiment,
-                    rel_tol,
-                    abs_tol,
-                    format,
-                    all,
-                    figures,
-                    html,
-                },
-            )
+        Command::Diff(mut request) => {
+            if cli.json {
+                request.format = DiffFormat::Json;
+            }
+            diff(&cli.root, request)
         }
         command => run_command(command, &cli.root, cli.quiet, cli.json).map(|()| 0),
     }
@@ -266,25 +249,12 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
             }
             Ok(())
         }
-        Command::Diff { .. } => bail!("diff is handled before the other verbs"),
+        Command::Diff(_) => bail!("diff is handled before the other verbs"),
     }
 }
 
-/// The arguments of `symbreak diff`.
-struct DiffRequest {
-    old: String,
-    new: Option<String>,
-    experiment: Option<String>,
-    rel_tol: f64,
-    abs_tol: f64,
-    format: DiffFormat,
-    all: bool,
-    figures: Option<PathBuf>,
-    html: Option<PathBuf>,
-}
-
 /// `symbreak diff`: prints the comparison; 0 if nothing differs beyond the tolerance, else 1.
-fn diff(root: &Path, request: DiffRequest) -> anyhow::Result<u8> {
+fn diff(root: &Path, request: DiffArgs) -> anyhow::Result<u8> {
     use crate::compare::{self, Format, resolve, tables::Tolerance};
     for (name, value) in [
         ("--rel-tol", request.rel_tol),

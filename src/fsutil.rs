@@ -52,6 +52,23 @@ pub fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
     write_atomic(to, &bytes)
 }
 
+/// Names of the files `<dir>/*.<extension>` without the extension, sorted (none if `dir` is
+/// missing).
+pub fn file_stems(dir: &Path, extension: &str) -> std::collections::BTreeSet<String> {
+    let suffix = format!(".{extension}");
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_suffix(&suffix)
+                .map(str::to_string)
+        })
+        .collect()
+}
+
 /// blake3 of a file's contents, streamed.
 pub fn hash_file(path: &Path) -> Result<String> {
     let mut hasher = blake3::Hasher::new();

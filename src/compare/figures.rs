@@ -2,7 +2,6 @@
 //! `<figure>__<A>__vs__<B>.png` in a folder per experiment, so that comparisons of other
 //! revisions never overwrite it.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::Comparison;
@@ -10,19 +9,7 @@ use crate::error::{Error, Result};
 
 /// Names (without `.png`) of the figures both run folders have, sorted.
 pub fn common_figures(old_dir: &Path, new_dir: &Path) -> Vec<String> {
-    let names = |dir: &Path| -> BTreeSet<String> {
-        std::fs::read_dir(dir.join("figures"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .strip_suffix(".png")
-                    .map(str::to_string)
-            })
-            .collect()
-    };
+    let names = |dir: &Path| crate::fsutil::file_stems(&dir.join("figures"), "png");
     names(old_dir)
         .intersection(&names(new_dir))
         .cloned()

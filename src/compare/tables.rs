@@ -187,17 +187,7 @@ impl Keyed {
 
 /// Names of the tables of a run folder (`tables/*.parquet`), sorted.
 pub fn table_names(run_dir: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(run_dir.join("tables"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .strip_suffix(".parquet")
-                .map(str::to_string)
-        })
-        .collect()
+    crate::fsutil::file_stems(&run_dir.join("tables"), "parquet")
 }
 
 /// Every difference between the tables of runs `old_dir` and `new_dir` (with `all`, also the
