@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::report::{flatten_parameters, html};
+use crate::pipeline::flatten_params;
+use crate::report::html;
 use resolve::{RunRef, Side};
 use tables::{Difference, Status, Tolerance};
 
@@ -161,8 +162,8 @@ fn compare_pair(
     all: bool,
 ) -> Result<ExperimentComparison> {
     let (pa, pb) = (
-        flatten_parameters(&a.manifest.parameters),
-        flatten_parameters(&b.manifest.parameters),
+        flatten_params(&a.manifest.parameters),
+        flatten_params(&b.manifest.parameters),
     );
     let mut parameters = Vec::new();
     for name in pa.keys().chain(pb.keys()).collect::<BTreeSet<_>>() {

@@ -26,20 +26,27 @@ pub fn add_sentence(counts: &mut PairCounts, sentence: &[Option<u32>], window: u
 }
 
 /// The `size` words with the largest sum over steps of their per-step relative frequency
-/// (ties broken alphabetically), with that score.
-pub fn vocabulary(step_frequencies: &[HashMap<String, f64>], size: usize) -> Vec<(String, f64)> {
-    let mut score: HashMap<&str, f64> = HashMap::new();
+/// (ties broken alphabetically), with that score. Words are interned: `step_frequencies` maps
+/// word ids to counts, `names[id]` is the word.
+pub fn vocabulary(
+    step_frequencies: &[HashMap<u32, f64>],
+    names: &[String],
+    size: usize,
+) -> Vec<(String, f64)> {
+    let mut score: HashMap<u32, f64> = HashMap::new();
     for frequencies in step_frequencies {
         let total: f64 = frequencies.values().sum();
         if total <= 0.0 {
             continue;
         }
-        for (word, count) in frequencies {
-            *score.entry(word.as_str()).or_insert(0.0) += count / total;
+        for (&word, count) in frequencies {
+            *score.entry(word).or_insert(0.0) += count / total;
         }
     }
-    let mut ranked: Vec<(String, f64)> =
-        score.into_iter().map(|(w, s)| (w.to_string(), s)).collect();
+    let mut ranked: Vec<(String, f64)> = score
+        .into_iter()
+        .map(|(w, s)| (names[w as usize].clone(), s))
+        .collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     ranked.truncate(size);
     ranked
@@ -131,10 +138,11 @@ mod tests {
 
     #[test]
     fn vocabulary_ranks_by_summed_relative_frequency() {
+        let names: Vec<String> = ["big", "old", "new"].map(String::from).to_vec();
         let step = |pairs: &[(&str, f64)]| {
             pairs
                 .iter()
-                .map(|(w, c)| (w.to_string(), *c))
+                .map(|(w, c)| (names.iter().position(|n| n == w).unwrap() as u32, *c))
                 .collect::<HashMap<_, _>>()
         };
         // "big" dominates one huge step, "old" is frequent in two small ones.
@@ -143,7 +151,7 @@ mod tests {
             step(&[("old", 5.0), ("new", 5.0)]),
             step(&[("old", 6.0), ("new", 4.0)]),
         ];
-        let vocab = vocabulary(&steps, 2);
+        let vocab = vocabulary(&steps, &names, 2);
         assert_eq!(vocab[0].0, "old"); // 0.1 + 0.5 + 0.6
         assert_eq!(vocab[1].0, "big"); // 0.9
         assert!((vocab[0].1 - 1.2).abs() < 1e-12);

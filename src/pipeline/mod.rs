@@ -129,19 +129,31 @@ pub struct Plan {
     pub instances: Vec<StageInstance>,
 }
 
-/// Flattens a JSON value into `dotted.key -> value` pairs, for showing parameter changes.
+/// Flattens resolved parameters into sorted `dotted.key -> value` pairs, for showing what
+/// changed (stale reasons, `symbreak diff`, the report): strings unquoted, lists of tables by
+/// index, other lists as JSON.
 pub fn flatten_params(value: &serde_json::Value) -> BTreeMap<String, String> {
     fn walk(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+        let join = |key: &str| {
+            if prefix.is_empty() {
+                key.to_string()
+            } else {
+                format!("{prefix}.{key}")
+            }
+        };
         match value {
             serde_json::Value::Object(map) => {
-                for (k, v) in map {
-                    let key = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    walk(&key, v, out);
+                for (key, v) in map {
+                    walk(&join(key), v, out);
                 }
+            }
+            serde_json::Value::Array(items) if items.iter().any(|v| v.is_object()) => {
+                for (i, v) in items.iter().enumerate() {
+                    walk(&join(&i.to_string()), v, out);
+                }
+            }
+            serde_json::Value::String(s) => {
+                out.insert(prefix.to_string(), s.clone());
             }
             other => {
                 out.insert(prefix.to_string(), other.to_string());
@@ -151,4 +163,33 @@ pub fn flatten_params(value: &serde_json::Value) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     walk("", value, &mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_flatten_to_sorted_dotted_paths() {
+        let value = serde_json::json!({
+            "fit": {"rate": 0.01, "gauge": "exp-clip", "seeds": [1, 2]},
+            "regimes": [{"bin_years": 1}, {"bin_years": 5}],
+            "corpus": "sotu",
+            "first_year": null
+        });
+        let flat = flatten_params(&value);
+        let pairs: Vec<(&str, &str)> = flat.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            pairs,
+            vec![
+                ("corpus", "sotu"),
+                ("first_year", "null"),
+                ("fit.gauge", "exp-clip"),
+                ("fit.rate", "0.01"),
+                ("fit.seeds", "[1,2]"),
+                ("regimes.0.bin_years", "1"),
+                ("regimes.1.bin_years", "5"),
+            ]
+        );
+    }
 }

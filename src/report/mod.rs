@@ -5,7 +5,6 @@
 
 pub mod html;
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -17,40 +16,6 @@ pub const MAX_TABLE_ROWS: usize = 200;
 
 /// The report's file name inside a run folder.
 pub const REPORT_FILE: &str = "report.html";
-
-/// The resolved parameters as sorted `section.key = value` pairs (arrays by index).
-pub fn flatten_parameters(value: &serde_json::Value) -> BTreeMap<String, String> {
-    fn walk(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, String>) {
-        let join = |key: &str| {
-            if prefix.is_empty() {
-                key.to_string()
-            } else {
-                format!("{prefix}.{key}")
-            }
-        };
-        match value {
-            serde_json::Value::Object(map) => {
-                for (key, v) in map {
-                    walk(&join(key), v, out);
-                }
-            }
-            serde_json::Value::Array(items) if items.iter().any(|v| v.is_object()) => {
-                for (i, v) in items.iter().enumerate() {
-                    walk(&join(&i.to_string()), v, out);
-                }
-            }
-            serde_json::Value::String(s) => {
-                out.insert(prefix.to_string(), s.clone());
-            }
-            other => {
-                out.insert(prefix.to_string(), other.to_string());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk("", value, &mut out);
-    out
-}
 
 /// The provenance block of a run as name–value rows.
 pub fn provenance(manifest: &Manifest) -> Vec<(String, String)> {
@@ -143,7 +108,7 @@ pub fn run_report(run_dir: &Path, manifest: &Manifest) -> Result<String> {
     ));
 
     body.push_str("<h2 id=\"parameters\">Resolved parameters</h2>\n");
-    let parameters = flatten_parameters(&manifest.parameters);
+    let parameters = crate::pipeline::flatten_params(&manifest.parameters);
     // Long lists fold away (a plain <details>, no script).
     let _ = writeln!(
         body,
@@ -333,26 +298,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parameters_flatten_to_sorted_dotted_paths() {
-        let value = serde_json::json!({
-            "fit": {"rate": 0.01, "gauge": "exp-clip", "seeds": [1, 2]},
-            "regimes": [{"bin_years": 1}, {"bin_years": 5}],
-            "corpus": "sotu",
-            "first_year": null
-        });
-        let flat = flatten_parameters(&value);
-        let pairs: Vec<(&str, &str)> = flat.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        assert_eq!(
-            pairs,
-            vec![
-                ("corpus", "sotu"),
-                ("first_year", "null"),
-                ("fit.gauge", "exp-clip"),
-                ("fit.rate", "0.01"),
-                ("fit.seeds", "[1,2]"),
-                ("regimes.0.bin_years", "1"),
-                ("regimes.1.bin_years", "5"),
-            ]
-        );
+    fn sizes_read_in_decimal_units() {
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(1_500), "1.5 kB");
+        assert_eq!(human_bytes(46_000_000), "46.0 MB");
+        assert_eq!(anchor("fit[bin=1,init=x]"), "fit-bin-1-init-x-");
     }
 }

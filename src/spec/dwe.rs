@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Header, SpecDocument, Sweep};
+use crate::corpus::{CLEANINGS, Cleaning};
 use crate::error::Result;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -76,6 +77,8 @@ struct RawPreprocess {
     eta: Option<f64>,
     first_year: Option<i32>,
     last_year: Option<i32>,
+    cleaning: Option<String>,
+    language: Option<String>,
 }
 
 /// Validated preprocessing settings.
@@ -87,6 +90,10 @@ pub struct Preprocess {
     pub eta: f64,
     pub first_year: Option<i32>,
     pub last_year: Option<i32>,
+    /// How the text is cleaned: "speech" (transcripts) or "ocr" (scanned print).
+    pub cleaning: Cleaning,
+    /// Keep only documents whose `language` field is this; all when absent.
+    pub language: Option<String>,
 }
 
 /// The model: d and the prior (σ_0², D per year).
@@ -224,6 +231,16 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<DweSpec> {
             format!("{b} is before preprocess.first_year = {a}"),
         ));
     }
+    let cleaning_name = p.cleaning.clone().unwrap_or_else(|| "speech".into());
+    let cleaning = Cleaning::parse(&cleaning_name).ok_or_else(|| {
+        doc.error(
+            "preprocess.cleaning",
+            format!(
+                "unknown cleaning {cleaning_name:?}; known: {}",
+                CLEANINGS.join(", ")
+            ),
+        )
+    })?;
     let m = raw.model.unwrap_or_default();
     let model = Model {
         dim: doc.at_least("model.dim", m.dim.unwrap_or(100), 1)?,
@@ -320,6 +337,8 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<DweSpec> {
             eta: doc.positive("preprocess.eta", p.eta.unwrap_or(1.0))?,
             first_year: p.first_year,
             last_year: p.last_year,
+            cleaning,
+            language: p.language,
         },
     })
 }

@@ -129,3 +129,82 @@ fn an_unknown_initialisation_names_the_key_and_line() {
         run.stderr()
     );
 }
+
+/// A corpus in the Philosophical Transactions' form (OCR text, a `language` per record) runs
+/// through the same stages with `cleaning = "ocr"`: hyphenated words are joined, page numbers,
+/// catchwords and formulas vanish, other languages and years outside the range are skipped.
+#[test]
+fn ocr_corpus_is_cleaned_and_filtered_by_language_and_year() {
+    use sha2::Digest;
+    let ws = Workspace::with_spec(EXP);
+    let article = |year: i32, language: &str, text: &str| {
+        serde_json::json!({"id": "x", "year": year, "language": language, "text": text}).to_string()
+    };
+    let english = "The electri-\ncity of the glass tube was strong.\n[ 12 ]\n\
+                   The jar held the fire, and the fire\nfire went out of \\( \\frac{a}{b} \\) it.\n\
+                   PHILOSOPHICAL TRANSACTIONS.\nThe glass and the jar and the tube were dry.";
+    let mut lines = Vec::new();
+    for year in 1800..=1805 {
+        lines.push(article(year, "en", english));
+        lines.push(article(year, "la", "Quod erat demonstrandum, quod vitrum."));
+    }
+    lines.push(article(1790, "en", "Outside the range entirely."));
+    lines.sort();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, (lines.join("\n") + "\n").as_bytes()).unwrap();
+    let bytes = gz.finish().unwrap();
+    let data = ws.path().join("data");
+    std::fs::create_dir_all(data.join("ocr")).unwrap();
+    std::fs::write(data.join("ocr/articles.jsonl.gz"), &bytes).unwrap();
+    std::fs::write(
+        data.join("registry.toml"),
+        format!(
+            "[[file]]\nname = \"ocr-fixture\"\nfile = \"ocr/articles.jsonl.gz\"\nsize = {}\n\
+             sha256 = \"{}\"\nurls = []\n",
+            bytes.len(),
+            sha2::Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ),
+    )
+    .unwrap();
+    ws.edit_spec(EXP, |s| {
+        s.replace("corpus = \"sotu-statsmaths\"", "corpus = \"ocr-fixture\"")
+            .replace(
+                "first_year = 1930",
+                "first_year = 1800\ncleaning = \"ocr\"\nlanguage = \"en\"",
+            )
+            .replace("last_year = 1975", "last_year = 1805")
+            .replace("bin_years = [1, 5]", "bin_years = 1")
+    });
+    ws.run(&["run", EXP, "--quiet"]).expect_code(0);
+    let steps = ws.table(EXP, "steps");
+    let years: Vec<f64> = steps.rows.iter().map(|r| steps.f64(r, "year")).collect();
+    assert_eq!(years, [1800.0, 1801.0, 1802.0, 1803.0, 1804.0, 1805.0]);
+    let vocabulary = ws.table(EXP, "vocabulary");
+    let words: Vec<&str> = vocabulary
+        .rows
+        .iter()
+        .map(|r| vocabulary.str(r, "word"))
+        .collect();
+    for kept in ["electricity", "glass", "fire", "jar", "tube"] {
+        assert!(words.contains(&kept), "{kept} missing from {words:?}");
+    }
+    for gone in [
+        "electri",
+        "city",
+        "quod",
+        "frac",
+        "philosophical",
+        "outside",
+        "a",
+        "b",
+    ] {
+        assert!(!words.contains(&gone), "{gone} in {words:?}");
+    }
+    // One document per year, 30 tokens each: the catchword "fire" is counted once.
+    for row in &steps.rows {
+        assert_eq!(steps.f64(row, "tokens"), 30.0, "{row:?}");
+    }
+}
