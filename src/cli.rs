@@ -110,6 +110,10 @@ struct DiffArgs {
     /// List equal values too, not only the differences.
     #[arg(long)]
     all: bool,
+    /// Compare wall-clock columns too (seconds, overheads), which differ between identical
+    /// computations and are left out by default.
+    #[arg(long)]
+    timings: bool,
     /// Write every figure of both runs side by side into this folder.
     #[arg(long, value_name = "DIR")]
     figures: Option<PathBuf>,
@@ -255,7 +259,10 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
 
 /// `symbreak diff`: prints the comparison; 0 if nothing differs beyond the tolerance, else 1.
 fn diff(root: &Path, request: DiffArgs) -> anyhow::Result<u8> {
-    use crate::compare::{self, Format, resolve, tables::Tolerance};
+    use crate::compare::{
+        self, Format, resolve,
+        tables::{Options, Tolerance},
+    };
     for (name, value) in [
         ("--rel-tol", request.rel_tol),
         ("--abs-tol", request.abs_tol),
@@ -271,11 +278,15 @@ fn diff(root: &Path, request: DiffArgs) -> anyhow::Result<u8> {
         Some(argument) => resolve::resolve(root, &results, argument, experiment)?,
         None => resolve::newest(&results, experiment)?,
     };
-    let tolerance = Tolerance {
-        rel: request.rel_tol,
-        abs: request.abs_tol,
+    let options = Options {
+        tolerance: Tolerance {
+            rel: request.rel_tol,
+            abs: request.abs_tol,
+        },
+        all: request.all,
+        wall_clock: request.timings,
     };
-    let comparison = compare::compare(&old, &new, tolerance, request.all)?;
+    let comparison = compare::compare(&old, &new, options)?;
     let format = match request.format {
         DiffFormat::Text => Format::Text,
         DiffFormat::Md => Format::Markdown,

@@ -18,7 +18,7 @@ use crate::error::Result;
 use crate::pipeline::flatten_params;
 use crate::report::html;
 use resolve::{RunRef, Side};
-use tables::{Difference, Status, Tolerance};
+use tables::{Difference, Options, Status, Tolerance};
 
 /// One parameter of the spec that differs between the two runs of an experiment.
 #[derive(Clone, Debug, Serialize)]
@@ -109,7 +109,7 @@ impl Comparison {
 }
 
 /// Compares the runs of the experiments both sides have.
-pub fn compare(old: &Side, new: &Side, tolerance: Tolerance, all: bool) -> Result<Comparison> {
+pub fn compare(old: &Side, new: &Side, options: Options) -> Result<Comparison> {
     let mut notes: Vec<String> = old.notes.iter().chain(&new.notes).cloned().collect();
     for (side, this, other) in [(&old.label, old, new), (&new.label, new, old)] {
         for experiment in this.runs.keys() {
@@ -123,7 +123,7 @@ pub fn compare(old: &Side, new: &Side, tolerance: Tolerance, all: bool) -> Resul
         let Some(b) = new.runs.get(experiment) else {
             continue;
         };
-        experiments.push(compare_pair(experiment, a, b, tolerance, all)?);
+        experiments.push(compare_pair(experiment, a, b, options)?);
     }
     if experiments.is_empty() {
         return Err(crate::Error::Other(format!(
@@ -139,7 +139,7 @@ pub fn compare(old: &Side, new: &Side, tolerance: Tolerance, all: bool) -> Resul
     Ok(Comparison {
         old_label: old.label.clone(),
         new_label: new.label.clone(),
-        tolerance,
+        tolerance: options.tolerance,
         experiments,
         notes,
     })
@@ -158,8 +158,7 @@ fn compare_pair(
     experiment: &str,
     a: &RunRef,
     b: &RunRef,
-    tolerance: Tolerance,
-    all: bool,
+    options: Options,
 ) -> Result<ExperimentComparison> {
     let (pa, pb) = (
         flatten_params(&a.manifest.parameters),
@@ -200,7 +199,7 @@ fn compare_pair(
         old_commit: commit(a),
         new_commit: commit(b),
         parameters,
-        differences: tables::compare_runs(experiment, &a.dir, &b.dir, tolerance, all)?,
+        differences: tables::compare_runs(experiment, &a.dir, &b.dir, options)?,
         old_dir: a.dir.clone(),
         new_dir: b.dir.clone(),
     })

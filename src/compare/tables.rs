@@ -33,6 +33,17 @@ impl Tolerance {
     }
 }
 
+/// How two runs' tables are compared.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Options {
+    pub tolerance: Tolerance,
+    /// List equal values too.
+    pub all: bool,
+    /// Compare wall-clock columns too (left out by default: they differ between identical
+    /// computations).
+    pub wall_clock: bool,
+}
+
 /// What happened to one cell, row, column or table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -190,14 +201,13 @@ pub fn table_names(run_dir: &Path) -> BTreeSet<String> {
     crate::fsutil::file_stems(&run_dir.join("tables"), "parquet")
 }
 
-/// Every difference between the tables of runs `old_dir` and `new_dir` (with `all`, also the
-/// equal cells).
+/// Every difference between the tables of runs `old_dir` and `new_dir` (with `options.all`,
+/// also the equal cells).
 pub fn compare_runs(
     experiment: &str,
     old_dir: &Path,
     new_dir: &Path,
-    tolerance: Tolerance,
-    all: bool,
+    options: Options,
 ) -> Result<Vec<Difference>> {
     let (old_names, new_names) = (table_names(old_dir), table_names(new_dir));
     let mut out = Vec::new();
@@ -222,7 +232,7 @@ pub fn compare_runs(
                 let old = read_parquet(&old_path)?;
                 let new = read_parquet(&new_path)?;
                 out.extend(compare_tables(
-                    experiment, name, &old, &new, &old_path, &new_path, tolerance, all,
+                    experiment, name, &old, &new, &old_path, &new_path, options,
                 )?);
             }
         }
@@ -247,7 +257,6 @@ fn join_keys(old: &LoadedTable, new: &LoadedTable) -> Vec<String> {
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
 fn compare_tables(
     experiment: &str,
     table: &str,
@@ -255,10 +264,15 @@ fn compare_tables(
     new: &LoadedTable,
     old_path: &Path,
     new_path: &Path,
-    tolerance: Tolerance,
-    all: bool,
+    options: Options,
 ) -> Result<Vec<Difference>> {
+    let Options {
+        tolerance,
+        all,
+        wall_clock,
+    } = options;
     let keys = join_keys(old, new);
+    let timed: BTreeSet<&String> = old.wall_clock.iter().chain(&new.wall_clock).collect();
     let old = Keyed::new(old, &keys, old_path)?;
     let new = Keyed::new(new, &keys, new_path)?;
     let difference = |key: &str, column: &str, old: String, new: String, status| Difference {
@@ -301,6 +315,7 @@ fn compare_tables(
         .iter()
         .copied()
         .filter(|n| new_names.contains(n) && !keys.contains(n))
+        .filter(|n| wall_clock || !timed.contains(n))
         .collect();
     for (row, key) in old.keys.iter().enumerate() {
         let Some(&other) = new.index.get(key) else {
@@ -388,10 +403,40 @@ mod tests {
         assert!(!t.equal(f64::INFINITY, f64::NEG_INFINITY));
     }
 
+    fn exact(all: bool) -> Options {
+        Options {
+            tolerance: Tolerance { rel: 0.0, abs: 0.0 },
+            all,
+            wall_clock: false,
+        }
+    }
+
+    /// Wall-clock columns are left out unless asked for.
+    #[test]
+    fn wall_clock_columns_are_compared_only_on_request() {
+        let old = df!("seed" => [1i64], "loss" => [1.0f64], "seconds" => [2.0f64]).unwrap();
+        let new = df!("seed" => [1i64], "loss" => [1.0f64], "seconds" => [3.0f64]).unwrap();
+        let mut a = loaded(old, Some(&["seed"]));
+        a.wall_clock = vec!["seconds".into()];
+        let b = loaded(new, Some(&["seed"]));
+        let p = Path::new("t.parquet");
+        assert!(
+            compare_tables("e", "t", &a, &b, p, p, exact(false))
+                .unwrap()
+                .is_empty()
+        );
+        let mut with = exact(false);
+        with.wall_clock = true;
+        let diff = compare_tables("e", "t", &a, &b, p, p, with).unwrap();
+        assert_eq!(diff.len(), 1);
+        assert_eq!(diff[0].column, "seconds");
+    }
+
     fn loaded(frame: DataFrame, keys: Option<&[&str]>) -> LoadedTable {
         LoadedTable {
             frame,
             keys: keys.map(|k| k.iter().map(|s| s.to_string()).collect()),
+            wall_clock: vec![],
         }
     }
 
@@ -412,7 +457,6 @@ mod tests {
         )
         .unwrap();
         let keys: &[&str] = &["rate", "mode"];
-        let tolerance = Tolerance { rel: 0.0, abs: 0.0 };
         let p = Path::new("t.parquet");
         let diff = compare_tables(
             "e",
@@ -421,8 +465,7 @@ mod tests {
             &loaded(new, Some(keys)),
             p,
             p,
-            tolerance,
-            false,
+            exact(false),
         )
         .unwrap();
         let lines: Vec<String> = diff
@@ -455,8 +498,7 @@ mod tests {
             &loaded(new, None),
             p,
             p,
-            Tolerance { rel: 0.0, abs: 0.0 },
-            true,
+            exact(true),
         )
         .unwrap();
         let lines: Vec<String> = diff

@@ -14,6 +14,11 @@ use crate::error::{Error, Result};
 /// Parquet file-metadata key under which a table's key columns are stored (a JSON list).
 pub const KEYS_METADATA: &str = "symbreak.keys";
 
+/// Parquet file-metadata key of the columns that measure the machine (wall-clock times and
+/// their ratios): they differ between identical computations, so `symbreak diff` leaves them
+/// out unless asked (a JSON list).
+pub const WALL_CLOCK_METADATA: &str = "symbreak.wall_clock";
+
 /// A column of a result table.
 pub enum ColumnData {
     F64(Vec<f64>),
@@ -25,6 +30,8 @@ pub enum ColumnData {
 pub struct Table {
     pub name: String,
     pub keys: Vec<String>,
+    /// Columns that measure the machine, not the computation.
+    pub wall_clock: Vec<String>,
     columns: Vec<(String, ColumnData)>,
 }
 
@@ -33,8 +40,16 @@ impl Table {
         Self {
             name: name.into(),
             keys: keys.iter().map(|k| k.to_string()).collect(),
+            wall_clock: Vec::new(),
             columns: Vec::new(),
         }
+    }
+
+    /// Marks `columns` as wall-clock measurements (see [`WALL_CLOCK_METADATA`]).
+    pub fn wall_clock(mut self, columns: &[&str]) -> Self {
+        self.wall_clock
+            .extend(columns.iter().map(|c| c.to_string()));
+        self
     }
 
     pub fn f64(mut self, name: &str, values: Vec<f64>) -> Self {
@@ -89,12 +104,14 @@ impl Table {
         crate::fsutil::write_atomic(&csv_path, &csv)?;
         let parquet_path = dir.join(format!("{}.parquet", self.name));
         let mut parquet = Vec::new();
-        let keys = serde_json::to_string(&self.keys).expect("a list of strings serialises");
+        let list = |names: &Vec<String>| {
+            serde_json::to_string(names).expect("a list of strings serialises")
+        };
         ParquetWriter::new(&mut parquet)
-            .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![(
-                KEYS_METADATA.to_string(),
-                keys,
-            )])))
+            .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![
+                (KEYS_METADATA.to_string(), list(&self.keys)),
+                (WALL_CLOCK_METADATA.to_string(), list(&self.wall_clock)),
+            ])))
             .finish(&mut df)
             .map_err(|e| Error::artefact("parquet table", &parquet_path, e))?;
         crate::fsutil::write_atomic(&parquet_path, &parquet)
@@ -106,22 +123,33 @@ pub struct LoadedTable {
     pub frame: DataFrame,
     /// The declared key columns, or `None` when the file does not record them.
     pub keys: Option<Vec<String>>,
+    /// The declared wall-clock columns (none when the file does not record them).
+    pub wall_clock: Vec<String>,
 }
 
 /// Reads `<name>.parquet` (typed, full precision) with its declared keys.
 pub fn read_parquet(path: &Path) -> Result<LoadedTable> {
     let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
     let mut reader = ParquetReader::new(file);
-    let keys = reader
+    let metadata = reader
         .get_metadata()
         .map_err(|e| Error::artefact("parquet table", path, e))?
-        .key_value_metadata()
-        .as_ref()
-        .and_then(|pairs| pairs.iter().find(|kv| kv.key == KEYS_METADATA))
-        .and_then(|kv| kv.value.as_deref())
-        .and_then(|json| serde_json::from_str::<Vec<String>>(json).ok());
+        .clone();
+    let list = |key: &str| {
+        metadata
+            .key_value_metadata()
+            .as_ref()
+            .and_then(|pairs| pairs.iter().find(|kv| kv.key == key))
+            .and_then(|kv| kv.value.as_deref())
+            .and_then(|json| serde_json::from_str::<Vec<String>>(json).ok())
+    };
+    let (keys, wall_clock) = (list(KEYS_METADATA), list(WALL_CLOCK_METADATA));
     let frame = reader
         .finish()
         .map_err(|e| Error::artefact("parquet table", path, e))?;
-    Ok(LoadedTable { frame, keys })
+    Ok(LoadedTable {
+        frame,
+        keys,
+        wall_clock: wall_clock.unwrap_or_default(),
+    })
 }

@@ -112,6 +112,7 @@ fn write_tables(summary: &Summary, dir: &std::path::Path) -> Result<()> {
         .i64("mirror_walls", ints(r, |x| x.mirror_walls as i64))
         .write(dir)?;
     Table::new("runs", &["optimizer", "seed"])
+        .wall_clock(&["seconds_per_iteration", "gauge_seconds", "overhead_percent"])
         .str("optimizer", strings(r, |x| x.optimizer.clone()))
         .i64("seed", ints(r, |x| x.seed as i64))
         .f64(
@@ -165,6 +166,7 @@ fn write_tables(summary: &Summary, dir: &std::path::Path) -> Result<()> {
     table.write(dir)?;
     let c = &summary.curves;
     Table::new("curves", &["optimizer", "seed", "iteration"])
+        .wall_clock(&["seconds"])
         .str("optimizer", strings(c, |x| x.optimizer.clone()))
         .i64("seed", ints(c, |x| x.seed as i64))
         .i64("iteration", ints(c, |x| x.iteration as i64))

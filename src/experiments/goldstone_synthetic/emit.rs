@@ -343,6 +343,7 @@ fn overhead_table(spec: &GoldstoneSyntheticSpec, runs: &[RunRow]) -> Table {
     }
     let ratio = gauge.iter().zip(&step).map(|(g, s)| g / s).collect();
     Table::new("overhead", &["variant"])
+        .wall_clock(&["step_seconds", "gauge_seconds", "gauge_over_step"])
         .str("variant", variants)
         .f64("step_seconds", step)
         .f64("gauge_seconds", gauge)
