@@ -122,10 +122,16 @@ pub fn run_report(run_dir: &Path, manifest: &Manifest) -> Result<String> {
     body.push_str("</details>\n");
 
     body.push_str("<h2 id=\"stages\">Stages</h2>\n");
-    let header: Vec<String> = ["stage", "cached", "seconds", "why it ran", "key"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let header: Vec<String> = [
+        "stage",
+        "cached",
+        "seconds (when computed)",
+        "why it ran",
+        "key",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let rows: Vec<Vec<String>> = manifest
         .stages
         .iter()
@@ -134,7 +140,11 @@ pub fn run_report(run_dir: &Path, manifest: &Manifest) -> Result<String> {
                 s.id.clone(),
                 if s.cached { "yes" } else { "no" }.into(),
                 format!("{:.2}", s.seconds),
-                s.reason.clone(),
+                if s.cached && s.reason.is_empty() {
+                    "up to date in the cache".into()
+                } else {
+                    s.reason.clone()
+                },
                 s.key.chars().take(12).collect(),
             ]
         })
