@@ -160,21 +160,19 @@ fn plan_for(root: &Path, experiment: &str) -> anyhow::Result<Plan> {
 /// Parses the process arguments and runs the command; returns the exit code.
 pub fn main() -> anyhow::Result<u8> {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Diff(mut request) => {
-            if cli.json {
-                request.format = DiffFormat::Json;
-            }
-            diff(&cli.root, request)
-        }
-        command => run_command(command, &cli.root, cli.quiet, cli.json).map(|()| 0),
-    }
+    run_command(cli.command, &cli.root, cli.quiet, cli.json)
 }
 
-/// Every verb but `diff` (whose exit code says whether anything differs).
-fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow::Result<()> {
+/// Runs one verb; every verb but `diff` (whose code says whether anything differs) exits 0.
+fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow::Result<u8> {
     let workspace = Workspace::new(root);
     match command {
+        Command::Diff(mut request) => {
+            if json {
+                request.format = DiffFormat::Json;
+            }
+            return diff(root, request);
+        }
         Command::List => list(root, json),
         Command::Verify => verify(root, json),
         Command::Fetch {
@@ -253,8 +251,8 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
             }
             Ok(())
         }
-        Command::Diff(_) => bail!("diff is handled before the other verbs"),
     }
+    .map(|()| 0)
 }
 
 /// `symbreak diff`: prints the comparison; 0 if nothing differs beyond the tolerance, else 1.

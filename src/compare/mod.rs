@@ -73,7 +73,7 @@ impl Comparison {
 
     /// One line: what differs, or "no differences", and the tolerance used.
     pub fn summary(&self) -> String {
-        let counts = tables::count_by_status(&self.differences().cloned().collect::<Vec<_>>());
+        let counts = tables::count_by_status(self.differences());
         let count = |s| counts.get(&s).copied().unwrap_or(0);
         let tables: BTreeSet<(&str, &str)> = self
             .differences()
@@ -184,20 +184,12 @@ fn compare_pair(
             new: Some(b.manifest.seed.to_string()),
         });
     }
-    let commit = |r: &RunRef| {
-        let sha: String = r.manifest.git.commit.chars().take(7).collect();
-        if r.manifest.git.dirty {
-            format!("{sha}-dirty")
-        } else {
-            sha
-        }
-    };
     Ok(ExperimentComparison {
         experiment: experiment.to_string(),
         old_run: a.manifest.run_id.clone(),
         new_run: b.manifest.run_id.clone(),
-        old_commit: commit(a),
-        new_commit: commit(b),
+        old_commit: a.manifest.git.short(),
+        new_commit: b.manifest.git.short(),
         parameters,
         differences: tables::compare_runs(experiment, &a.dir, &b.dir, options)?,
         old_dir: a.dir.clone(),

@@ -4,11 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::error::{Error, Result};
 use crate::fsutil::read_json;
-use crate::pipeline::run_folder::Manifest;
+use crate::pipeline::run_folder::{Manifest, git_output};
 
 /// One complete run.
 #[derive(Clone, Debug)]
@@ -208,16 +207,14 @@ fn git_commit(root: &Path, revision: &str) -> Option<String> {
     if revision.starts_with('-') {
         return None;
     }
-    let output = Command::new("git")
-        .args(["rev-parse", "--verify", "--quiet"])
-        .arg(format!("{revision}^{{commit}}"))
-        .current_dir(root)
-        .env("GIT_OPTIONAL_LOCKS", "0")
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
-        .filter(|s| !s.is_empty())
+    git_output(
+        root,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{revision}^{{commit}}"),
+        ],
+    )
+    .filter(|s| !s.is_empty())
 }

@@ -376,7 +376,9 @@ fn compare_tables(
 }
 
 /// How many differences of each status, for the summary line.
-pub fn count_by_status(differences: &[Difference]) -> BTreeMap<Status, usize> {
+pub fn count_by_status<'a>(
+    differences: impl IntoIterator<Item = &'a Difference>,
+) -> BTreeMap<Status, usize> {
     let mut counts = BTreeMap::new();
     for d in differences {
         *counts.entry(d.status).or_insert(0) += 1;

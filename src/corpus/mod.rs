@@ -148,22 +148,19 @@ pub fn clean(text: &str) -> String {
 /// - bracketed notes "[…]" go, as in [`clean`], and markdown marks ('#', '*', '_') separate
 ///   nothing (the tokenizer drops them).
 pub fn clean_ocr(text: &str) -> String {
-    let spelled: String = text
-        .chars()
-        .flat_map(|c| {
-            let expansion: &[char] = match c {
-                'ſ' => &['s'],
-                'ﬀ' => &['f', 'f'],
-                'ﬁ' => &['f', 'i'],
-                'ﬂ' => &['f', 'l'],
-                'ﬃ' => &['f', 'f', 'i'],
-                'ﬄ' => &['f', 'f', 'l'],
-                'ﬅ' | 'ﬆ' => &['s', 't'],
-                _ => return vec![c],
-            };
-            expansion.to_vec()
-        })
-        .collect();
+    let mut spelled = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            'ſ' => spelled.push('s'),
+            'ﬀ' => spelled.push_str("ff"),
+            'ﬁ' => spelled.push_str("fi"),
+            'ﬂ' => spelled.push_str("fl"),
+            'ﬃ' => spelled.push_str("ffi"),
+            'ﬄ' => spelled.push_str("ffl"),
+            'ﬅ' | 'ﬆ' => spelled.push_str("st"),
+            c => spelled.push(c),
+        }
+    }
     let spelled = without_math(&spelled);
     let is_furniture = |line: &str| {
         let trimmed = line.trim().trim_start_matches('#').trim();

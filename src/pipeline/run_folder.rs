@@ -23,20 +23,23 @@ pub struct GitInfo {
     pub dirty: bool,
 }
 
+/// The trimmed standard output of `git <args>` run in `dir`, if git ran and succeeded.
+pub fn git_output(dir: &Path, args: &[&str]) -> Option<String> {
+    Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        // A query must not take the index lock from a concurrent git command.
+        .env("GIT_OPTIONAL_LOCKS", "0")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
 impl GitInfo {
     /// Asks git in `dir`; outside a repository the commit is "none".
     pub fn probe(dir: &Path) -> Self {
-        let run = |args: &[&str]| {
-            Command::new("git")
-                .args(args)
-                .current_dir(dir)
-                // A status query must not take the index lock from a concurrent git command.
-                .env("GIT_OPTIONAL_LOCKS", "0")
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        };
+        let run = |args: &[&str]| git_output(dir, args);
         match run(&["rev-parse", "HEAD"]) {
             Some(commit) => GitInfo {
                 dirty: run(&["status", "--porcelain", "--untracked-files=no"])
@@ -50,7 +53,8 @@ impl GitInfo {
         }
     }
 
-    fn short(&self) -> String {
+    /// The commit's first seven digits, with `-dirty` for a tree with uncommitted changes.
+    pub fn short(&self) -> String {
         let sha: String = self.commit.chars().take(7).collect();
         if self.dirty {
             format!("{sha}-dirty")

@@ -93,14 +93,20 @@ pub fn key_values<'a>(rows: impl IntoIterator<Item = (&'a str, String)>) -> Stri
     out
 }
 
-/// A data table from a header and rows of plain-text cells; cells that parse as numbers are
-/// right-aligned.
-pub fn data_table(header: &[String], rows: &[Vec<String>]) -> String {
+/// The opening of a scrollable data table, up to its header row.
+fn table_head(header: &[String]) -> String {
     let mut out = String::from("<div class=\"scroll\"><table>\n<tr>");
     for h in header {
         let _ = write!(out, "<th>{}</th>", escape(h));
     }
     out.push_str("</tr>\n");
+    out
+}
+
+/// A data table from a header and rows of plain-text cells; cells that parse as numbers are
+/// right-aligned.
+pub fn data_table(header: &[String], rows: &[Vec<String>]) -> String {
+    let mut out = table_head(header);
     for row in rows {
         out.push_str("<tr>");
         for cell in row {
@@ -156,11 +162,7 @@ pub fn csv_table(path: &Path, max_rows: usize) -> Result<(String, usize)> {
         .collect::<PolarsResult<_>>()
         .map_err(|e| Error::artefact("csv table", path, e))?;
     let total = frame.height();
-    let mut out = String::from("<div class=\"scroll\"><table>\n<tr>");
-    for h in &header {
-        let _ = write!(out, "<th>{}</th>", escape(h));
-    }
-    out.push_str("</tr>\n");
+    let mut out = table_head(&header);
     for i in 0..total.min(max_rows) {
         out.push_str("<tr>");
         for column in &columns {

@@ -211,7 +211,7 @@ impl StageTask for CountsStage {
 
         let mut arrays = CountArrays::new(years.len(), vocab.len());
         let mut current: Option<(StepSummary, PairCounts)> = None;
-        let second = for_each_document(&path, |line, d| {
+        for_each_document(&path, |line, d| {
             let Some(year) = selected(&d) else {
                 return Ok(());
             };
@@ -262,7 +262,7 @@ impl StageTask for CountsStage {
                 vocabulary: vocab,
                 steps: Vec::new(),
                 text_megabytes: megabytes,
-                documents_read: first.documents.max(second.documents),
+                documents_read: first.documents,
                 distinct_words,
                 seconds,
                 // Both passes decompress, clean and tokenise the whole text.

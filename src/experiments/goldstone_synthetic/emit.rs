@@ -5,8 +5,9 @@
 
 use ndarray::s;
 
-use super::evaluate::{Dispersion, RunRow, SpeedupRow, load_dispersion, load_speedup, median};
+use super::evaluate::{Dispersion, RunRow, SpeedupRow, load_dispersion, load_speedup};
 use super::fit;
+use crate::analysis::stats::median;
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
 use crate::emit::table::Table;
 use crate::error::Result;

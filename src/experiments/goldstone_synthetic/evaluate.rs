@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fit::{self, RunFacts};
 use super::preprocess;
+use crate::analysis::stats::median;
 use crate::emit::npy;
 use crate::error::Result;
 use crate::fsutil::{read_json, write_json};
@@ -69,8 +70,6 @@ pub struct SpeedupRow {
     /// Runs ending with at least one mirror wall.
     pub walled: usize,
 }
-
-pub use crate::analysis::stats::median;
 
 pub struct SpeedupStage {
     pub spec: GoldstoneSyntheticSpec,
