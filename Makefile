@@ -4,8 +4,12 @@
 CARGO ?= cargo
 SYMBREAK = $(CARGO) run --release --locked --quiet --
 EXPERIMENTS := $(basename $(notdir $(wildcard experiments/*.toml)))
-# Small test variants, the papers' full scale and the regime sweeps run only when named.
-DEFAULT_EXPERIMENTS := $(filter-out %-smoke %-paper %-sweep,$(EXPERIMENTS))
+# Small test variants, the papers' full scale, the regime sweeps and the experiments that
+# download (dwe-googlebooks) run only when named.
+ONLINE_EXPERIMENTS := dwe-googlebooks
+DEFAULT_EXPERIMENTS := $(filter-out %-smoke %-paper %-sweep $(ONLINE_EXPERIMENTS),$(EXPERIMENTS))
+# Parallel downloads and stage instances of the online experiments.
+JOBS ?= 4
 
 .PHONY: all build reproduce test bench lint clean chromium $(addprefix reproduce-,$(EXPERIMENTS))
 
@@ -16,8 +20,16 @@ build:
 
 reproduce: build $(addprefix reproduce-,$(DEFAULT_EXPERIMENTS))
 
-$(addprefix reproduce-,$(EXPERIMENTS)): reproduce-%: build
+$(addprefix reproduce-,$(filter-out $(ONLINE_EXPERIMENTS),$(EXPERIMENTS))): reproduce-%: build
 	$(SYMBREAK) run $*
+
+# Says what it will download and how large it is (the server's sizes) before downloading.
+$(addprefix reproduce-,$(ONLINE_EXPERIMENTS)): reproduce-%: build
+	@echo "$* downloads Google Books n-gram slices; asking the server for their sizes first:"
+	$(SYMBREAK) fetch $* --dry-run -j $(JOBS)
+	@echo "downloading (resumable; pinned in data/googlebooks.lock), then running $*"
+	$(SYMBREAK) fetch $* -j $(JOBS)
+	$(SYMBREAK) run $* -j $(JOBS)
 
 test:
 	$(CARGO) test --release --locked

@@ -48,8 +48,21 @@ fn time<F: FnMut()>(mut f: F, min_seconds: f64) -> (f64, usize) {
         .expect("three windows")
 }
 
-/// Runs the benchmarks (about a second each).
-pub fn run() -> crate::Result<Vec<BenchResult>> {
+/// Groups that `symbreak bench --only` can run alone.
+pub const GROUPS: &[&str] = &["googlebooks"];
+
+/// Runs the benchmarks (about a second each), or only the group `only`.
+pub fn run(only: Option<&str>) -> crate::Result<Vec<BenchResult>> {
+    match only {
+        None => {}
+        Some("googlebooks") => return ngram_reduction(),
+        Some(other) => {
+            return Err(crate::Error::Other(format!(
+                "unknown bench group {other:?}; known: {}",
+                GROUPS.join(", ")
+            )));
+        }
+    }
     let n = 512;
     let a = Array2::from_shape_fn((n, n), |(i, j)| ((i * 7 + j * 3) % 11) as f64 * 0.1);
     let b = a.t().to_owned();
@@ -177,7 +190,85 @@ pub fn run() -> crate::Result<Vec<BenchResult>> {
         ratio_to_reference: gflops / reference,
     });
     out.extend(dynamic_skip_gram()?);
+    out.extend(ngram_reduction()?);
     Ok(out)
+}
+
+/// Reading Google Books v2 slices: decompressed MB per second of the one-core streaming
+/// reduction (parse, intern, window-weighted pairs) against `zcat file > /dev/null` on the same
+/// generated 5-gram file (~150 MB of text), when `zcat` exists. `gflops` is 0: not a FLOP count.
+fn ngram_reduction() -> crate::Result<Vec<BenchResult>> {
+    use crate::corpus::ngram::{Case, PairMode, PosMode, ReduceOptions, reduce_file, synthetic};
+    use std::io::Write;
+    let dir = tempfile::tempdir().map_err(|e| crate::Error::Other(e.to_string()))?;
+    let path = dir
+        .path()
+        .join("googlebooks-eng-all-5gram-20120701-bench.gz");
+    let file = std::fs::File::create(&path).map_err(|e| crate::Error::io("creating", &path, e))?;
+    let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+    for part in 0..4 {
+        let text = synthetic::slice(part, 5, 25_000, 1800, 2008);
+        gz.write_all(text.as_bytes())
+            .map_err(|e| crate::Error::io("writing", &path, e))?;
+    }
+    gz.finish()
+        .map_err(|e| crate::Error::io("writing", &path, e))?;
+    let options = ReduceOptions {
+        window: 4,
+        first_year: 1800,
+        last_year: 2008,
+        case: Case::Keep,
+        pos: PosMode::Untagged,
+        pairs: PairMode::First,
+        max_malformed: 0.0,
+    };
+    let mut text_bytes = 0;
+    let (secs, reps) = time(
+        || {
+            let (_, stats) = reduce_file(&path, &options).expect("generated slice reduces");
+            text_bytes = stats.text_bytes;
+        },
+        6.0,
+    );
+    let ours = text_bytes as f64 / 1e6 * reps as f64 / secs;
+    let zcat = time_zcat(&path).map(|s| text_bytes as f64 / 1e6 / s);
+    let mut out = vec![BenchResult {
+        name: format!(
+            "Google Books 5-gram reduce, {:.0} MB text, 1 core",
+            text_bytes as f64 / 1e6
+        ),
+        per_second: ours,
+        unit: "MB/s".into(),
+        gflops: 0.0,
+        ratio_to_reference: zcat.map_or(f64::NAN, |z| ours / z),
+    }];
+    if let Some(z) = zcat {
+        out.push(BenchResult {
+            name: "reference: zcat > /dev/null, same file".into(),
+            per_second: z,
+            unit: "MB/s".into(),
+            gflops: 0.0,
+            ratio_to_reference: 1.0,
+        });
+    }
+    Ok(out)
+}
+
+/// Fastest of three `zcat path > /dev/null` runs, in seconds; None without zcat.
+fn time_zcat(path: &std::path::Path) -> Option<f64> {
+    (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            let status = std::process::Command::new("zcat")
+                .arg(path)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .ok()?;
+            status.success().then(|| start.elapsed().as_secs_f64())
+        })
+        .collect::<Option<Vec<f64>>>()?
+        .into_iter()
+        .min_by(f64::total_cmp)
 }
 
 /// A dynamic skip-gram with random counts (40 draws of a uniform context per word and step,

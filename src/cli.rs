@@ -63,7 +63,11 @@ enum Command {
         jobs: Option<usize>,
     },
     /// Measure the training loops against a same-machine matrix-product reference.
-    Bench,
+    Bench {
+        /// Run only this group (googlebooks: the n-gram reader against zcat).
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Check size and sha256 of every file in data/registry.toml.
     Verify,
     /// Download the registered raw files an experiment reads (present, verified files are kept).
@@ -73,6 +77,12 @@ enum Command {
         /// Seconds of silence before a download attempt is abandoned.
         #[arg(long, default_value_t = 30)]
         read_timeout: u64,
+        /// Downloads in parallel (Google Books slices).
+        #[arg(long, short, default_value_t = 4)]
+        jobs: usize,
+        /// Say what would be downloaded and how large it is (asking the server), download nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Show, for each stage instance, whether it is cached or why it would run.
     Status {
@@ -178,16 +188,30 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
         Command::Fetch {
             experiment,
             read_timeout,
-        } => fetch(root, &experiment, read_timeout, quiet || json),
-        Command::Bench => {
-            let results = crate::bench::run()?;
+            jobs,
+            dry_run,
+        } => fetch(
+            root,
+            &experiment,
+            read_timeout,
+            jobs,
+            dry_run,
+            quiet || json,
+        ),
+        Command::Bench { only } => {
+            let results = crate::bench::run(only.as_deref())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&results)?);
             } else {
                 for r in &results {
+                    let gflops = if r.gflops > 0.0 {
+                        format!("{:>8.3} GFLOP/s", r.gflops)
+                    } else {
+                        " ".repeat(16)
+                    };
                     println!(
-                        "{:<48} {:>14.4e} {:<15} {:>8.3} GFLOP/s  {:>7.4} × reference",
-                        r.name, r.per_second, r.unit, r.gflops, r.ratio_to_reference
+                        "{:<48} {:>14.4e} {:<15} {gflops}  {:>7.4} × reference",
+                        r.name, r.per_second, r.unit, r.ratio_to_reference
                     );
                 }
             }
@@ -317,9 +341,16 @@ fn diff(root: &Path, request: DiffArgs) -> anyhow::Result<u8> {
     Ok(u8::from(comparison.differs()))
 }
 
-fn fetch(root: &Path, experiment: &str, read_timeout: u64, quiet: bool) -> anyhow::Result<()> {
+fn fetch(
+    root: &Path,
+    experiment: &str,
+    read_timeout: u64,
+    jobs: usize,
+    dry_run: bool,
+    quiet: bool,
+) -> anyhow::Result<()> {
     use crate::data::fetch::{FetchOptions, FetchOutcome, fetch};
-    use crate::data::registry::Registry;
+    use crate::data::registry::{FileState, Registry};
     let plan = plan_for(root, experiment)?;
     let registry = Registry::load(&root.join("data"))?;
     let inputs: std::collections::BTreeSet<PathBuf> = plan
@@ -332,9 +363,17 @@ fn fetch(root: &Path, experiment: &str, read_timeout: u64, quiet: bool) -> anyho
         .iter()
         .filter(|f| inputs.contains(&registry.path(f)))
         .collect();
-    if wanted.is_empty() {
+    let downloads: Vec<_> = plan
+        .instances
+        .iter()
+        .filter(|i| i.kind == StageKind::Fetch && i.deps.is_empty())
+        .collect();
+    if wanted.is_empty() && downloads.is_empty() {
         if !quiet {
-            println!("{} reads no registered raw data", plan.experiment);
+            println!(
+                "{} reads no raw data that could be downloaded",
+                plan.experiment
+            );
         }
         return Ok(());
     }
@@ -344,6 +383,16 @@ fn fetch(root: &Path, experiment: &str, read_timeout: u64, quiet: bool) -> anyho
     };
     let bars = (!quiet && std::io::stderr().is_terminal()).then(indicatif::MultiProgress::new);
     for entry in wanted {
+        if dry_run {
+            let state = registry.check(entry)?;
+            let verdict = if state == FileState::Ok {
+                "present and verified"
+            } else {
+                "would be downloaded"
+            };
+            println!("{}: {verdict} ({} bytes)", entry.name, entry.size);
+            continue;
+        }
         let progress = crate::pipeline::Progress::new(entry.name.clone(), bars.clone());
         let outcome = fetch(entry, &registry.path(entry), &options, &progress)?;
         progress.finish();
@@ -362,6 +411,105 @@ fn fetch(root: &Path, experiment: &str, read_timeout: u64, quiet: bool) -> anyho
             }
         }
     }
+    if downloads.is_empty() {
+        return Ok(());
+    }
+    let workspace = Workspace::new(root);
+    if dry_run {
+        return announce_downloads(&plan, &workspace, &options, jobs);
+    }
+    let fetched = crate::pipeline::execute::execute_fetch(&plan, &workspace, jobs, !quiet, bars)?;
+    let mut missing = Vec::new();
+    for (id, _, dir) in &fetched {
+        let record = crate::experiments::googlebooks::fetched_record(dir)?;
+        if record.is_missing() {
+            missing.push(format!("{id} ({})", record.url));
+        }
+    }
+    if !quiet {
+        println!(
+            "{} files fetched or present and pinned, {} not on the server{}",
+            fetched.len() - missing.len(),
+            missing.len(),
+            if missing.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", missing.join(", "))
+            }
+        );
+    }
+    Ok(())
+}
+
+/// `fetch --dry-run` for downloads planned as fetch stages: what is cached already, and the
+/// size the server announces for the rest (HEAD requests, `jobs` at a time).
+fn announce_downloads(
+    plan: &Plan,
+    workspace: &Workspace,
+    options: &crate::data::fetch::FetchOptions,
+    jobs: usize,
+) -> anyhow::Result<()> {
+    use rayon::prelude::*;
+    let decisions = decide(plan, workspace, Force::None)?;
+    let pending: Vec<(String, String)> = decisions
+        .iter()
+        .zip(&plan.instances)
+        .filter(|(d, i)| i.kind == StageKind::Fetch && i.deps.is_empty() && !d.cached)
+        .map(|(d, i)| {
+            (
+                d.id.clone(),
+                i.params["url"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let fetched = plan
+        .instances
+        .iter()
+        .filter(|i| i.kind == StageKind::Fetch)
+        .count()
+        - pending.len();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()?;
+    let sizes: Vec<_> = pool.install(|| {
+        pending
+            .par_iter()
+            .map(|(_, url)| crate::data::googlebooks::announced_size(url, options))
+            .collect()
+    });
+    let (mut bytes, mut unknown, mut absent) = (0u64, 0usize, 0usize);
+    for ((id, url), size) in pending.iter().zip(&sizes) {
+        match size {
+            Ok(Some(n)) => {
+                bytes += n;
+                println!("{id}: {url}: {n} bytes");
+            }
+            Ok(None) => {
+                unknown += 1;
+                println!("{id}: {url}: size not announced");
+            }
+            Err(why) => {
+                absent += 1;
+                println!("{id}: {url}: {why}");
+            }
+        }
+    }
+    println!(
+        "{}: {} files to download, {:.2} GB announced{}{}; {fetched} fetched already",
+        plan.experiment,
+        pending.len(),
+        bytes as f64 / 1e9,
+        if unknown > 0 {
+            format!(", {unknown} without a size")
+        } else {
+            String::new()
+        },
+        if absent > 0 {
+            format!(", {absent} not available (listed above)")
+        } else {
+            String::new()
+        },
+    );
     Ok(())
 }
 

@@ -43,6 +43,15 @@ pub fn vocabulary(
             *score.entry(word).or_insert(0.0) += count / total;
         }
     }
+    top_by_score(score, names, size)
+}
+
+/// The `size` words of highest score (ties broken alphabetically), with their scores.
+pub fn top_by_score(
+    score: impl IntoIterator<Item = (u32, f64)>,
+    names: &[String],
+    size: usize,
+) -> Vec<(String, f64)> {
     let mut ranked: Vec<(String, f64)> = score
         .into_iter()
         .map(|(w, s)| (names[w as usize].clone(), s))

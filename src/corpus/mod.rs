@@ -10,6 +10,7 @@
 //! full stop inside the parenthesis ("(Applause.)", "(Laughter and applause.)").
 
 pub mod counts;
+pub mod ngram;
 
 use std::io::BufRead;
 use std::path::Path;

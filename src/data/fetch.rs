@@ -45,7 +45,7 @@ pub enum FetchOutcome {
     Downloaded { url: String, resumed_from: u64 },
 }
 
-fn part_path(dest: &Path) -> PathBuf {
+pub(crate) fn part_path(dest: &Path) -> PathBuf {
     let mut name = dest.as_os_str().to_owned();
     name.push(".part");
     PathBuf::from(name)
@@ -85,20 +85,14 @@ pub fn fetch(
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent).map_err(|e| Error::io("creating folder", parent, e))?;
     }
-    let client = reqwest::blocking::Client::builder()
-        .connect_timeout(options.connect_timeout)
-        // The blocking client applies this to the request and to each read of the body: a
-        // stalled server fails the attempt, a slow but steady one does not.
-        .timeout(options.read_timeout)
-        .build()
-        .map_err(|e| Error::Other(format!("starting the HTTP client: {e}")))?;
+    let client = client(options)?;
     let part = part_path(dest);
     progress.set_length(entry.size);
     let mut failures = Vec::new();
     for url in &entry.urls {
         for _ in 0..options.attempts_per_mirror.max(1) {
             let resumed_from = file_len(&part);
-            match download_into(&client, url, &part, entry.size, progress) {
+            match download_into(&client, url, &part, Some(entry.size), progress) {
                 Ok(Transfer::Complete) => {
                     return finish(entry, dest, &part).map(|()| FetchOutcome::Downloaded {
                         url: url.clone(),
@@ -121,31 +115,63 @@ pub fn fetch(
     )))
 }
 
-fn file_len(path: &Path) -> u64 {
+/// The HTTP client of every download.
+pub(crate) fn client(options: &FetchOptions) -> Result<reqwest::blocking::Client> {
+    reqwest::blocking::Client::builder()
+        .connect_timeout(options.connect_timeout)
+        // The blocking client applies this to the request and to each read of the body: a
+        // stalled server fails the attempt, a slow but steady one does not.
+        .timeout(options.read_timeout)
+        .build()
+        .map_err(|e| Error::Other(format!("starting the HTTP client: {e}")))
+}
+
+pub(crate) fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
-enum Transfer {
+pub(crate) enum Transfer {
     Complete,
     NotFound,
 }
 
-/// One HTTP attempt, appending to `part` from its current length.
-fn download_into(
+/// The total size a response announces: the part after '/' of `Content-Range` for a 206, the
+/// `Content-Length` for a 200.
+fn announced_size(response: &reqwest::blocking::Response, offset: u64) -> Option<u64> {
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    match response.status().as_u16() {
+        206 => header(reqwest::header::CONTENT_RANGE)
+            .and_then(|r| r.rsplit('/').next().and_then(|t| t.trim().parse().ok()))
+            .or_else(|| response.content_length().map(|n| n + offset)),
+        _ => response.content_length(),
+    }
+}
+
+/// One HTTP attempt, appending to `part` from its current length. `size` is the registered
+/// size when there is one; otherwise the server's announcement decides when the file is whole.
+pub(crate) fn download_into(
     client: &reqwest::blocking::Client,
     url: &str,
     part: &Path,
-    size: u64,
+    size: Option<u64>,
     progress: &Progress,
 ) -> std::result::Result<Transfer, String> {
     let mut offset = file_len(part);
-    if offset > size {
-        std::fs::remove_file(part)
-            .map_err(|e| format!("removing oversized {}: {e}", part.display()))?;
-        offset = 0;
-    }
-    if offset == size {
-        return Ok(Transfer::Complete);
+    if let Some(size) = size {
+        if offset > size {
+            std::fs::remove_file(part)
+                .map_err(|e| format!("removing oversized {}: {e}", part.display()))?;
+            offset = 0;
+        }
+        if offset == size {
+            return Ok(Transfer::Complete);
+        }
     }
     let mut request = client.get(url);
     if offset > 0 {
@@ -157,8 +183,14 @@ fn download_into(
         404 => return Ok(Transfer::NotFound),
         206 => true,
         200 => false,
+        // A range at or past the end of an unregistered file: it is already whole.
+        416 if size.is_none() && offset > 0 => return Ok(Transfer::Complete),
         code => return Err(format!("HTTP {code}")),
     };
+    let size = size.or_else(|| announced_size(&response, offset));
+    if let Some(size) = size {
+        progress.set_length(size);
+    }
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(append)
@@ -175,10 +207,12 @@ fn download_into(
         if n == 0 {
             break;
         }
-        if written + n as u64 > size {
+        if let Some(size) = size
+            && written + n as u64 > size
+        {
             drop(file);
             let _ = std::fs::remove_file(part);
-            return Err(format!("server sent more than the registered {size} bytes"));
+            return Err(format!("server sent more than the expected {size} bytes"));
         }
         file.write_all(&buf[..n])
             .map_err(|e| format!("writing {}: {e}", part.display()))?;
@@ -187,7 +221,9 @@ fn download_into(
     }
     file.sync_all()
         .map_err(|e| format!("syncing {}: {e}", part.display()))?;
-    if written < size {
+    if let Some(size) = size
+        && written < size
+    {
         return Err(format!("connection closed after {written} of {size} bytes"));
     }
     Ok(Transfer::Complete)

@@ -3,5 +3,6 @@
 //! name registered files; the pipeline hashes them into stage keys.
 
 pub mod fetch;
+pub mod googlebooks;
 pub mod idx;
 pub mod registry;

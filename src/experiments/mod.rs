@@ -3,6 +3,7 @@
 
 pub mod dwe;
 pub mod goldstone_synthetic;
+pub mod googlebooks;
 pub mod rbm_mnist;
 pub mod rbm_scalar;
 
@@ -13,7 +14,13 @@ use crate::pipeline::Plan;
 use crate::spec::SpecDocument;
 
 /// Families this build knows, by `kind`.
-pub const KINDS: &[&str] = &["dwe", "goldstone-synthetic", "rbm-mnist", "rbm-scalar"];
+pub const KINDS: &[&str] = &[
+    "dwe",
+    "goldstone-synthetic",
+    "googlebooks",
+    "rbm-mnist",
+    "rbm-scalar",
+];
 
 /// Loads, validates and plans the spec at `path`; `root` is the project folder (its `data/`
 /// holds the raw-file registry).
@@ -23,6 +30,7 @@ pub fn plan(path: &Path, root: &Path) -> Result<Plan> {
     match header.kind.as_str() {
         "dwe" => dwe::plan(&doc, header, root),
         "goldstone-synthetic" => goldstone_synthetic::plan(&doc, header),
+        "googlebooks" => googlebooks::plan(&doc, header, root),
         "rbm-scalar" => rbm_scalar::plan(&doc, header),
         "rbm-mnist" => rbm_mnist::plan(&doc, header, root),
         other => Err(doc.error(
@@ -78,5 +86,6 @@ pub fn code_groups() -> Vec<&'static crate::pipeline::CodeGroup> {
     groups.extend(rbm_mnist::code_groups());
     groups.extend(goldstone_synthetic::code_groups());
     groups.extend(dwe::code_groups());
+    groups.extend(googlebooks::code_groups());
     groups
 }

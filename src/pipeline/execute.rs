@@ -321,6 +321,64 @@ pub fn execute(plan: &Plan, workspace: &Workspace, options: &RunOptions) -> Resu
     })
 }
 
+/// Runs only the fetch instances of `plan` (those without upstream), `jobs` at a time, into the
+/// cache — no run folder: `symbreak fetch` downloads what a later run will read. Returns each
+/// instance's id, whether it was cached already, and its cache folder.
+pub fn execute_fetch(
+    plan: &Plan,
+    workspace: &Workspace,
+    jobs: usize,
+    echo: bool,
+    multi: Option<MultiProgress>,
+) -> Result<Vec<(String, bool, PathBuf)>> {
+    let cache = workspace.cache();
+    let decisions = decide(plan, workspace, Force::None)?;
+    let log = RunLog::new(None, echo, multi.clone());
+    let wanted: Vec<usize> = (0..plan.instances.len())
+        .filter(|&i| {
+            plan.instances[i].kind == StageKind::Fetch && plan.instances[i].deps.is_empty()
+        })
+        .collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .map_err(|e| Error::Other(format!("starting {jobs} worker threads: {e}")))?;
+    let outcomes: Vec<Result<StageRecord>> = pool.install(|| {
+        use rayon::prelude::*;
+        wanted
+            .par_iter()
+            .map(|&i| run_instance(plan, &decisions, i, &cache, multi.clone(), &log))
+            .collect()
+    });
+    let mut state = cache.load_state(&plan.experiment);
+    let mut out = Vec::new();
+    let mut failures = Vec::new();
+    for (&i, outcome) in wanted.iter().zip(outcomes) {
+        let d = &decisions[i];
+        match outcome {
+            Ok(record) => {
+                state.insert(d.id.clone(), d.record.clone());
+                out.push((
+                    d.id.clone(),
+                    record.cached,
+                    cache.entry_dir(d.kind.name(), &d.key),
+                ));
+            }
+            Err(e) => failures.push(format!("{}: {e}", d.id)),
+        }
+    }
+    cache.save_state(&plan.experiment, &state)?;
+    if !failures.is_empty() {
+        return Err(Error::Other(format!(
+            "{} of {} downloads failed:\n{}",
+            failures.len(),
+            wanted.len(),
+            failures.join("\n")
+        )));
+    }
+    Ok(out)
+}
+
 fn describe(d: &Decision, dry: bool) -> String {
     match (d.run, dry) {
         (false, _) => format!("{}: cached", d.id),

@@ -65,7 +65,8 @@ struct RawEvaluate {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawData {
-    corpus: String,
+    corpus: Option<String>,
+    googlebooks: Option<super::googlebooks::RawGoogleBooks>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -173,8 +174,11 @@ pub struct Evaluate {
 #[derive(Clone, Debug, Serialize)]
 pub struct DweSpec {
     pub header: Header,
-    /// Registry name of the corpus (gzip JSON Lines with `year` and `text`).
+    /// Registry name of the corpus (gzip JSON Lines with `year` and `text`), or a label of
+    /// the Google Books source.
     pub corpus: String,
+    /// Set when the counts come from Google Books n-gram slices instead.
+    pub googlebooks: Option<super::googlebooks::GoogleBooks>,
     pub preprocess: Preprocess,
     pub model: Model,
     pub fit: Fit,
@@ -323,13 +327,41 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<DweSpec> {
             2,
         )?,
     };
+    let (corpus, googlebooks) = match (raw.data.corpus, raw.data.googlebooks) {
+        (Some(name), None) => (name, None),
+        (None, Some(source)) => {
+            let source = super::googlebooks::parse_source(doc, &source)?;
+            super::googlebooks::year_range(doc, p.first_year, p.last_year)?;
+            if p.cleaning.is_some() || p.language.is_some() {
+                return Err(doc.error(
+                    "preprocess.cleaning",
+                    "cleaning and language apply to JSON Lines corpora, not to Google Books n-grams",
+                ));
+            }
+            if source.n < 2 {
+                return Err(doc.error(
+                    "data.googlebooks.n",
+                    "word embeddings need pairs: n must be at least 2",
+                ));
+            }
+            let label = format!("googlebooks {} {}-grams", source.corpus, source.n);
+            (label, Some(source))
+        }
+        _ => {
+            return Err(doc.error(
+                "data",
+                "name exactly one source: corpus = \"<registry name>\" or a [data.googlebooks] table",
+            ));
+        }
+    };
     Ok(DweSpec {
         header,
         model,
         fit,
         regimes,
         evaluate,
-        corpus: raw.data.corpus,
+        corpus,
+        googlebooks,
         preprocess: Preprocess {
             vocabulary: doc.at_least("preprocess.vocabulary", p.vocabulary.unwrap_or(10_000), 2)?,
             window: doc.at_least("preprocess.window", p.window.unwrap_or(4), 1)?,

@@ -11,6 +11,7 @@
 
 pub mod dwe;
 pub mod goldstone_synthetic;
+pub mod googlebooks;
 pub mod rbm_mnist;
 pub mod rbm_scalar;
 

@@ -12,6 +12,8 @@ fn workspace_with_data() -> Workspace {
             "mnist/t10k-labels-idx1-ubyte.gz",
             "sotu/sotu_statsmaths_1790-2020.jsonl.gz",
             "philtrans/philtrans_1665-1869.jsonl.gz",
+            "googlebooks/googlebooks-eng-all-totalcounts-20120701.txt",
+            "googlebooks/googlebooks-eng-all-4gram-20120701-zz.gz",
         ],
     )
 }
@@ -21,7 +23,7 @@ fn vendored_data_verifies() {
     let ws = workspace_with_data();
     let run = ws.run(&["verify"]);
     run.expect_code(0);
-    assert_eq!(run.stdout().matches("ok ").count(), 6, "{}", run.stdout());
+    assert_eq!(run.stdout().matches("ok ").count(), 8, "{}", run.stdout());
 }
 
 #[test]
@@ -34,7 +36,7 @@ fn a_flipped_byte_is_refused_with_both_hashes() {
     let run = ws.run(&["verify"]);
     run.expect_code(2);
     let err = run.stderr();
-    assert!(err.contains("1 of 6 files failed verification"), "{err}");
+    assert!(err.contains("1 of 8 files failed verification"), "{err}");
     assert!(
         err.contains("mnist-train-labels has sha256 ")
             && err.contains(

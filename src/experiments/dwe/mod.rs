@@ -11,7 +11,7 @@
 mod emit;
 mod evaluate;
 mod fit;
-mod preprocess;
+pub(crate) mod preprocess;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -90,28 +90,22 @@ pub fn code_groups() -> [&'static CodeGroup; 4] {
 /// Plans a dwe experiment; the corpus is looked up in `<root>/data/registry.toml`.
 pub fn plan(doc: &SpecDocument, header: Header, root: &Path) -> Result<Plan> {
     let spec = parse(doc, header)?;
-    let registry = Registry::load(&root.join("data"))?;
-    let entry = registry
-        .get(&spec.corpus)
-        .map_err(|e| doc.error("data.corpus", e.to_string()))?;
-    let counts = StageInstance {
-        kind: StageKind::Preprocess,
-        label: String::new(),
-        params: serde_json::json!({
-            "corpus": spec.corpus,
-            "settings": super::json(&spec.preprocess),
-        }),
-        deps: vec![],
-        inputs: vec![registry.path(entry)],
-        code: &PREPROCESS_CODE,
-        task: Arc::new(preprocess::CountsStage {
-            registry: registry.clone(),
-            corpus: spec.corpus.clone(),
-            settings: spec.preprocess.clone(),
-        }),
+    let mut instances = match &spec.googlebooks {
+        Some(source) => {
+            let p = &spec.preprocess;
+            let counts = crate::spec::googlebooks::Counts {
+                vocabulary: p.vocabulary,
+                window: p.window,
+                gamma: p.gamma,
+                // Both are required for a Google Books source (checked by the spec).
+                first_year: p.first_year.unwrap_or_default(),
+                last_year: p.last_year.unwrap_or_default(),
+            };
+            super::googlebooks::count_instances(source, &counts, root)
+        }
+        None => vec![corpus_counts(doc, &spec, root)?],
     };
-    let counts_id = counts.id();
-    let mut instances = vec![counts];
+    let counts_id = instances.last().map(StageInstance::id).unwrap_or_default();
     let shared = serde_json::json!({
         "fit": super::json(&spec.fit),
         "model": super::json(&spec.model),
@@ -173,4 +167,32 @@ pub fn plan(doc: &SpecDocument, header: Header, root: &Path) -> Result<Plan> {
     };
     instances.push(emit);
     Ok(super::plan_of(doc, &spec.header, &spec, instances))
+}
+
+/// The preprocess instance of a registered JSON Lines corpus.
+fn corpus_counts(
+    doc: &SpecDocument,
+    spec: &crate::spec::dwe::DweSpec,
+    root: &Path,
+) -> Result<StageInstance> {
+    let registry = Registry::load(&root.join("data"))?;
+    let entry = registry
+        .get(&spec.corpus)
+        .map_err(|e| doc.error("data.corpus", e.to_string()))?;
+    Ok(StageInstance {
+        kind: StageKind::Preprocess,
+        label: String::new(),
+        params: serde_json::json!({
+            "corpus": spec.corpus,
+            "settings": super::json(&spec.preprocess),
+        }),
+        deps: vec![],
+        inputs: vec![registry.path(entry)],
+        code: &PREPROCESS_CODE,
+        task: Arc::new(preprocess::CountsStage {
+            registry: registry.clone(),
+            corpus: spec.corpus.clone(),
+            settings: spec.preprocess.clone(),
+        }),
+    })
 }

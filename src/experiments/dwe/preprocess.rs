@@ -72,7 +72,7 @@ struct YearTally {
 }
 
 /// The count arrays, filled one step at a time in year order.
-struct CountArrays {
+pub(crate) struct CountArrays {
     offsets: Vec<i64>,
     words: Vec<u32>,
     contexts: Vec<u32>,
@@ -83,7 +83,7 @@ struct CountArrays {
 }
 
 impl CountArrays {
-    fn new(steps: usize, vocabulary: usize) -> Self {
+    pub(crate) fn new(steps: usize, vocabulary: usize) -> Self {
         Self {
             offsets: vec![0],
             words: Vec::new(),
@@ -96,7 +96,7 @@ impl CountArrays {
     }
 
     /// Appends the next step: its pair counts, marginals and summary.
-    fn push(&mut self, mut summary: StepSummary, counts: &PairCounts, gamma: f64) {
+    pub(crate) fn push(&mut self, mut summary: StepSummary, counts: &PairCounts, gamma: f64) {
         let k = self.steps.len();
         let (p, q) = negative_marginals(counts, self.unigram.ncols(), gamma);
         self.unigram
@@ -116,7 +116,7 @@ impl CountArrays {
         self.steps.push(summary);
     }
 
-    fn write(self, out_dir: &Path, summary: CorpusSummary) -> Result<()> {
+    pub(crate) fn write(self, out_dir: &Path, summary: CorpusSummary) -> Result<()> {
         let arrays = out_dir.join("arrays");
         npy::write(
             &arrays.join("counts.offsets.npy"),
