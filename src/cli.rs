@@ -352,12 +352,16 @@ fn fetch(
     use crate::data::fetch::{FetchOptions, FetchOutcome, fetch};
     use crate::data::registry::{FileState, Registry};
     let plan = plan_for(root, experiment)?;
-    let registry = Registry::load(&root.join("data"))?;
     let inputs: std::collections::BTreeSet<PathBuf> = plan
         .instances
         .iter()
         .flat_map(|i| i.inputs.iter().cloned())
         .collect();
+    // A plan with registered inputs has a registry (planning read it); one without may not.
+    let registry = match inputs.is_empty() {
+        true => Registry::default(),
+        false => Registry::load(&root.join("data"))?,
+    };
     let wanted: Vec<_> = registry
         .files
         .iter()

@@ -35,7 +35,7 @@ struct RawRegistry {
 }
 
 /// The registry and the folder its files live in.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Registry {
     pub dir: PathBuf,
     pub files: Vec<RegisteredFile>,

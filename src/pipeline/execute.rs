@@ -364,7 +364,15 @@ pub fn execute_fetch(
                     cache.entry_dir(d.kind.name(), &d.key),
                 ));
             }
-            Err(e) => failures.push(format!("{}: {e}", d.id)),
+            Err(e) => {
+                let mut message = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    message.push_str(&format!(": {c}"));
+                    cause = c.source();
+                }
+                failures.push(message);
+            }
         }
     }
     cache.save_state(&plan.experiment, &state)?;

@@ -11,6 +11,7 @@ mod data;
 mod diff;
 mod dwe;
 mod goldstone;
+mod googlebooks;
 mod mnist;
 mod physics;
 mod results;
