@@ -23,6 +23,7 @@
 //!   subset of slices still sees the words around its prefixes; that is ~n times the running-text
 //!   count, a per-year factor that the vocabulary's per-year normalisation makes harmless.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -212,7 +213,10 @@ pub fn parse_line(line: &[u8]) -> std::result::Result<Line<'_>, Malformed> {
 
 /// The words of an n-gram under `options` (closed up, case applied), and whether its first
 /// token is a word; `None` when the n-gram is the other POS variant and is skipped.
-pub fn ngram_words(ngram: &str, options: &ReduceOptions) -> Option<(Vec<String>, bool)> {
+pub fn ngram_words<'a>(
+    ngram: &'a str,
+    options: &ReduceOptions,
+) -> Option<(Vec<Cow<'a, str>>, bool)> {
     let tokens: Vec<Token<'_>> = ngram
         .split(' ')
         .filter(|t| !t.is_empty())
@@ -221,15 +225,17 @@ pub fn ngram_words(ngram: &str, options: &ReduceOptions) -> Option<(Vec<String>,
     let tagged = tokens
         .iter()
         .any(|t| matches!(t, Token::Tagged(..) | Token::Tag(_)));
-    let fold = |w: &str| match options.case {
-        Case::Keep => w.to_string(),
-        Case::Lower => w.to_lowercase(),
+    let fold = |w: &'a str| -> Cow<'a, str> {
+        match options.case {
+            Case::Lower if w.chars().any(char::is_uppercase) => Cow::Owned(w.to_lowercase()),
+            _ => Cow::Borrowed(w),
+        }
     };
-    let words_of = |t: &Token<'_>| -> Option<String> {
+    let words_of = |t: &Token<'a>| -> Option<Cow<'a, str>> {
         match (*t, options.pos) {
             (Token::Word(w), PosMode::Untagged) => Some(fold(w)),
             (Token::Tagged(w, tag), PosMode::Tagged) if tag != "." && is_word(w) => {
-                Some(format!("{}_{tag}", fold(w)))
+                Some(Cow::Owned(format!("{}_{tag}", fold(w))))
             }
             _ => None,
         }
@@ -381,11 +387,12 @@ impl<'o> Reducer<'o> {
         }
     }
 
-    fn intern(&mut self, word: String) -> u32 {
-        if let Some(&id) = self.interned.get(&word) {
+    fn intern(&mut self, word: Cow<'_, str>) -> u32 {
+        if let Some(&id) = self.interned.get(word.as_ref()) {
             return id;
         }
         let id = self.words.len() as u32;
+        let word = word.into_owned();
         self.words.push(word.clone());
         self.interned.insert(word, id);
         id
@@ -429,7 +436,8 @@ impl<'o> Reducer<'o> {
             return Ok(());
         };
         self.current.skipped = false;
-        let ids: Vec<u32> = words.into_iter().map(|w| self.intern(w)).collect();
+        let mut ids = std::mem::take(&mut self.current.ids);
+        ids.extend(words.into_iter().map(|w| self.intern(w)));
         let window = self.options.window;
         for (a, b, weight) in ngram_pairs(ids.len(), starts_with_word, self.options) {
             let units = (weight * window as f64).round() as u64;
@@ -491,11 +499,12 @@ impl<'o> Reducer<'o> {
     pub fn finish(mut self) -> (SliceCounts, SliceStats) {
         self.flush();
         let scale = 1.0 / self.options.window as f64;
-        // Sorting the blocks (by key, moving only keys and indices) and expanding them in
-        // order sorts the entries by (…, year).
+        let words = self.words.len();
         let unigram_blocks: Vec<((u32, i32), Block)> = self.unigram.into_iter().collect();
         let unigram = expand_sorted(
-            &unigram_blocks,
+            unigram_blocks,
+            |&(id, _)| id,
+            words,
             |(id, block), k| (id, block * BLOCK + k),
             1.0,
         );
@@ -511,7 +520,9 @@ impl<'o> Reducer<'o> {
             }
         }
         let pairs = expand_sorted(
-            &pair_blocks,
+            pair_blocks,
+            |&(i, _, _)| i,
+            words,
             |(i, j, block), k| (i, j, block * BLOCK + k),
             scale,
         );
@@ -535,23 +546,49 @@ impl<'o> Reducer<'o> {
 }
 
 /// The non-zero entries of year blocks, `scale` × count, sorted by the expanded key.
+///
+/// The blocks are first distributed by their leading word id (`first`, < `ids`) into buckets
+/// of a few thousand — a counting sort, streaming through memory — and each bucket is then
+/// sorted where it fits in cache; sorting the whole table at once, or gathering it through a
+/// sorted index, spends most of its time waiting for memory.
 fn expand_sorted<B: Ord + Copy, K>(
-    blocks: &[(B, Block)],
+    blocks: Vec<(B, Block)>,
+    first: impl Fn(&B) -> u32,
+    ids: usize,
     key: impl Fn(B, i32) -> K,
     scale: f64,
 ) -> Vec<(K, f64)> {
-    let mut order: Vec<(B, u32)> = blocks
+    let ids = ids.max(1);
+    let buckets = (blocks.len() / 4096).clamp(1, ids);
+    // Monotone in the leading id, so the buckets in order hold the keys in order.
+    let bucket_of = |b: &B| first(b) as usize * buckets / ids;
+    let mut starts = vec![0usize; buckets + 1];
+    for (b, _) in &blocks {
+        starts[bucket_of(b) + 1] += 1;
+    }
+    for k in 0..buckets {
+        starts[k + 1] += starts[k];
+    }
+    let mut next = starts.clone();
+    let mut ordered = blocks.clone();
+    for block in blocks {
+        let slot = &mut next[bucket_of(&block.0)];
+        ordered[*slot] = block;
+        *slot += 1;
+    }
+    let cells = ordered
         .iter()
-        .enumerate()
-        .map(|(n, (b, _))| (*b, n as u32))
-        .collect();
-    order.sort_unstable();
-    let mut out = Vec::with_capacity(2 * blocks.len());
-    for (b, n) in order {
-        let counts = &blocks[n as usize].1;
-        for (k, &c) in counts.iter().enumerate() {
-            if c > 0 {
-                out.push((key(b, k as i32), c as f64 * scale));
+        .map(|(_, counts)| counts.iter().filter(|&&c| c > 0).count())
+        .sum();
+    let mut out = Vec::with_capacity(cells);
+    for k in 0..buckets {
+        let bucket = &mut ordered[starts[k]..starts[k + 1]];
+        bucket.sort_unstable_by_key(|e| e.0);
+        for &(b, counts) in bucket.iter() {
+            for (y, &c) in counts.iter().enumerate() {
+                if c > 0 {
+                    out.push((key(b, y as i32), c as f64 * scale));
+                }
             }
         }
     }
@@ -1007,7 +1044,9 @@ mod tests {
     #[test]
     fn pos_variants_case_and_markers() {
         let o = options(PairMode::First);
-        let words = |text: &str, o: &ReduceOptions| ngram_words(text, o);
+        fn words<'a>(text: &'a str, o: &ReduceOptions) -> Option<(Vec<Cow<'a, str>>, bool)> {
+            ngram_words(text, o)
+        }
         assert_eq!(
             words("ZZ Top 's \"", &o),
             Some((vec!["ZZ".into(), "Top".into(), "'s".into()], true))

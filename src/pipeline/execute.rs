@@ -268,13 +268,7 @@ pub fn execute(plan: &Plan, workspace: &Workspace, options: &RunOptions) -> Resu
                     done.insert(d.id.clone());
                 }
                 Err(e) => {
-                    let mut message = e.to_string();
-                    let mut cause = std::error::Error::source(&e);
-                    while let Some(c) = cause {
-                        message.push_str(&format!(": {c}"));
-                        cause = c.source();
-                    }
-                    log.line(&format!("{}: FAILED: {message}", d.id));
+                    log.line(&format!("{}: FAILED: {}", d.id, with_causes(&e)));
                     failure.get_or_insert(e);
                     done.insert(d.id.clone());
                 }
@@ -364,15 +358,7 @@ pub fn execute_fetch(
                     cache.entry_dir(d.kind.name(), &d.key),
                 ));
             }
-            Err(e) => {
-                let mut message = e.to_string();
-                let mut cause = std::error::Error::source(&e);
-                while let Some(c) = cause {
-                    message.push_str(&format!(": {c}"));
-                    cause = c.source();
-                }
-                failures.push(message);
-            }
+            Err(e) => failures.push(with_causes(&e)),
         }
     }
     cache.save_state(&plan.experiment, &state)?;
@@ -385,6 +371,17 @@ pub fn execute_fetch(
         )));
     }
     Ok(out)
+}
+
+/// An error's message followed by those of its causes.
+fn with_causes(e: &Error) -> String {
+    let mut message = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        message.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    message
 }
 
 fn describe(d: &Decision, dry: bool) -> String {

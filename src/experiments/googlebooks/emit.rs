@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use ndarray::Array2;
 
+use crate::corpus::ngram::SliceStats;
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
 use crate::emit::npy;
 use crate::emit::table::Table;
@@ -31,6 +32,9 @@ impl StageTask for EmitStage {
         let words: Vec<&str> = summary.vocabulary.iter().map(|(w, _)| w.as_str()).collect();
 
         let s = &record.slices;
+        let count = |field: fn(&SliceStats) -> u64| -> Vec<i64> {
+            s.iter().map(|r| field(&r.stats) as i64).collect()
+        };
         Table::new("slices", &["slice"])
             .wall_clock(&["seconds", "megabytes_per_second"])
             .str("slice", s.iter().map(|r| r.suffix.clone()).collect())
@@ -42,20 +46,11 @@ impl StageTask for EmitStage {
                     .collect(),
             )
             .str("sha256", s.iter().map(|r| r.stats.sha256.clone()).collect())
-            .i64(
-                "compressed_bytes",
-                s.iter().map(|r| r.stats.compressed_bytes as i64).collect(),
-            )
-            .i64(
-                "text_bytes",
-                s.iter().map(|r| r.stats.text_bytes as i64).collect(),
-            )
-            .i64("lines", s.iter().map(|r| r.stats.lines as i64).collect())
-            .i64("ngrams", s.iter().map(|r| r.stats.ngrams as i64).collect())
-            .i64(
-                "malformed",
-                s.iter().map(|r| r.stats.malformed as i64).collect(),
-            )
+            .i64("compressed_bytes", count(|st| st.compressed_bytes))
+            .i64("text_bytes", count(|st| st.text_bytes))
+            .i64("lines", count(|st| st.lines))
+            .i64("ngrams", count(|st| st.ngrams))
+            .i64("malformed", count(|st| st.malformed))
             .str(
                 "first_malformed_lines",
                 s.iter()
@@ -70,14 +65,8 @@ impl StageTask for EmitStage {
                     })
                     .collect(),
             )
-            .i64(
-                "skipped_pos_variant",
-                s.iter().map(|r| r.stats.skipped_variant as i64).collect(),
-            )
-            .i64(
-                "skipped_years",
-                s.iter().map(|r| r.stats.skipped_years as i64).collect(),
-            )
+            .i64("skipped_pos_variant", count(|st| st.skipped_variant))
+            .i64("skipped_years", count(|st| st.skipped_years))
             .f64("seconds", s.iter().map(|r| r.stats.seconds).collect())
             .f64(
                 "megabytes_per_second",
