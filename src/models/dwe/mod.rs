@@ -11,6 +11,7 @@
 //! [`BlockAdam`] applies such blocks with per-column ("lazy") Adam moments.
 
 pub mod kernel;
+pub mod planted;
 pub mod train;
 
 use ndarray::{Array2, Array3, s};
