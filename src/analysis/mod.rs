@@ -1,6 +1,7 @@
 //! Analysis shared by experiments: lattice observables, resampling errors and relaxation-time
-//! fits, order statistics. Nothing here trains a model or touches the file system.
+//! fits, order statistics, alignment of embedding chains with each other and with a truth. Nothing here trains a model or touches the file system.
 
+pub mod alignment;
 pub mod jackknife;
 pub mod lattice;
 pub mod relaxation;
