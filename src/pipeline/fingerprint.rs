@@ -91,9 +91,8 @@ pub const STAGE_NEUTRAL: &[&str] = &[
     "experiments/goldstone_synthetic/mod.rs",
     "experiments/rbm_mnist/mod.rs",
     "models/mod.rs",
-    // The planted-truth generator and the chain alignment, not read by any stage yet.
+    // The planted-truth generator, not read by any stage yet.
     "models/dwe/planted.rs",
-    "analysis/alignment.rs",
     "analysis/mod.rs",
     "emit/mod.rs",
     "data/mod.rs",

@@ -27,7 +27,7 @@ use crate::emit::npy;
 use crate::error::{Error, Result};
 use crate::fsutil::{read_json, write_json};
 use crate::models::dwe::kernel::{CountsIndex, StepIndex, Want, context_slots, step_terms};
-use crate::models::dwe::train::{DweTrainConfig, train};
+use crate::models::dwe::train::{DweTrainConfig, GaugeFixer, train};
 use crate::models::dwe::{DynamicSkipGram, StepCounts};
 use crate::models::goldstone::coupling_energy;
 use crate::models::goldstone::train::{Schedule, mirror_walls};
@@ -344,7 +344,13 @@ impl StageTask for FitStage {
                     beta1: f.beta1,
                     beta2: f.beta2,
                     epsilon: f.epsilon,
-                    goldstone: (o == 1).then_some(gauge.map(|g| (f.k1, g))).flatten(),
+                    gauge: match (o, &gauge) {
+                        (1, Some(options)) => GaugeFixer::Goldstone {
+                            every: f.k1,
+                            options: *options,
+                        },
+                        _ => GaugeFixer::None,
+                    },
                     record_every: f.record_every,
                 };
                 let clock = Instant::now();

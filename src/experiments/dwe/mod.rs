@@ -37,6 +37,7 @@ static PREPROCESS_CODE: CodeGroup = code_group!(
 static FIT_CODE: CodeGroup = code_group!(
     "dwe/fit",
     [
+        "analysis/alignment.rs",
         "analysis/stats.rs",
         "experiments/dwe/fit.rs",
         "experiments/dwe/preprocess.rs",

@@ -282,6 +282,34 @@ impl BlockAdam {
         }
     }
 
+    /// Rotates the moments with the parameters when step t was mapped by `maps[t]`: the first
+    /// moment (a running mean of gradients, which rotate with the parameters) by R_t, the second
+    /// (running mean of squared coordinates) by R_t∘R_t, exact when coordinates are uncorrelated.
+    pub fn rotate_moments(&mut self, maps: &[Array2<f64>]) {
+        for (t, r) in maps.iter().enumerate() {
+            let squared = r.mapv(|x| x * x);
+            let first = r.dot(&self.first.index_axis(ndarray::Axis(0), t));
+            self.first
+                .index_axis_mut(ndarray::Axis(0), t)
+                .assign(&first);
+            let second = squared.dot(&self.second.index_axis(ndarray::Axis(0), t));
+            self.second
+                .index_axis_mut(ndarray::Axis(0), t)
+                .assign(&second);
+        }
+    }
+
+    /// The first and second moments.
+    pub fn moments(&self) -> (&Array3<f64>, &Array3<f64>) {
+        (&self.first, &self.second)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_moments_for_test(&mut self, first: Array3<f64>, second: Array3<f64>) {
+        self.first = first;
+        self.second = second;
+    }
+
     /// Applies one step of size `rate` for `block` to `z`. Rows (t, k) of z are contiguous in
     /// memory: the update gathers a row's block columns of z and of both moments, updates them
     /// in one vectorisable pass and scatters them back; steps in parallel.

@@ -2,7 +2,11 @@
 //! distinct words and L' distinct contexts uniformly (all time steps always included, Bamler &
 //! Mandt 2017 supplement Eq. 17), evaluates the block on the fast f32 path and applies lazy
 //! Adam with ρ_s = ρ_0 (s̄/(s + s̄))^κ. Goldstone-GD adds a gauge phase on Z_t = (U_t, V_t)
-//! after every k1 iterations (ICML 2018 Algorithm 1 with the same Adam as line 5).
+//! after every k1 iterations (ICML 2018 Algorithm 1 with the same Adam as line 5). The
+//! Procrustes gauge fixer instead minimises ψ over O(d)^T exactly every k1 iterations — each
+//! step rotated onto its aligned predecessor, reflections allowed
+//! ([`crate::analysis::alignment::chain_procrustes`]) — and rotates Adam's moments along: the
+//! first moment by R_t, the second by R_t∘R_t (exact for uncorrelated coordinates).
 
 use std::time::Instant;
 
@@ -11,6 +15,7 @@ use rand::Rng;
 
 use super::kernel::{CountsIndex, Want};
 use super::{BlockAdam, DynamicSkipGram};
+use crate::analysis::alignment::chain_procrustes;
 use crate::error::{Error, Result};
 use crate::models::goldstone::gauge::GaugeOptions;
 use crate::models::goldstone::train::{Schedule, gauge_schedule};
@@ -25,10 +30,21 @@ pub struct DweTrainConfig {
     pub beta1: f64,
     pub beta2: f64,
     pub epsilon: f64,
-    /// k1 and the gauge options; `None` is the baseline.
-    pub goldstone: Option<(usize, GaugeOptions)>,
+    /// How the gauge is fixed during training (nothing for the baseline).
+    pub gauge: GaugeFixer,
     /// The observer sees Z after every this many iterations (and at 0 and the end).
     pub record_every: usize,
+}
+
+/// The gauge treatment of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GaugeFixer {
+    /// Plain Adam: the baseline.
+    None,
+    /// A Goldstone-GD gauge phase with these options every `every` iterations.
+    Goldstone { every: usize, options: GaugeOptions },
+    /// Sequential orthogonal Procrustes along the chain every `every` iterations.
+    Procrustes { every: usize },
 }
 
 /// What a run did.
@@ -61,7 +77,11 @@ pub fn train(
     mut observe: impl FnMut(usize, &Array3<f64>) -> Result<()>,
 ) -> Result<DweTrace> {
     let (steps, d, width) = (z.shape()[0], z.shape()[1], z.shape()[2]);
-    let (mut gauge, k1) = gauge_schedule(config.goldstone.as_ref(), &model.couplings, d)?;
+    let goldstone = match &config.gauge {
+        GaugeFixer::Goldstone { every, options } => Some((*every, *options)),
+        _ => None,
+    };
+    let (mut gauge, k1) = gauge_schedule(goldstone.as_ref(), &model.couplings, d)?;
     let mut adam = BlockAdam::new(
         (steps, d, width),
         config.beta1,
@@ -114,6 +134,15 @@ pub fn train(
             trace.gauge_seconds += clock.elapsed().as_secs_f64();
             trace.phases += 1;
         }
+        if let GaugeFixer::Procrustes { every } = config.gauge
+            && s % every.max(1) == 0
+        {
+            let clock = Instant::now();
+            let maps = chain_procrustes(&mut z)?;
+            adam.rotate_moments(&maps);
+            trace.gauge_seconds += clock.elapsed().as_secs_f64();
+            trace.phases += 1;
+        }
         if s % config.record_every.max(1) == 0 || s == config.iterations {
             observe(s, &z)?;
         }
@@ -142,11 +171,12 @@ fn all_finite(values: &Array3<f64>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::Array2;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
     use rand_distr::{Distribution, StandardNormal};
 
-    fn config(goldstone: bool) -> DweTrainConfig {
+    fn config(gauge: &str) -> DweTrainConfig {
         DweTrainConfig {
             iterations: 400,
             minibatch: 4,
@@ -159,19 +189,23 @@ mod tests {
             beta1: 0.9,
             beta2: 0.999,
             epsilon: 1e-8,
-            goldstone: goldstone.then(|| {
-                let mut options = GaugeOptions::paper(10);
-                options.exact_exponential = true;
-                (10, options)
-            }),
+            gauge: match gauge {
+                "goldstone" => {
+                    let mut options = GaugeOptions::paper(10);
+                    options.exact_exponential = true;
+                    GaugeFixer::Goldstone { every: 10, options }
+                }
+                "procrustes" => GaugeFixer::Procrustes { every: 10 },
+                _ => GaugeFixer::None,
+            },
             record_every: 100,
         }
     }
 
-    /// Both optimizers lower the exact loss on the tiny model; the observer sees 0, every
-    /// `record_every` and the end; Goldstone-GD runs one phase per k1 iterations.
+    /// Every optimizer lowers the exact loss on the tiny model; the observer sees 0, every
+    /// `record_every` and the end; the gauge fixers run one phase per k1 iterations.
     #[test]
-    fn both_optimizers_descend() {
+    fn every_optimizer_descends() {
         let model = super::super::tests::model();
         let index = CountsIndex::new(&model);
         let mut rng = ChaCha8Rng::seed_from_u64(31);
@@ -180,14 +214,14 @@ mod tests {
             0.3 * x
         });
         let start = model.loss_and_gradient(&z0).0.total();
-        for goldstone in [false, true] {
+        for gauge in ["baseline", "goldstone", "procrustes"] {
             let mut seen = Vec::new();
             let mut rng = ChaCha8Rng::seed_from_u64(32);
             let trace = train(
                 &model,
                 &index,
                 z0.clone(),
-                &config(goldstone),
+                &config(gauge),
                 &mut rng,
                 |s, _| {
                     seen.push(s);
@@ -196,10 +230,56 @@ mod tests {
             )
             .unwrap();
             let end = model.loss_and_gradient(&trace.last).0.total();
-            assert!(end < 0.9 * start, "goldstone {goldstone}: {start} → {end}");
+            assert!(end < 0.9 * start, "{gauge}: {start} → {end}");
             assert_eq!(seen, vec![0, 100, 200, 300, 400]);
-            assert_eq!(trace.phases, if goldstone { 40 } else { 0 });
+            assert_eq!(trace.phases, if gauge == "baseline" { 0 } else { 40 });
         }
+    }
+
+    /// The Procrustes phase is a gauge transformation: the local loss (likelihood and isotropic
+    /// prior) is unchanged to rounding, ψ does not rise, and a second phase finds nothing left
+    /// to do (every map the identity, up to reflections already taken).
+    #[test]
+    fn a_procrustes_phase_keeps_the_local_loss_and_minimises_psi() {
+        let model = super::super::tests::model();
+        let mut rng = ChaCha8Rng::seed_from_u64(34);
+        let mut z = Array3::from_shape_simple_fn((3, 2, 12), || {
+            let x: f64 = StandardNormal.sample(&mut rng);
+            0.5 * x
+        });
+        let (before, _) = model.loss_and_gradient(&z);
+        chain_procrustes(&mut z).unwrap();
+        let (after, _) = model.loss_and_gradient(&z);
+        assert!((after.local - before.local).abs() < 1e-10 * before.local.abs());
+        assert!(after.coupling <= before.coupling + 1e-12);
+        let maps = chain_procrustes(&mut z).unwrap();
+        for r in maps {
+            assert!((r - Array2::<f64>::eye(2)).iter().all(|x| x.abs() < 1e-10));
+        }
+    }
+
+    /// Rotating the moments: the first moment follows R_t, the second R_t∘R_t.
+    #[test]
+    fn moments_rotate_with_the_parameters() {
+        let mut adam = BlockAdam::new((2, 2, 3), 0.9, 0.999, 1e-8);
+        let (c, s) = (0.6f64, 0.8f64);
+        let r = ndarray::array![[c, -s], [s, c]];
+        let maps = vec![Array2::eye(2), r.clone()];
+        adam.set_moments_for_test(
+            Array3::from_shape_fn((2, 2, 3), |(t, k, j)| (t + 2 * k + j) as f64),
+            Array3::from_elem((2, 2, 3), 1.0),
+        );
+        let (first, _) = adam.moments();
+        let expected = r.dot(&first.index_axis(ndarray::Axis(0), 1));
+        adam.rotate_moments(&maps);
+        let (first, second) = adam.moments();
+        assert!(
+            (&first.index_axis(ndarray::Axis(0), 1) - &expected)
+                .iter()
+                .all(|x| x.abs() < 1e-15)
+        );
+        // Rows of R∘R sum to 1: a uniform second moment stays uniform.
+        assert!(second.iter().all(|x| (x - 1.0).abs() < 1e-15));
     }
 
     /// Every non-finite value is seen wherever it sits (lanes or remainder); huge finite values
@@ -231,7 +311,7 @@ mod tests {
         let mut z = Array3::from_elem((3, 2, 12), 0.1);
         z[[1, 0, 3]] = f64::NAN;
         let mut rng = ChaCha8Rng::seed_from_u64(33);
-        let mut full = config(false);
+        let mut full = config("baseline");
         full.minibatch = 6;
         let error = train(&model, &index, z, &full, &mut rng, |_, _| Ok(())).unwrap_err();
         assert!(error.to_string().contains("iteration 1"), "{error}");
