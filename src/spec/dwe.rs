@@ -53,6 +53,7 @@ struct RawFit {
     count_scale: Option<Sweep<f64>>,
     init: Option<Sweep<String>>,
     init_scale: Option<Sweep<f64>>,
+    optimizers: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -161,6 +162,8 @@ pub struct Fit {
     /// Fraction of interior time steps held out for the predictive likelihood.
     pub holdout: f64,
     pub record_every: usize,
+    /// Which optimisers run, in order: "baseline", "goldstone", "procrustes".
+    pub optimizers: Vec<String>,
 }
 
 /// Word-aging queries and histogram resolution.
@@ -214,6 +217,26 @@ fn parse_init(doc: &SpecDocument, name: &str) -> Result<Init> {
             ),
         )),
     }
+}
+
+fn parse_optimizers(doc: &SpecDocument, names: Option<Vec<String>>) -> Result<Vec<String>> {
+    let known = crate::experiments::dwe::OPTIMIZERS;
+    let names = names.unwrap_or_else(|| vec!["baseline".into(), "goldstone".into()]);
+    if names.is_empty() {
+        return Err(doc.error("fit.optimizers", "names no optimiser"));
+    }
+    for (k, name) in names.iter().enumerate() {
+        if !known.contains(&name.as_str()) {
+            return Err(doc.error(
+                "fit.optimizers",
+                format!("unknown optimiser {name:?}; known: {}", known.join(", ")),
+            ));
+        }
+        if names[..k].contains(name) {
+            return Err(doc.error("fit.optimizers", format!("{name:?} is listed twice")));
+        }
+    }
+    Ok(names)
 }
 
 /// Parses and validates the spec in `doc`.
@@ -281,6 +304,7 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<DweSpec> {
         seeds: doc.at_least("fit.seeds", f.seeds.unwrap_or(3), 1)?,
         holdout,
         record_every: doc.at_least("fit.record_every", f.record_every.unwrap_or(100), 1)?,
+        optimizers: parse_optimizers(doc, f.optimizers)?,
     };
     let bins = f.bin_years.unwrap_or(Sweep::One(1)).values();
     let scales = f.count_scale.unwrap_or(Sweep::One(1.0)).values();

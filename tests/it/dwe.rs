@@ -208,3 +208,59 @@ fn ocr_corpus_is_cleaned_and_filtered_by_language_and_year() {
         assert_eq!(steps.f64(row, "tokens"), 30.0, "{row:?}");
     }
 }
+
+/// `fit.optimizers` adds the Procrustes gauge fixer as a third optimiser: same start, one
+/// phase per k1 = 10 iterations, a lower loss at the end, and every table and figure carries it.
+#[test]
+fn the_procrustes_gauge_fixer_runs_as_a_third_optimiser() {
+    let ws = Workspace::with_data(EXP, &["sotu/sotu_statsmaths_1790-2020.jsonl.gz"]);
+    ws.edit_spec(EXP, |s| {
+        s.replace(
+            "seeds = 2",
+            "seeds = 1\noptimizers = [\"baseline\", \"goldstone\", \"procrustes\"]",
+        )
+        .replace("bin_years = [1, 5]", "bin_years = 5")
+    });
+    ws.run(&["run", EXP, "-q"]).expect_code(0);
+    let runs = ws.table(EXP, "runs");
+    let phases: Vec<(String, f64)> = runs
+        .rows
+        .iter()
+        .map(|r| (runs.str(r, "optimizer").to_string(), runs.f64(r, "phases")))
+        .collect();
+    assert_eq!(phases.len(), 3, "{phases:?}");
+    assert!(
+        phases.contains(&("procrustes".to_string(), 6.0)),
+        "{phases:?}"
+    );
+    let curves = ws.table(EXP, "curves");
+    let total = |optimizer: &str, iteration: f64| {
+        curves
+            .rows
+            .iter()
+            .find(|r| {
+                curves.str(r, "optimizer") == optimizer && curves.f64(r, "iteration") == iteration
+            })
+            .map(|r| curves.f64(r, "total"))
+            .expect("a recording point")
+    };
+    assert_eq!(total("procrustes", 0.0), total("baseline", 0.0));
+    assert!(total("procrustes", 60.0) < total("procrustes", 0.0));
+    let lists = ws.table(EXP, "word_aging_lists");
+    assert!(
+        lists.header.iter().any(|h| h == "procrustes"),
+        "{:?}",
+        lists.header
+    );
+    // An unknown optimiser names the key.
+    ws.edit_spec(EXP, |s| {
+        s.replace("\"procrustes\"]", "\"procrustes\", \"sgd\"]")
+    });
+    let err = ws.run(&["run", EXP]);
+    err.expect_code(2);
+    assert!(
+        err.stderr().contains("fit.optimizers") && err.stderr().contains("\"sgd\""),
+        "{}",
+        err.stderr()
+    );
+}

@@ -5,7 +5,6 @@
 //! `sweep` (median cosine vs iteration in every regime).
 
 use super::evaluate::{self, Summary};
-use super::fit::OPTIMIZERS;
 use super::preprocess::load_summary;
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
 use crate::emit::table::Table;
@@ -81,6 +80,11 @@ fn floats<T>(rows: &[T], f: impl Fn(&T) -> f64) -> Vec<f64> {
 }
 fn ints<T>(rows: &[T], f: impl Fn(&T) -> i64) -> Vec<i64> {
     rows.iter().map(f).collect()
+}
+
+/// The optimisers of the run, in the spec's order.
+fn optimizers(summary: &Summary) -> Vec<&str> {
+    summary.cosines.iter().map(|c| c.0.as_str()).collect()
 }
 
 fn write_tables(summary: &Summary, dir: &std::path::Path) -> Result<()> {
@@ -160,7 +164,7 @@ fn write_tables(summary: &Summary, dir: &std::path::Path) -> Result<()> {
     };
     let mut table = Table::new("word_aging_lists", &["query"])
         .str("query", queries.iter().map(|q| q.to_string()).collect());
-    for optimizer in OPTIMIZERS {
+    for optimizer in optimizers(summary) {
         table = table.str(optimizer, lists(optimizer));
     }
     table.write(dir)?;
@@ -291,8 +295,8 @@ fn curves_figure(summary: &Summary) -> Figure {
             x_label: "iteration".into(),
             y_label: y.into(),
             log_y,
-            series: OPTIMIZERS
-                .iter()
+            series: optimizers(summary)
+                .into_iter()
                 .enumerate()
                 .map(|(k, o)| {
                     Series::new(
@@ -349,7 +353,7 @@ fn sweep_figure(summary: &Summary) -> Figure {
                 })
                 .collect();
             let mut series = Vec::new();
-            for (k, optimizer) in OPTIMIZERS.iter().enumerate() {
+            for (k, optimizer) in optimizers(summary).into_iter().enumerate() {
                 let of = |aligned: bool| -> Vec<(f64, f64)> {
                     rows.iter()
                         .filter(|r| r.optimizer == *optimizer)

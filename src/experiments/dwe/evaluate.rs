@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::fit::{self, Checkpoint, FitOutput, OPTIMIZERS};
+use super::fit::{self, Checkpoint, FitOutput};
 use super::preprocess::load_summary;
 use crate::analysis::stats::finite_median as median;
 use crate::error::Result;
@@ -161,7 +161,7 @@ fn last_checkpoint<'a>(out: &'a FitOutput, optimizer: &str, seed: usize) -> Opti
         .max_by_key(|c| c.iteration)
 }
 
-fn sweep_rows(regime: &Regime, out: &FitOutput) -> Vec<SweepRow> {
+fn sweep_rows(regime: &Regime, out: &FitOutput, optimizers: &[String]) -> Vec<SweepRow> {
     let mut iterations: Vec<usize> = out.checkpoints.iter().map(|c| c.iteration).collect();
     iterations.sort_unstable();
     iterations.dedup();
@@ -169,7 +169,7 @@ fn sweep_rows(regime: &Regime, out: &FitOutput) -> Vec<SweepRow> {
     let mean_total =
         training.iter().map(|&k| out.layout.totals[k]).sum::<f64>() / training.len().max(1) as f64;
     let mut rows = Vec::new();
-    for optimizer in OPTIMIZERS {
+    for optimizer in optimizers.iter().map(String::as_str) {
         let held_out: Vec<f64> = out
             .runs
             .iter()
@@ -214,7 +214,7 @@ impl StageTask for EvaluateStage {
         let mut headline = None;
         for (k, (regime, id)) in self.spec.regimes.iter().zip(&self.fit_ids).enumerate() {
             let out = fit::load(ctx.upstream_dir(id)?)?;
-            sweep.extend(sweep_rows(regime, &out));
+            sweep.extend(sweep_rows(regime, &out, &self.spec.fit.optimizers));
             if k == 0 {
                 headline = Some(out);
             }
@@ -225,7 +225,7 @@ impl StageTask for EvaluateStage {
         let seeds = out.cosine.shape()[1];
         let mut quantiles = Vec::new();
         let mut cosines = Vec::new();
-        for (o, optimizer) in OPTIMIZERS.iter().enumerate() {
+        for (o, optimizer) in self.spec.fit.optimizers.iter().enumerate() {
             let mut pooled = (Vec::new(), Vec::new());
             for seed in 0..seeds {
                 let raw = out.cosine.slice(ndarray::s![o, seed, ..]).to_vec();
@@ -256,7 +256,7 @@ impl StageTask for EvaluateStage {
                 missing_queries.push(query.clone());
                 continue;
             };
-            for (o, optimizer) in OPTIMIZERS.iter().enumerate() {
+            for (o, optimizer) in self.spec.fit.optimizers.iter().enumerate() {
                 for (rank, (word, cosine)) in
                     aging(&out, o, index, &vocabulary).into_iter().enumerate()
                 {

@@ -36,8 +36,9 @@ use crate::seed::rng_for;
 use crate::spec::dwe::{DweSpec, Init, Regime};
 use crate::spec::goldstone_synthetic::variant_options;
 
-/// The two optimisers, in the order of every optimiser axis.
-pub const OPTIMIZERS: [&str; 2] = ["baseline", "goldstone"];
+/// The optimisers a spec may list in `fit.optimizers`: plain Adam, Goldstone-GD, and the
+/// Procrustes gauge fixer; a run's optimiser axes follow the spec's order.
+pub const OPTIMIZERS: [&str; 3] = ["baseline", "goldstone", "procrustes"];
 
 /// The time steps of a regime.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -317,16 +318,17 @@ impl StageTask for FitStage {
         let gauge = variant_options(&f.gauge, f.k2).map_err(Error::Other)?;
         let seeds = f.seeds;
         ctx.progress
-            .set_length((OPTIMIZERS.len() * seeds * f.iterations) as u64);
+            .set_length((f.optimizers.len() * seeds * f.iterations) as u64);
         let mut checkpoints = Vec::new();
         let mut runs = Vec::new();
-        let mut cosine = Array3::<f64>::zeros((2, seeds, v));
-        let mut aligned = Array3::<f64>::zeros((2, seeds, v));
-        let mut first = Array4::<f64>::zeros((2, seeds, d, v));
-        let mut last = Array4::<f64>::zeros((2, seeds, d, v));
+        let optimizers = f.optimizers.len();
+        let mut cosine = Array3::<f64>::zeros((optimizers, seeds, v));
+        let mut aligned = Array3::<f64>::zeros((optimizers, seeds, v));
+        let mut first = Array4::<f64>::zeros((optimizers, seeds, d, v));
+        let mut last = Array4::<f64>::zeros((optimizers, seeds, d, v));
         let label = regime.label();
         let last_step = training.len() - 1;
-        for (o, optimizer) in OPTIMIZERS.iter().enumerate() {
+        for (o, optimizer) in f.optimizers.iter().enumerate() {
             for seed in 0..seeds {
                 let mut init_rng = rng_for(spec.header.seed, &format!("init/{label}/seed={seed}"));
                 let z0 = initial(regime, &training_times, d, v, spec, &mut init_rng);
@@ -344,11 +346,12 @@ impl StageTask for FitStage {
                     beta1: f.beta1,
                     beta2: f.beta2,
                     epsilon: f.epsilon,
-                    gauge: match (o, &gauge) {
-                        (1, Some(options)) => GaugeFixer::Goldstone {
+                    gauge: match (optimizer.as_str(), &gauge) {
+                        ("goldstone", Some(options)) => GaugeFixer::Goldstone {
                             every: f.k1,
                             options: *options,
                         },
+                        ("procrustes", _) => GaugeFixer::Procrustes { every: f.k1 },
                         _ => GaugeFixer::None,
                     },
                     record_every: f.record_every,

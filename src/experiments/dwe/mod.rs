@@ -8,6 +8,8 @@
 //!             └─ emit (tables and figures)
 //! ```
 
+pub use fit::OPTIMIZERS;
+
 mod emit;
 mod evaluate;
 mod fit;
