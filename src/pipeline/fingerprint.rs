@@ -91,8 +91,9 @@ pub const STAGE_NEUTRAL: &[&str] = &[
     "experiments/goldstone_synthetic/mod.rs",
     "experiments/rbm_mnist/mod.rs",
     "models/mod.rs",
-    // The planted-truth generator, not read by any stage yet.
+    // The planted-truth generator and agreement measures, not read by any stage yet.
     "models/dwe/planted.rs",
+    "analysis/agreement.rs",
     "analysis/mod.rs",
     "emit/mod.rs",
     "data/mod.rs",

@@ -38,6 +38,13 @@ impl StageTask for ReduceStage {
         let (counts, stats) = if fetched.is_missing() {
             (SliceCounts::default(), SliceStats::default())
         } else {
+            if !self.path.exists() {
+                return Err(crate::error::Error::Other(format!(
+                    "{} is gone since it was fetched; `symbreak run <experiment> --stage fetch` \
+                     downloads it again",
+                    self.path.display()
+                )));
+            }
             let (counts, stats) = reduce_file(&self.path, &self.options)?;
             check_read(&self.lock, &self.path, &stats.sha256)?;
             (counts, stats)
