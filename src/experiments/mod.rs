@@ -2,6 +2,7 @@
 //! `kind` key of a spec's `[experiment]` table selects the family.
 
 pub mod dwe;
+pub mod dwe_planted;
 pub mod goldstone_synthetic;
 pub mod googlebooks;
 pub mod rbm_mnist;
@@ -16,6 +17,7 @@ use crate::spec::SpecDocument;
 /// Families this build knows, by `kind`.
 pub const KINDS: &[&str] = &[
     "dwe",
+    "dwe-planted",
     "goldstone-synthetic",
     "googlebooks",
     "rbm-mnist",
@@ -29,6 +31,7 @@ pub fn plan(path: &Path, root: &Path) -> Result<Plan> {
     let header = doc.header()?;
     match header.kind.as_str() {
         "dwe" => dwe::plan(&doc, header, root),
+        "dwe-planted" => dwe_planted::plan(&doc, header),
         "goldstone-synthetic" => goldstone_synthetic::plan(&doc, header),
         "googlebooks" => googlebooks::plan(&doc, header, root),
         "rbm-scalar" => rbm_scalar::plan(&doc, header),
@@ -87,5 +90,6 @@ pub fn code_groups() -> Vec<&'static crate::pipeline::CodeGroup> {
     groups.extend(goldstone_synthetic::code_groups());
     groups.extend(dwe::code_groups());
     groups.extend(googlebooks::code_groups());
+    groups.extend(dwe_planted::code_groups());
     groups
 }

@@ -10,6 +10,7 @@
 //! cannot run programs or write outside `results/` and the cache.
 
 pub mod dwe;
+pub mod dwe_planted;
 pub mod goldstone_synthetic;
 pub mod googlebooks;
 pub mod rbm_mnist;

@@ -1,0 +1,243 @@
+//! Fit stage `fit[T=…,N=…,seed=…]`: the MAP dynamic skip-gram on the planted counts with every
+//! optimiser of the spec — same initialisation (i.i.d. N(0, s²) per entry and step), same
+//! minibatch stream — and the baseline once more after a post-hoc chain Procrustes alignment
+//! ("baseline+posthoc"); every result compared with the truth. The prior is matched to the truth:
+//! c = 1/D with D = s²·median(r_i)/(T − 1), σ_0² = 1.
+
+use ndarray::{Array3, Axis, s};
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+use super::generate::{load_truth, stationary_variance};
+use crate::analysis::agreement::{
+    auc_lower, mean_absolute_error, pearson, precision_at_lowest, spearman,
+};
+use crate::analysis::alignment::{chain_procrustes, misalignment};
+use crate::analysis::stats::median;
+use crate::error::{Error, Result};
+use crate::experiments::dwe::preprocess::load_counts;
+use crate::fsutil::{read_json, write_json};
+use crate::models::dwe::DynamicSkipGram;
+use crate::models::dwe::kernel::CountsIndex;
+use crate::models::dwe::train::{DweTrainConfig, GaugeFixer, train};
+use crate::models::goldstone::coupling_energy;
+use crate::models::goldstone::train::Schedule;
+use crate::pipeline::{StageContext, StageTask};
+use crate::seed::rng_for;
+use crate::spec::dwe_planted::PlantedFit;
+use crate::spec::goldstone_synthetic::variant_options;
+
+pub struct FitStage {
+    pub fit: PlantedFit,
+    pub steps: usize,
+    pub counts: f64,
+    pub seed: usize,
+    pub base_seed: u64,
+    pub generate_id: String,
+}
+
+/// One optimiser at one sweep point, against the truth.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PointRow {
+    pub steps: usize,
+    pub counts: f64,
+    pub seed: usize,
+    pub optimizer: String,
+    /// Fitted vs true cos(u_first, u_last) over all words.
+    pub cosine_pearson: f64,
+    pub cosine_spearman: f64,
+    pub cosine_mae: f64,
+    pub mean_fitted_cosine: f64,
+    pub twist_gap: f64,
+    pub walls: usize,
+    pub twist_path: f64,
+    pub planted_precision_at_10: f64,
+    pub planted_auc: f64,
+    /// Final objective of the fit and of the truth on the same counts.
+    pub loss: f64,
+    pub truth_loss: f64,
+    pub psi: f64,
+    pub step_seconds: f64,
+    pub gauge_seconds: f64,
+    pub iterations: usize,
+}
+
+/// ψ and the objective at a recording point.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CurvePoint {
+    pub optimizer: String,
+    pub iteration: usize,
+    pub loss: f64,
+    pub psi: f64,
+}
+
+fn first_last_cosines(z: &Array3<f64>, vocabulary: usize) -> Vec<f64> {
+    let last = z.dim().0 - 1;
+    (0..vocabulary)
+        .map(|i| {
+            let a = z.slice(s![0, .., i]);
+            let b = z.slice(s![last, .., i]);
+            let dot: f64 = a.iter().zip(b.iter()).map(|(x, y)| x * y).sum();
+            let na: f64 = a.iter().map(|x| x * x).sum();
+            let nb: f64 = b.iter().map(|x| x * x).sum();
+            dot / (na * nb).sqrt().max(f64::MIN_POSITIVE)
+        })
+        .collect()
+}
+
+impl FitStage {
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        &self,
+        optimizer: &str,
+        z: &Array3<f64>,
+        truth_z: &Array3<f64>,
+        truth_cosines: &[f64],
+        planted: &[usize],
+        model: &DynamicSkipGram,
+        truth_loss: f64,
+        seconds: (f64, f64),
+    ) -> Result<PointRow> {
+        let v = model.vocabulary;
+        let fitted = first_last_cosines(z, v);
+        let m = misalignment(z.view(), truth_z.view())?;
+        Ok(PointRow {
+            steps: self.steps,
+            counts: self.counts,
+            seed: self.seed,
+            optimizer: optimizer.into(),
+            cosine_pearson: pearson(&fitted, truth_cosines),
+            cosine_spearman: spearman(&fitted, truth_cosines),
+            cosine_mae: mean_absolute_error(&fitted, truth_cosines),
+            mean_fitted_cosine: fitted.iter().sum::<f64>() / v as f64,
+            twist_gap: m.twist_gap,
+            walls: m.walls,
+            twist_path: m.twist_path,
+            planted_precision_at_10: precision_at_lowest(&fitted, planted, 10),
+            planted_auc: auc_lower(&fitted, planted),
+            loss: model.loss_and_gradient(z).0.total(),
+            truth_loss,
+            psi: coupling_energy(z, &model.couplings),
+            step_seconds: seconds.0,
+            gauge_seconds: seconds.1,
+            iterations: self.fit.iterations,
+        })
+    }
+}
+
+impl StageTask for FitStage {
+    fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
+        let dir = ctx.upstream_dir(&self.generate_id)?;
+        let truth = load_truth(dir)?;
+        let s2 = stationary_variance(dir)?;
+        let (_, steps, v) = load_counts(dir)?;
+        let t_steps = steps.len();
+        let typical_rate = median(&mut truth.rates.clone()).unwrap_or(1.0);
+        let diffusion = s2 * typical_rate / (t_steps - 1) as f64;
+        let times: Vec<f64> = (0..t_steps).map(|t| t as f64).collect();
+        let model = DynamicSkipGram {
+            steps,
+            vocabulary: v,
+            eta: 1.0,
+            prior_variance: 1.0,
+            couplings: DynamicSkipGram::ou_couplings(&times, diffusion),
+        };
+        let index = CountsIndex::new(&model);
+        let truth_z = ndarray::concatenate(Axis(2), &[truth.words.view(), truth.contexts.view()])
+            .map_err(|e| Error::Other(format!("truth shapes: {e}")))?;
+        let d = truth_z.dim().1;
+        let truth_cosines = first_last_cosines(&truth_z, v);
+        let truth_loss = model.loss_and_gradient(&truth_z).0.total();
+        let f = &self.fit;
+        let label = format!("T={},N={},seed={}", self.steps, self.counts, self.seed);
+        let mut init_rng = rng_for(self.base_seed, &format!("init/{label}"));
+        let z0 = Array3::from_shape_simple_fn((t_steps, d, 2 * v), || {
+            let x: f64 = StandardNormal.sample(&mut init_rng);
+            f.init_scale * x
+        });
+        let gauge = variant_options(&f.gauge, f.k2).map_err(Error::Other)?;
+        let mut rows = Vec::new();
+        let mut curves = Vec::new();
+        ctx.progress
+            .set_length((f.optimizers.len() * f.iterations) as u64);
+        for (o, optimizer) in f.optimizers.iter().enumerate() {
+            let config = DweTrainConfig {
+                iterations: f.iterations,
+                minibatch: f.minibatch,
+                schedule: Schedule {
+                    rate: f.rate,
+                    offset: f.offset,
+                    exponent: f.exponent,
+                    clip: None,
+                },
+                beta1: 0.9,
+                beta2: 0.999,
+                epsilon: 1e-8,
+                gauge: match (optimizer.as_str(), gauge) {
+                    ("goldstone", Some(options)) => GaugeFixer::Goldstone {
+                        every: f.k1,
+                        options,
+                    },
+                    ("procrustes", _) => GaugeFixer::Procrustes { every: f.k1 },
+                    _ => GaugeFixer::None,
+                },
+                record_every: f.record_every,
+            };
+            let mut minibatch_rng = rng_for(self.base_seed, &format!("minibatch/{label}"));
+            let trace = train(
+                &model,
+                &index,
+                z0.clone(),
+                &config,
+                &mut minibatch_rng,
+                |s, z| {
+                    ctx.progress.set_position((o * f.iterations + s) as u64);
+                    let (parts, _) = model.loss_and_gradient(z);
+                    curves.push(CurvePoint {
+                        optimizer: optimizer.clone(),
+                        iteration: s,
+                        loss: parts.total(),
+                        psi: parts.coupling,
+                    });
+                    Ok(())
+                },
+            )
+            .map_err(|e| Error::Other(format!("{optimizer} at {label}: {e}")))?;
+            let seconds = (trace.step_seconds, trace.gauge_seconds);
+            rows.push(self.row(
+                optimizer,
+                &trace.last,
+                &truth_z,
+                &truth_cosines,
+                &truth.planted,
+                &model,
+                truth_loss,
+                seconds,
+            )?);
+            if optimizer == "baseline" {
+                let mut aligned = trace.last.clone();
+                chain_procrustes(&mut aligned)?;
+                rows.push(self.row(
+                    "baseline+posthoc",
+                    &aligned,
+                    &truth_z,
+                    &truth_cosines,
+                    &truth.planted,
+                    &model,
+                    truth_loss,
+                    seconds,
+                )?);
+            }
+        }
+        write_json(&ctx.out_dir.join("rows.json"), &rows)?;
+        write_json(&ctx.out_dir.join("curves.json"), &curves)
+    }
+}
+
+/// Reads the rows and curves of a fit instance.
+pub fn load(dir: &std::path::Path) -> Result<(Vec<PointRow>, Vec<CurvePoint>)> {
+    Ok((
+        read_json(&dir.join("rows.json"))?,
+        read_json(&dir.join("curves.json"))?,
+    ))
+}
