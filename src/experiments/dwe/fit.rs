@@ -346,14 +346,7 @@ impl StageTask for FitStage {
                     beta1: f.beta1,
                     beta2: f.beta2,
                     epsilon: f.epsilon,
-                    gauge: match (optimizer.as_str(), &gauge) {
-                        ("goldstone", Some(options)) => GaugeFixer::Goldstone {
-                            every: f.k1,
-                            options: *options,
-                        },
-                        ("procrustes", _) => GaugeFixer::Procrustes { every: f.k1 },
-                        _ => GaugeFixer::None,
-                    },
+                    gauge: GaugeFixer::for_optimizer(optimizer, f.k1, gauge),
                     record_every: f.record_every,
                 };
                 let clock = Instant::now();

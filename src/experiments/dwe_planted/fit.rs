@@ -173,14 +173,7 @@ impl StageTask for FitStage {
                 beta1: 0.9,
                 beta2: 0.999,
                 epsilon: 1e-8,
-                gauge: match (optimizer.as_str(), gauge) {
-                    ("goldstone", Some(options)) => GaugeFixer::Goldstone {
-                        every: f.k1,
-                        options,
-                    },
-                    ("procrustes", _) => GaugeFixer::Procrustes { every: f.k1 },
-                    _ => GaugeFixer::None,
-                },
+                gauge: GaugeFixer::for_optimizer(optimizer, f.k1, gauge),
                 record_every: f.record_every,
             };
             let mut minibatch_rng = rng_for(self.base_seed, &format!("minibatch/{label}"));
