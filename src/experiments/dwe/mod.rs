@@ -8,7 +8,7 @@
 //!             └─ emit (tables and figures)
 //! ```
 
-pub use fit::OPTIMIZERS;
+pub use fit::{OPTIMIZERS, first_last_cosines};
 
 mod emit;
 mod evaluate;

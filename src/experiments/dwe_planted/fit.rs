@@ -71,18 +71,14 @@ pub struct CurvePoint {
     pub psi: f64,
 }
 
-fn first_last_cosines(z: &Array3<f64>, vocabulary: usize) -> Vec<f64> {
+/// cos(u_{i,first}, u_{i,last}) of every word (the first `vocabulary` columns).
+fn first_last_cosines(z: &Array3<f64>, vocabulary: usize) -> Result<Vec<f64>> {
     let last = z.dim().0 - 1;
-    (0..vocabulary)
-        .map(|i| {
-            let a = z.slice(s![0, .., i]);
-            let b = z.slice(s![last, .., i]);
-            let dot: f64 = a.iter().zip(b.iter()).map(|(x, y)| x * y).sum();
-            let na: f64 = a.iter().map(|x| x * x).sum();
-            let nb: f64 = b.iter().map(|x| x * x).sum();
-            dot / (na * nb).sqrt().max(f64::MIN_POSITIVE)
-        })
-        .collect()
+    let (raw, _) = crate::experiments::dwe::first_last_cosines(
+        z.slice(s![0, .., ..vocabulary]),
+        z.slice(s![last, .., ..vocabulary]),
+    )?;
+    Ok(raw)
 }
 
 impl FitStage {
@@ -99,7 +95,7 @@ impl FitStage {
         seconds: (f64, f64),
     ) -> Result<PointRow> {
         let v = model.vocabulary;
-        let fitted = first_last_cosines(z, v);
+        let fitted = first_last_cosines(z, v)?;
         let m = misalignment(z.view(), truth_z.view())?;
         Ok(PointRow {
             steps: self.steps,
@@ -146,7 +142,7 @@ impl StageTask for FitStage {
         let truth_z = ndarray::concatenate(Axis(2), &[truth.words.view(), truth.contexts.view()])
             .map_err(|e| Error::Other(format!("truth shapes: {e}")))?;
         let d = truth_z.dim().1;
-        let truth_cosines = first_last_cosines(&truth_z, v);
+        let truth_cosines = first_last_cosines(&truth_z, v)?;
         let truth_loss = model.loss_and_gradient(&truth_z).0.total();
         let f = &self.fit;
         let label = format!("T={},N={},seed={}", self.steps, self.counts, self.seed);

@@ -39,6 +39,7 @@ static FIT_CODE: CodeGroup = code_group!(
         "experiments/dwe_planted/fit.rs",
         "experiments/dwe_planted/generate.rs",
         "experiments/dwe/preprocess.rs",
+        "experiments/dwe/fit.rs",
         "analysis/agreement.rs",
         "analysis/alignment.rs",
         "analysis/stats.rs",

@@ -54,9 +54,7 @@ impl StageTask for MergeStage {
                 fetched.file, fetched.url
             )));
         }
-        let bytes = std::fs::read(&self.totals_path)
-            .map_err(|e| Error::io("reading", &self.totals_path, e))?;
-        let sha = crate::data::registry::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        let sha = crate::data::registry::sha256_file(&self.totals_path)?;
         check_read(&self.lock, &self.totals_path, &sha)?;
         let totals: BTreeMap<i32, f64> = read_total_counts(&self.totals_path)?
             .into_iter()
