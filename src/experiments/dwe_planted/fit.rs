@@ -91,6 +91,7 @@ impl FitStage {
         truth_cosines: &[f64],
         planted: &[usize],
         model: &DynamicSkipGram,
+        index: &CountsIndex,
         truth_loss: f64,
         seconds: (f64, f64),
     ) -> Result<PointRow> {
@@ -111,7 +112,7 @@ impl FitStage {
             twist_path: m.twist_path,
             planted_precision_at_10: precision_at_lowest(&fitted, planted, 10),
             planted_auc: auc_lower(&fitted, planted),
-            loss: model.loss_and_gradient(z).0.total(),
+            loss: model.fast_loss(index, z).total(),
             truth_loss,
             psi: coupling_energy(z, &model.couplings),
             step_seconds: seconds.0,
@@ -143,7 +144,7 @@ impl StageTask for FitStage {
             .map_err(|e| Error::Other(format!("truth shapes: {e}")))?;
         let d = truth_z.dim().1;
         let truth_cosines = first_last_cosines(&truth_z, v)?;
-        let truth_loss = model.loss_and_gradient(&truth_z).0.total();
+        let truth_loss = model.fast_loss(&index, &truth_z).total();
         let f = &self.fit;
         let label = format!("T={},N={},seed={}", self.steps, self.counts, self.seed);
         let mut init_rng = rng_for(self.base_seed, &format!("init/{label}"));
@@ -181,7 +182,7 @@ impl StageTask for FitStage {
                 &mut minibatch_rng,
                 |s, z| {
                     ctx.progress.set_position((o * f.iterations + s) as u64);
-                    let (parts, _) = model.loss_and_gradient(z);
+                    let parts = model.fast_loss(&index, z);
                     curves.push(CurvePoint {
                         optimizer: optimizer.clone(),
                         iteration: s,
@@ -200,6 +201,7 @@ impl StageTask for FitStage {
                 &truth_cosines,
                 &truth.planted,
                 &model,
+                &index,
                 truth_loss,
                 seconds,
             )?);
@@ -213,6 +215,7 @@ impl StageTask for FitStage {
                     &truth_cosines,
                     &truth.planted,
                     &model,
+                    &index,
                     truth_loss,
                     seconds,
                 )?);
