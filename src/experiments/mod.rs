@@ -31,7 +31,7 @@ pub fn plan(path: &Path, root: &Path) -> Result<Plan> {
     let header = doc.header()?;
     match header.kind.as_str() {
         "dwe" => dwe::plan(&doc, header, root),
-        "dwe-planted" => dwe_planted::plan(&doc, header),
+        "dwe-planted" => dwe_planted::plan(&doc, header, root),
         "goldstone-synthetic" => goldstone_synthetic::plan(&doc, header),
         "googlebooks" => googlebooks::plan(&doc, header, root),
         "rbm-scalar" => rbm_scalar::plan(&doc, header),

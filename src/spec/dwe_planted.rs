@@ -16,6 +16,13 @@ struct RawSpec {
     truth: Option<RawTruth>,
     sweep: Option<RawSweep>,
     fit: Option<RawFit>,
+    compare: Option<RawCompare>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCompare {
+    experiments: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -79,6 +86,9 @@ pub struct PlantedSpec {
     pub counts: Vec<f64>,
     pub seeds: usize,
     pub fit: PlantedFit,
+    /// Corpus-backed dwe specs (names in the same folder) whose per-step count totals are set
+    /// beside the sweep.
+    pub compare: Vec<String>,
 }
 
 /// Parses and validates a dwe-planted spec.
@@ -181,5 +191,27 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<PlantedSpec> {
             record_every: doc.at_least("fit.record_every", f.record_every.unwrap_or(100), 1)?,
             optimizers,
         },
+        compare: compared_experiments(doc, raw.compare.unwrap_or_default())?,
     })
+}
+
+/// `compare.experiments`: distinct names of spec files, no paths.
+fn compared_experiments(doc: &SpecDocument, raw: RawCompare) -> Result<Vec<String>> {
+    let names = raw.experiments.unwrap_or_default();
+    for (k, name) in names.iter().enumerate() {
+        let plain = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !plain {
+            return Err(doc.error(
+                "compare.experiments",
+                format!("{name:?} is not a spec name (letters, digits, '-' and '_')"),
+            ));
+        }
+        if names[..k].contains(name) {
+            return Err(doc.error("compare.experiments", format!("{name:?} is listed twice")));
+        }
+    }
+    Ok(names)
 }

@@ -268,12 +268,40 @@ fn the_procrustes_gauge_fixer_runs_as_a_third_optimiser() {
 /// The planted-truth benchmark at test size: every optimiser at every sweep point is measured
 /// against the same truth (same truth loss); at this seed, aligning the baseline post hoc along
 /// the chain shrinks its twist gap and leaves no mirror wall, and neither does the Procrustes
-/// gauge fixer.
+/// gauge fixer. The compared corpus (dwe-sotu-smoke) gets one scale row per binning, whose step
+/// totals add up to the same corpus total, and whose planted equivalent is Σn⁺/V² · V_planted².
 #[test]
 fn planted_truth_benchmark_measures_every_optimiser_against_the_truth() {
     let exp = "dwe-planted-smoke";
-    let ws = Workspace::with_spec(exp);
+    let ws = Workspace::with_data(exp, &["sotu/sotu_statsmaths_1790-2020.jsonl.gz"]);
+    ws.add_spec(EXP);
     ws.run(&["run", exp, "-q"]).expect_code(0);
+    let scale = ws.table(exp, "corpus_scale");
+    assert_eq!(scale.rows.len(), 2, "bin = 1 and bin = 5");
+    for r in &scale.rows {
+        assert_eq!(scale.str(r, "experiment"), EXP);
+        assert_eq!(scale.f64(r, "vocabulary"), 300.0);
+        let per_pair = scale.f64(r, "median_total") / 300.0f64.powi(2);
+        assert!((scale.f64(r, "median_per_pair") / per_pair - 1.0).abs() < 1e-9);
+        let equivalent = per_pair * 60.0f64.powi(2);
+        assert!((scale.f64(r, "planted_equivalent") / equivalent - 1.0).abs() < 1e-9);
+        assert!(scale.f64(r, "min_total") <= scale.f64(r, "median_total"));
+        assert!(scale.f64(r, "median_total") <= scale.f64(r, "max_total"));
+    }
+    let steps = ws.table(exp, "corpus_steps");
+    let sum = |regime: &str| -> f64 {
+        steps
+            .rows
+            .iter()
+            .filter(|r| steps.str(r, "regime") == regime)
+            .map(|r| steps.f64(r, "total"))
+            .sum()
+    };
+    let (yearly, five) = (sum("bin=1,counts=1"), sum("bin=5,counts=1"));
+    assert!(
+        yearly > 0.0 && (yearly - five).abs() < 1e-9 * yearly,
+        "{yearly} vs {five}"
+    );
     let runs = ws.table(exp, "planted_runs");
     assert_eq!(runs.rows.len(), 2 * 4, "two count scales × four rows");
     let get = |optimizer: &str, counts: f64, column: &str| {
@@ -307,4 +335,31 @@ fn planted_truth_benchmark_measures_every_optimiser_against_the_truth() {
             "{figure}"
         );
     }
+}
+
+/// A compared experiment must be a corpus-backed dwe spec beside the planted one; otherwise
+/// the run is refused at planning, naming the spec line of `compare.experiments`.
+#[test]
+fn planted_comparison_names_what_it_cannot_compare() {
+    let exp = "dwe-planted-smoke";
+    let ws = Workspace::with_spec(exp);
+    let run = ws.run(&["run", exp, "-q"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr().contains("compare.experiments: no spec")
+            && run.stderr().contains("dwe-sotu-smoke.toml"),
+        "{}",
+        run.stderr()
+    );
+    ws.add_spec("goldstone-synthetic-smoke");
+    ws.edit_spec(exp, |t| t.replace(EXP, "goldstone-synthetic-smoke"));
+    let run = ws.run(&["run", exp, "-q"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr()
+            .contains("\"goldstone-synthetic-smoke\" is a \"goldstone-synthetic\" experiment"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!ws.path().join("results").join(exp).exists());
 }

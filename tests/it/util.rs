@@ -92,6 +92,12 @@ impl Workspace {
         self.path().join("experiments").join(format!("{name}.toml"))
     }
 
+    /// Copies one more spec from the repository.
+    pub fn add_spec(&self, name: &str) {
+        let spec = repo_root().join("experiments").join(format!("{name}.toml"));
+        std::fs::copy(&spec, self.spec_path(name)).unwrap();
+    }
+
     /// Rewrites the spec `name` with `edit` applied to its text.
     pub fn edit_spec(&self, name: &str, edit: impl Fn(&str) -> String) {
         let path = self.spec_path(name);

@@ -115,6 +115,22 @@ pub struct FitStage {
     pub counts_id: String,
 }
 
+/// Indices of `years` (sorted, from the first) grouped into bins of `bin_years` consecutive
+/// years counted from the first; empty bins are skipped.
+pub(crate) fn year_bins(years: &[f64], bin_years: usize) -> Vec<Vec<usize>> {
+    let Some(&first) = years.first() else {
+        return Vec::new();
+    };
+    let mut groups: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    for (k, &y) in years.iter().enumerate() {
+        groups
+            .entry((y as i64 - first as i64) / bin_years.max(1) as i64)
+            .or_default()
+            .push(k);
+    }
+    groups.into_values().collect()
+}
+
 /// Merges the preprocessed steps into bins of `bin_years` calendar years and scales them.
 fn bin_steps(
     years: &[f64],
@@ -123,18 +139,10 @@ fn bin_steps(
     gamma: f64,
     regime: &Regime,
 ) -> (Vec<StepCounts>, Vec<f64>, Vec<(i32, i32)>) {
-    let first = years[0] as i64;
-    let mut groups: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
-    for (k, &y) in years.iter().enumerate() {
-        groups
-            .entry((y as i64 - first) / regime.bin_years as i64)
-            .or_default()
-            .push(k);
-    }
     let mut out = Vec::new();
     let mut times = Vec::new();
     let mut spans = Vec::new();
-    for members in groups.values() {
+    for members in &year_bins(years, regime.bin_years) {
         let mut counts = PairCounts::new();
         for &k in members {
             for &(i, j, n) in &steps[k].positive {

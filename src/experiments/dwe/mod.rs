@@ -12,7 +12,7 @@ pub use fit::{OPTIMIZERS, first_last_cosines};
 
 mod emit;
 mod evaluate;
-mod fit;
+pub(crate) mod fit;
 pub(crate) mod preprocess;
 
 use std::path::Path;
@@ -173,7 +173,7 @@ pub fn plan(doc: &SpecDocument, header: Header, root: &Path) -> Result<Plan> {
 }
 
 /// The preprocess instance of a registered JSON Lines corpus.
-fn corpus_counts(
+pub(crate) fn corpus_counts(
     doc: &SpecDocument,
     spec: &crate::spec::dwe::DweSpec,
     root: &Path,

@@ -1,7 +1,10 @@
 //! Emit stage: tables `planted_runs` (every optimiser, sweep point and seed against the truth),
 //! `planted_summary` (medians over seeds) and `planted_curves` (ψ and the objective during
 //! training); figures `sweep` (cosine correlation with the truth, twist gap and mirror walls vs
-//! N_t, one line per optimiser and T) and `psi` (ψ vs iteration at the largest N_t, seed 0).
+//! N_t, one line per optimiser and T; the compared real corpora as dashed verticals at the N_t
+//! with their counts per pair) and `psi` (ψ vs iteration at the largest N_t, seed 0); with
+//! compared experiments, tables `corpus_scale` (per regime: median, range and per-pair Σn⁺ per
+//! step, the planted equivalent) and `corpus_steps` (Σn⁺ of every step).
 
 use super::evaluate::load_evaluation;
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
@@ -11,12 +14,22 @@ use crate::pipeline::{StageContext, StageTask};
 
 pub struct EmitStage {
     pub evaluate_id: String,
+    pub corpus_ids: Vec<String>,
 }
 
 impl StageTask for EmitStage {
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         let e = load_evaluation(ctx.upstream_dir(&self.evaluate_id)?)?;
         let tables = ctx.out_dir.join("tables");
+        let (mut scales, mut step_totals) = (Vec::new(), Vec::new());
+        for id in &self.corpus_ids {
+            let (scale, steps) = super::corpus::load(ctx.upstream_dir(id)?)?;
+            scales.extend(scale);
+            step_totals.extend(steps);
+        }
+        if !scales.is_empty() {
+            write_corpus_tables(&scales, &step_totals, &tables)?;
+        }
         let r = &e.rows;
         Table::new("planted_runs", &["steps", "counts", "seed", "optimizer"])
             .wall_clock(&["step_seconds", "gauge_seconds"])
@@ -132,6 +145,7 @@ impl StageTask for EmitStage {
                             Style::LineMarkers,
                         )
                     })
+                    .chain(corpus_markers(&scales, m, value, lines.len()))
                     .collect(),
             })
         };
@@ -187,4 +201,78 @@ impl StageTask for EmitStage {
         }))
         .write(&figures, "psi")
     }
+}
+
+/// Dashed verticals at the planted N_t of each compared regime, spanning the panel's values.
+fn corpus_markers(
+    scales: &[super::corpus::CorpusScale],
+    summary: &[super::evaluate::SummaryRow],
+    value: &dyn Fn(&super::evaluate::SummaryRow) -> f64,
+    first_color: usize,
+) -> Vec<Series> {
+    let values = summary.iter().map(value).filter(|y| y.is_finite());
+    let low = values.clone().fold(f64::INFINITY, f64::min);
+    let high = values.fold(f64::NEG_INFINITY, f64::max);
+    if !(low.is_finite() && high.is_finite()) {
+        return Vec::new();
+    }
+    scales
+        .iter()
+        .filter(|s| s.planted_equivalent > 0.0)
+        .enumerate()
+        .map(|(k, s)| {
+            Series::new(
+                Some(format!(
+                    "{} ({}): {:.2e} per pair",
+                    s.experiment, s.regime, s.median_per_pair
+                )),
+                vec![(s.planted_equivalent, low), (s.planted_equivalent, high)],
+                first_color + k,
+                Style::Dashed,
+            )
+        })
+        .collect()
+}
+
+fn write_corpus_tables(
+    scales: &[super::corpus::CorpusScale],
+    steps: &[super::corpus::StepTotal],
+    tables: &std::path::Path,
+) -> Result<()> {
+    Table::new("corpus_scale", &["experiment", "regime"])
+        .str(
+            "experiment",
+            scales.iter().map(|x| x.experiment.clone()).collect(),
+        )
+        .str("regime", scales.iter().map(|x| x.regime.clone()).collect())
+        .i64(
+            "vocabulary",
+            scales.iter().map(|x| x.vocabulary as i64).collect(),
+        )
+        .i64("steps", scales.iter().map(|x| x.steps as i64).collect())
+        .f64(
+            "median_total",
+            scales.iter().map(|x| x.median_total).collect(),
+        )
+        .f64("min_total", scales.iter().map(|x| x.min_total).collect())
+        .f64("max_total", scales.iter().map(|x| x.max_total).collect())
+        .f64(
+            "median_per_pair",
+            scales.iter().map(|x| x.median_per_pair).collect(),
+        )
+        .f64(
+            "planted_equivalent",
+            scales.iter().map(|x| x.planted_equivalent).collect(),
+        )
+        .write(tables)?;
+    Table::new("corpus_steps", &["experiment", "regime", "first_year"])
+        .str(
+            "experiment",
+            steps.iter().map(|x| x.experiment.clone()).collect(),
+        )
+        .str("regime", steps.iter().map(|x| x.regime.clone()).collect())
+        .i64("first_year", steps.iter().map(|x| x.first_year).collect())
+        .i64("last_year", steps.iter().map(|x| x.last_year).collect())
+        .f64("total", steps.iter().map(|x| x.total).collect())
+        .write(tables)
 }

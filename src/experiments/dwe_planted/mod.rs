@@ -5,14 +5,17 @@
 //!
 //! ```text
 //! preprocess[T,N,seed] (truth + Poisson counts) ─ fit[T,N,seed] (optimisers, vs truth)
-//!                                                    └─ evaluate (medians) ─ emit
+//!                                                    └─ evaluate (medians) ─┐
+//! preprocess[corpus=E] (dwe spec E's counts) ─ evaluate[corpus=E] (Σn⁺ per step) ─ emit
 //! ```
 
+mod corpus;
 mod emit;
 mod evaluate;
 mod fit;
 mod generate;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::code_group;
@@ -67,10 +70,21 @@ static EVALUATE_CODE: CodeGroup = code_group!(
         "fsutil.rs"
     ]
 );
+static CORPUS_CODE: CodeGroup = code_group!(
+    "dwe-planted/corpus",
+    [
+        "experiments/dwe_planted/corpus.rs",
+        "experiments/dwe/fit.rs",
+        "experiments/dwe/preprocess.rs",
+        "analysis/stats.rs",
+        "fsutil.rs"
+    ]
+);
 static EMIT_CODE: CodeGroup = code_group!(
     "dwe-planted/emit",
     [
         "experiments/dwe_planted/emit.rs",
+        "experiments/dwe_planted/corpus.rs",
         "experiments/dwe_planted/evaluate.rs",
         "experiments/dwe_planted/fit.rs",
         "emit/figure.rs",
@@ -80,16 +94,99 @@ static EMIT_CODE: CodeGroup = code_group!(
 );
 
 /// Every code group of this experiment, for the coverage test.
-pub fn code_groups() -> [&'static CodeGroup; 4] {
-    [&GENERATE_CODE, &FIT_CODE, &EVALUATE_CODE, &EMIT_CODE]
+pub fn code_groups() -> [&'static CodeGroup; 5] {
+    [
+        &GENERATE_CODE,
+        &FIT_CODE,
+        &EVALUATE_CODE,
+        &CORPUS_CODE,
+        &EMIT_CODE,
+    ]
 }
 
-/// Plans a dwe-planted experiment.
-pub fn plan(doc: &SpecDocument, header: Header) -> Result<Plan> {
+/// The instances that measure the count scale of compared experiment `name`: its own counts
+/// stage (from the spec `name`.toml beside `doc`, relabelled) and the per-step totals.
+fn corpus_instances(
+    doc: &SpecDocument,
+    name: &str,
+    planted_vocabulary: usize,
+    root: &Path,
+) -> Result<[StageInstance; 2]> {
+    let key = "compare.experiments";
+    let folder = doc.path.parent().unwrap_or(Path::new("."));
+    let path = folder.join(format!("{name}.toml"));
+    if !path.is_file() {
+        return Err(doc.error(key, format!("no spec {} for {name:?}", path.display())));
+    }
+    let compared = SpecDocument::load(&path)?;
+    let header = compared.header()?;
+    if header.kind != "dwe" {
+        return Err(doc.error(
+            key,
+            format!("{name:?} is a {:?} experiment, not a dwe one", header.kind),
+        ));
+    }
+    let spec = crate::spec::dwe::parse(&compared, header)?;
+    if spec.googlebooks.is_some() {
+        return Err(doc.error(
+            key,
+            format!(
+                "{name:?} counts Google Books slices; only corpus-backed dwe specs can be \
+                 compared (the slices would be downloaded)"
+            ),
+        ));
+    }
+    let mut counts = super::dwe::corpus_counts(&compared, &spec, root)?;
+    counts.label = format!("corpus={name}");
+    let counts_id = counts.id();
+    let mut binnings: Vec<corpus::Binning> = Vec::new();
+    for regime in &spec.regimes {
+        let binning = corpus::Binning {
+            bin_years: regime.bin_years,
+            count_scale: regime.count_scale,
+        };
+        if !binnings.contains(&binning) {
+            binnings.push(binning);
+        }
+    }
+    let scale = StageInstance {
+        kind: StageKind::Evaluate,
+        label: format!("corpus={name}"),
+        params: serde_json::json!({
+            "experiment": name,
+            "binnings": super::json(&binnings),
+            "planted_vocabulary": planted_vocabulary,
+        }),
+        deps: vec![counts_id.clone()],
+        inputs: vec![],
+        code: &CORPUS_CODE,
+        task: Arc::new(corpus::CorpusScaleStage {
+            experiment: name.to_string(),
+            binnings,
+            planted_vocabulary,
+            counts_id,
+        }),
+    };
+    Ok([counts, scale])
+}
+
+/// Plans a dwe-planted experiment; `root` holds the data registry of compared experiments.
+pub fn plan(doc: &SpecDocument, header: Header, root: &Path) -> Result<Plan> {
     let spec = parse(doc, header)?;
     let mut instances = Vec::new();
+    // The compared corpora's counts first and the longest chains next: instances start in plan
+    // order, so the long ones do not trail at the end with a core idle.
+    let mut corpus_ids = Vec::new();
+    for name in &spec.compare {
+        let [counts, scale] = corpus_instances(doc, name, spec.truth.vocabulary, root)?;
+        corpus_ids.push(scale.id());
+        instances.push(counts);
+        instances.push(scale);
+    }
+    let mut longest_first = spec.steps.clone();
+    longest_first.sort_unstable_by(|a, b| b.cmp(a));
     let mut fit_ids = Vec::new();
-    for &steps in &spec.steps {
+    for &steps in &longest_first {
         for &counts in &spec.counts {
             for seed in 0..spec.seeds {
                 let label = format!("T={steps},N={counts:e},seed={seed}");
@@ -154,14 +251,19 @@ pub fn plan(doc: &SpecDocument, header: Header) -> Result<Plan> {
     };
     let evaluate_id = evaluate.id();
     instances.push(evaluate);
+    let mut emit_deps = vec![evaluate_id.clone()];
+    emit_deps.extend(corpus_ids.iter().cloned());
     instances.push(StageInstance {
         kind: StageKind::Emit,
         label: String::new(),
         params: serde_json::json!({}),
-        deps: vec![evaluate_id.clone()],
+        deps: emit_deps,
         inputs: vec![],
         code: &EMIT_CODE,
-        task: Arc::new(emit::EmitStage { evaluate_id }),
+        task: Arc::new(emit::EmitStage {
+            evaluate_id,
+            corpus_ids,
+        }),
     });
     Ok(super::plan_of(doc, &spec.header, &spec, instances))
 }
