@@ -2,13 +2,19 @@
 //! with a known truth: the exact minimiser of the chain coupling ψ over O(d)^T (sequential
 //! orthogonal Procrustes, reflections allowed), and the misalignment of a fit against the truth —
 //! one global orthogonal map against one map per step (the twist gap), sign changes of det R_t
-//! along the chain (mirror walls, which no rotation removes), and the length of the path of the
-//! per-step maps between walls (the smooth twist).
+//! along the chain (mirror walls, which no rotation removes), which of those walls are smooth (an
+//! axis of the fit shrinks through zero there rather than the chain jumping by a reflection),
+//! and the length of the path of the per-step maps between walls (the smooth twist).
 
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
 
 use crate::error::Result;
-use crate::linalg::{determinant, procrustes};
+use crate::linalg::{determinant, procrustes, symmetric_eigenvalues};
+
+/// A wall is smooth when the thinner of its two steps has its smallest axis below this fraction
+/// of the chain's median smallest axis: an axis passing through zero over k steps leaves a
+/// neighbour of the crossing at ≲ 1/k of its size, a sharp reflection leaves both at full size.
+pub const SMOOTH_WALL_RATIO: f64 = 0.5;
 
 /// Rotates every step onto its already-aligned predecessor (step 0 stays), in place; returns
 /// the maps R_t (R_0 = I). Because ψ = ½ Σ c_t ‖Z_{t+1} − Z_t‖² couples only neighbours, this
@@ -36,6 +42,11 @@ pub struct Misalignment {
     pub twist_gap: f64,
     /// Sign changes of det R_t along the chain.
     pub walls: usize,
+    /// Walls at which an axis of the fit collapses (see [`SMOOTH_WALL_RATIO`]).
+    pub smooth_walls: usize,
+    /// min_t / median_t of the smallest singular value of the unit-norm fitted steps: ≈ 1 when
+    /// every step keeps all d axes, → 0 when an axis passes through zero somewhere.
+    pub axis_dip: f64,
     /// Σ ‖R_{t+1} − R_t‖_F over the links without a sign change.
     pub twist_path: f64,
 }
@@ -72,11 +83,25 @@ pub fn misalignment(fit: ArrayView3<'_, f64>, truth: ArrayView3<'_, f64>) -> Res
     }
     let (global_error, step_error) = (global_error / steps as f64, step_error / steps as f64);
     let signs: Vec<bool> = maps.iter().map(|r| determinant(r.view()) > 0.0).collect();
+    let thinnest = fits
+        .iter()
+        .map(|f| smallest_singular_value(f.view()))
+        .collect::<Result<Vec<f64>>>()?;
+    let typical = crate::analysis::stats::median(&mut thinnest.clone()).unwrap_or(0.0);
+    let axis_dip = if typical > 0.0 {
+        thinnest.iter().copied().fold(f64::INFINITY, f64::min) / typical
+    } else {
+        0.0
+    };
     let mut walls = 0;
+    let mut smooth_walls = 0;
     let mut twist_path = 0.0;
     for t in 1..steps {
         if signs[t] != signs[t - 1] {
             walls += 1;
+            if thinnest[t].min(thinnest[t - 1]) < SMOOTH_WALL_RATIO * typical {
+                smooth_walls += 1;
+            }
         } else {
             twist_path += squared_distance(&maps[t], &maps[t - 1]).sqrt();
         }
@@ -86,8 +111,17 @@ pub fn misalignment(fit: ArrayView3<'_, f64>, truth: ArrayView3<'_, f64>) -> Res
         step_error,
         twist_gap: global_error - step_error,
         walls,
+        smooth_walls,
+        axis_dip,
         twist_path,
     })
+}
+
+/// The smallest singular value of a d × N step (d ≤ N), from the eigenvalues of its Gram matrix.
+fn smallest_singular_value(step: ArrayView2<'_, f64>) -> Result<f64> {
+    let gram = step.dot(&step.t());
+    let values = symmetric_eigenvalues(gram.view())?;
+    Ok(values.first().copied().unwrap_or(0.0).max(0.0).sqrt())
 }
 
 #[cfg(test)]
@@ -186,8 +220,36 @@ mod tests {
         );
         let m = misalignment(fit.view(), truth.view()).unwrap();
         assert_eq!(m.walls, 1);
+        assert_eq!(m.smooth_walls, 0, "a jump by a reflection is sharp");
+        assert!((m.axis_dip - 1.0).abs() < 1e-10, "{}", m.axis_dip);
         assert!(m.twist_path < 1e-10);
         assert!(m.twist_gap > 0.1);
+    }
+
+    /// One axis scaled by a_t running linearly from 1 to −1 over ten steps (±1/9 around the
+    /// crossing): det R_t flips once, and the wall is smooth; the dip is the crossing's share.
+    #[test]
+    fn an_axis_through_zero_is_one_smooth_wall() {
+        let truth = isotropic_chain(10, 3, 16);
+        let fit = apply(
+            |t| {
+                let mut squeeze = Array2::eye(3);
+                squeeze[[2, 2]] = 1.0 - 2.0 * t as f64 / 9.0;
+                squeeze
+            },
+            &truth,
+        );
+        let m = misalignment(fit.view(), truth.view()).unwrap();
+        assert_eq!((m.walls, m.smooth_walls), (1, 1));
+        // Rows of equal norm scaled by (1, 1, a): the unit-norm step's smallest singular value
+        // is |a|/√(2 + a²); its median over the chain is at |a| = 5/9.
+        let thinnest = |a: f64| a.abs() / (2.0 + a * a).sqrt();
+        let expected = thinnest(1.0 / 9.0) / thinnest(5.0 / 9.0);
+        assert!(
+            (m.axis_dip - expected).abs() < 1e-10,
+            "{} vs {expected}",
+            m.axis_dip
+        );
     }
 
     /// Chain Procrustes undoes per-step orthogonal maps up to one global map: after it, the

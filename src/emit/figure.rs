@@ -321,10 +321,35 @@ fn draw_line_chart<DB: DrawingBackend>(
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.4))
             .label_font(("sans-serif", 13))
-            .position(SeriesLabelPosition::UpperRight)
+            .position(legend_corner(&all, x_range, y_range))
             .draw()?;
     }
     Ok(())
+}
+
+/// The corner of the plot whose quadrant holds the fewest data points (upper right on ties,
+/// then upper left, lower right, lower left), so that the legend hides as little as possible.
+fn legend_corner(
+    points: &[(f64, f64)],
+    x_range: (f64, f64),
+    y_range: (f64, f64),
+) -> SeriesLabelPosition {
+    let (x_mid, y_mid) = (0.5 * (x_range.0 + x_range.1), 0.5 * (y_range.0 + y_range.1));
+    let count = |right: bool, upper: bool| {
+        points
+            .iter()
+            .filter(|&&(x, y)| (x >= x_mid) == right && (y >= y_mid) == upper)
+            .count()
+    };
+    [
+        (SeriesLabelPosition::UpperRight, count(true, true)),
+        (SeriesLabelPosition::UpperLeft, count(false, true)),
+        (SeriesLabelPosition::LowerRight, count(true, false)),
+        (SeriesLabelPosition::LowerLeft, count(false, false)),
+    ]
+    .into_iter()
+    .min_by_key(|&(_, n)| n)
+    .map_or(SeriesLabelPosition::UpperRight, |(corner, _)| corner)
 }
 
 fn color_map(t: f64) -> RGBColor {
@@ -560,4 +585,29 @@ pub fn side_by_side(left: &Path, right: &Path, captions: [&str; 2], out: &Path) 
         .write_to(&mut png, image::ImageOutputFormat::Png)
         .map_err(|e| Error::artefact("figure", out, e))?;
     crate::fsutil::write_atomic(out, png.get_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The legend goes to the emptiest quadrant; upper right when nothing is in the way.
+    #[test]
+    fn the_legend_avoids_the_data() {
+        let range = (0.0, 1.0);
+        assert!(matches!(
+            legend_corner(&[], range, range),
+            SeriesLabelPosition::UpperRight
+        ));
+        let upper_right = [(0.9, 0.9), (0.8, 0.7), (0.6, 0.95)];
+        assert!(matches!(
+            legend_corner(&upper_right, range, range),
+            SeriesLabelPosition::UpperLeft
+        ));
+        let top = [(0.1, 0.9), (0.9, 0.9), (0.2, 0.1)];
+        assert!(matches!(
+            legend_corner(&top, range, range),
+            SeriesLabelPosition::LowerRight
+        ));
+    }
 }

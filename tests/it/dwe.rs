@@ -324,6 +324,9 @@ fn planted_truth_benchmark_measures_every_optimiser_against_the_truth() {
         for optimizer in ["baseline", "goldstone", "procrustes"] {
             let r = get(optimizer, counts, "cosine_pearson");
             assert!((-1.0..=1.0).contains(&r), "{optimizer}: {r}");
+            assert!(get(optimizer, counts, "smooth_walls") <= get(optimizer, counts, "walls"));
+            let dip = get(optimizer, counts, "axis_dip");
+            assert!(dip > 0.0 && dip <= 1.0, "{optimizer}: {dip}");
         }
     }
     let summary = ws.table(exp, "planted_summary");

@@ -1,10 +1,10 @@
 //! Emit stage: tables `planted_runs` (every optimiser, sweep point and seed against the truth),
 //! `planted_summary` (medians over seeds) and `planted_curves` (ψ and the objective during
-//! training); figures `sweep` (cosine correlation with the truth, twist gap and mirror walls vs
-//! N_t, one line per optimiser and T; the compared real corpora as dashed verticals at the N_t
-//! with their counts per pair) and `psi` (ψ vs iteration at the largest N_t, seed 0); with
-//! compared experiments, tables `corpus_scale` (per regime: median, range and per-pair Σn⁺ per
-//! step, the planted equivalent) and `corpus_steps` (Σn⁺ of every step).
+//! training); figures `sweep` (cosine correlation with the truth, twist gap, mirror walls and
+//! smooth walls vs N_t, one line per optimiser and T; the compared real corpora as dashed
+//! verticals at the N_t with their counts per pair) and `psi` (ψ vs iteration at the largest
+//! N_t, seed 0); with compared experiments, tables `corpus_scale` (per regime: median, range
+//! and per-pair Σn⁺ per step, the planted equivalent) and `corpus_steps` (Σn⁺ of every step).
 
 use super::evaluate::load_evaluation;
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
@@ -52,6 +52,11 @@ impl StageTask for EmitStage {
             )
             .f64("twist_gap", r.iter().map(|x| x.twist_gap).collect())
             .i64("walls", r.iter().map(|x| x.walls as i64).collect())
+            .i64(
+                "smooth_walls",
+                r.iter().map(|x| x.smooth_walls as i64).collect(),
+            )
+            .f64("axis_dip", r.iter().map(|x| x.axis_dip).collect())
             .f64("twist_path", r.iter().map(|x| x.twist_path).collect())
             .f64(
                 "planted_precision_at_10",
@@ -82,6 +87,8 @@ impl StageTask for EmitStage {
             .f64("cosine_mae", m.iter().map(|x| x.cosine_mae).collect())
             .f64("twist_gap", m.iter().map(|x| x.twist_gap).collect())
             .f64("walls", m.iter().map(|x| x.walls).collect())
+            .f64("smooth_walls", m.iter().map(|x| x.smooth_walls).collect())
+            .f64("axis_dip", m.iter().map(|x| x.axis_dip).collect())
             .f64("twist_path", m.iter().map(|x| x.twist_path).collect())
             .f64(
                 "planted_precision_at_10",
@@ -167,8 +174,13 @@ impl StageTask for EmitStage {
                     "walls (median)",
                     &|x| x.walls,
                 ),
+                panel(
+                    "smooth walls (an axis through zero at the wall)",
+                    "smooth walls (median)",
+                    &|x| x.smooth_walls,
+                ),
             ],
-            3,
+            2,
             (700, 520),
         )
         .write(&figures, "sweep")?;

@@ -50,6 +50,10 @@ pub struct PointRow {
     pub mean_fitted_cosine: f64,
     pub twist_gap: f64,
     pub walls: usize,
+    /// Walls at which an axis of the fit shrinks through zero (not a jump by a reflection).
+    pub smooth_walls: usize,
+    /// min/median over steps of the fit's smallest axis.
+    pub axis_dip: f64,
     pub twist_path: f64,
     pub planted_precision_at_10: f64,
     pub planted_auc: f64,
@@ -109,6 +113,8 @@ impl FitStage {
             mean_fitted_cosine: fitted.iter().sum::<f64>() / v as f64,
             twist_gap: m.twist_gap,
             walls: m.walls,
+            smooth_walls: m.smooth_walls,
+            axis_dip: m.axis_dip,
             twist_path: m.twist_path,
             planted_precision_at_10: precision_at_lowest(&fitted, planted, 10),
             planted_auc: auc_lower(&fitted, planted),
