@@ -49,13 +49,18 @@ fn time<F: FnMut()>(mut f: F, min_seconds: f64) -> (f64, usize) {
 }
 
 /// Groups that `symbreak bench --only` can run alone.
-pub const GROUPS: &[&str] = &["googlebooks"];
+pub const GROUPS: &[&str] = &["dwe", "googlebooks"];
 
 /// Runs the benchmarks (about a second each), or only the group `only`.
 pub fn run(only: Option<&str>) -> crate::Result<Vec<BenchResult>> {
     match only {
         None => {}
         Some("googlebooks") => return ngram_reduction(),
+        Some("dwe") => {
+            let mut out = dynamic_skip_gram()?;
+            out.push(dense_skip_gram());
+            return Ok(out);
+        }
         Some(other) => {
             return Err(crate::Error::Other(format!(
                 "unknown bench group {other:?}; known: {}",
@@ -190,6 +195,7 @@ pub fn run(only: Option<&str>) -> crate::Result<Vec<BenchResult>> {
         ratio_to_reference: gflops / reference,
     });
     out.extend(dynamic_skip_gram()?);
+    out.push(dense_skip_gram());
     out.extend(ngram_reduction()?);
     Ok(out)
 }
@@ -273,14 +279,20 @@ fn time_zcat(path: &std::path::Path) -> Option<f64> {
 
 /// A dynamic skip-gram with random counts (40 draws of a uniform context per word and step,
 /// weights ¼…1), `steps` yearly steps.
-fn synthetic_skip_gram(steps: usize, vocabulary: usize) -> crate::models::dwe::DynamicSkipGram {
+/// Random counts: `draws_per_row` context draws per word and step (40 of V = 1000 is as sparse
+/// as a yearly corpus; 4V fills ~98 % of the pairs, as the planted benchmark's counts do).
+fn synthetic_skip_gram(
+    steps: usize,
+    vocabulary: usize,
+    draws_per_row: usize,
+) -> crate::models::dwe::DynamicSkipGram {
     use rand::RngExt;
     let mut rng = rng_for(2, "bench/dwe");
     let step_counts = (0..steps)
         .map(|_| {
             let mut counts = crate::corpus::counts::PairCounts::new();
             for i in 0..vocabulary as u32 {
-                for _ in 0..40 {
+                for _ in 0..draws_per_row {
                     let j = rng.random_range(0..vocabulary as u32);
                     *counts.entry((i, j)).or_insert(0.0) += 0.25 * rng.random_range(1..5) as f64;
                 }
@@ -304,48 +316,85 @@ fn synthetic_skip_gram(steps: usize, vocabulary: usize) -> crate::models::dwe::D
     }
 }
 
+/// GFLOP/s of the three f32 GEMMs of a skip-gram block (X = UᵀV, VGᵀ, UG) of `size` × `size`
+/// at dimension `d`, for `steps` steps in parallel: the reference the kernel is measured by.
+fn gemm_reference(steps: usize, d: usize, size: usize) -> f64 {
+    use ndarray::linalg::general_mat_mul;
+    use rayon::prelude::*;
+    let u = Array2::<f32>::from_elem((d, size), 0.1);
+    let w = Array2::<f32>::from_elem((d, size), 0.2);
+    let (secs, reps) = time(
+        || {
+            // Output buffers per worker, as the fit keeps them: the reference pays for no
+            // allocation or page fault that the kernel does not.
+            (0..steps).into_par_iter().for_each_init(
+                || {
+                    (
+                        Array2::<f32>::zeros((size, size)),
+                        Array2::<f32>::zeros((d, size)),
+                        Array2::<f32>::zeros((d, size)),
+                    )
+                },
+                |(x, gu, gw), _| {
+                    general_mat_mul(1.0, &u.t(), &w, 0.0, x);
+                    general_mat_mul(1.0, &w, &x.t(), 0.0, gu);
+                    general_mat_mul(1.0, &u, &*x, 0.0, gw);
+                    std::hint::black_box((gu, gw));
+                },
+            );
+        },
+        1.0,
+    );
+    6.0 * (steps * d * size * size) as f64 * reps as f64 / secs / 1e9
+}
+
+/// The minibatch gradient at the planted benchmark's sizes (T = 100, V = 200, d = 10,
+/// L' = 100), where nearly every pair has counts, against its GEMMs: at d = 10 the element-wise
+/// part, not the GEMMs, sets the pace.
+fn dense_skip_gram() -> BenchResult {
+    use crate::models::dwe::kernel::{CountsIndex, Want};
+    let (steps, v, d, minibatch) = (100, 200, 10, 100);
+    let model = synthetic_skip_gram(steps, v, 4 * v);
+    let index = CountsIndex::new(&model);
+    let z = ndarray::Array3::from_shape_fn((steps, d, 2 * v), |(t, k, i)| {
+        (((t * 31 + k * 7 + i * 3) % 17) as f64 - 8.0) * 0.05
+    });
+    let gemm = gemm_reference(steps, d, minibatch);
+    let mut rng = rng_for(4, "bench/dwe/dense");
+    let words = crate::models::dwe::train::draw_block(&mut rng, v, minibatch);
+    let contexts = crate::models::dwe::train::draw_block(&mut rng, v, minibatch);
+    let mut block = crate::models::dwe::BlockGradient::empty();
+    let (secs, reps) = time(
+        || model.fast_block_into(&index, &z, &words, &contexts, Want::Gradient, &mut block),
+        1.0,
+    );
+    let gflops = 6.0 * (steps * d * minibatch * minibatch) as f64 * reps as f64 / secs / 1e9;
+    BenchResult {
+        name: format!(
+            "skip-gram gradient, dense counts, T = {steps}, V = {v}, d = {d}, L' = {minibatch} \
+             (ratio: to its GEMMs)"
+        ),
+        per_second: reps as f64 / secs,
+        unit: "gradients/s".into(),
+        gflops,
+        ratio_to_reference: gflops / gemm,
+    }
+}
+
 /// The dynamic skip-gram's gradient (full batch and one minibatch block) against the same
 /// three f32 GEMMs per step alone (X = UᵀV, VGᵀ, UG; steps in parallel): the ratio is the
 /// share of GEMM throughput the fit achieves. Also one Adam block update and one gauge phase
 /// relative to k1 = 10 minibatch iterations.
 fn dynamic_skip_gram() -> crate::Result<Vec<BenchResult>> {
     use crate::models::dwe::kernel::{CountsIndex, Want};
-    use ndarray::linalg::general_mat_mul;
-    use rayon::prelude::*;
     let (steps, v, d, minibatch) = (229, 1000, 50, 250);
-    let model = synthetic_skip_gram(steps, v);
+    let model = synthetic_skip_gram(steps, v, 40);
     let index = CountsIndex::new(&model);
     let z = ndarray::Array3::from_shape_fn((steps, d, 2 * v), |(t, k, i)| {
         (((t * 31 + k * 7 + i * 3) % 17) as f64 - 8.0) * 0.02
     });
     let mut out = Vec::new();
-    let gemm_rate = |size: usize| {
-        let u = Array2::<f32>::from_elem((d, size), 0.1);
-        let w = Array2::<f32>::from_elem((d, size), 0.2);
-        let (secs, reps) = time(
-            || {
-                // Output buffers per worker, as the fit keeps them: the reference pays for
-                // no allocation or page fault that the kernel does not.
-                (0..steps).into_par_iter().for_each_init(
-                    || {
-                        (
-                            Array2::<f32>::zeros((size, size)),
-                            Array2::<f32>::zeros((d, size)),
-                            Array2::<f32>::zeros((d, size)),
-                        )
-                    },
-                    |(x, gu, gw), _| {
-                        general_mat_mul(1.0, &u.t(), &w, 0.0, x);
-                        general_mat_mul(1.0, &w, &x.t(), 0.0, gu);
-                        general_mat_mul(1.0, &u, &*x, 0.0, gw);
-                        std::hint::black_box((gu, gw));
-                    },
-                );
-            },
-            1.0,
-        );
-        6.0 * (steps * d * size * size) as f64 * reps as f64 / secs / 1e9
-    };
+    let gemm_rate = |size: usize| gemm_reference(steps, d, size);
     let gemm_full = gemm_rate(v);
     let gemm_block = gemm_rate(minibatch);
     let all: Vec<usize> = (0..v).collect();

@@ -47,10 +47,11 @@ pub struct AgingRow {
 pub struct RunRow {
     pub optimizer: String,
     pub seed: usize,
+    /// The median iteration (gradient + update).
     pub seconds_per_iteration: f64,
     pub gauge_seconds: f64,
     pub phases: usize,
-    /// Gauge time over step time, in %.
+    /// Gauge time over step time, in %, from the median iteration and phase.
     pub overhead_percent: f64,
     /// Mean over held-out steps of the log-likelihood per test point.
     pub held_out_log_likelihood: f64,
@@ -277,11 +278,10 @@ impl StageTask for EvaluateStage {
             runs.push(RunRow {
                 optimizer: run.optimizer.clone(),
                 seed: run.seed,
-                seconds_per_iteration: run.step_seconds / run.iterations.max(1) as f64,
+                seconds_per_iteration: run.median_step_seconds,
                 gauge_seconds: run.gauge_seconds,
                 phases: run.phases,
-                overhead_percent: 100.0 * run.gauge_seconds
-                    / run.step_seconds.max(f64::MIN_POSITIVE),
+                overhead_percent: 100.0 * run.gauge_overhead,
                 held_out_log_likelihood: run.mean_held_out(),
                 final_total_loss: last.map_or(f64::NAN, Checkpoint::total),
                 final_coupling: last.map_or(f64::NAN, |c| c.coupling),

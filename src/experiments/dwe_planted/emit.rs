@@ -32,7 +32,12 @@ impl StageTask for EmitStage {
         }
         let r = &e.rows;
         Table::new("planted_runs", &["steps", "counts", "seed", "optimizer"])
-            .wall_clock(&["step_seconds", "gauge_seconds"])
+            .wall_clock(&[
+                "step_seconds",
+                "gauge_seconds",
+                "median_step_seconds",
+                "median_phase_seconds",
+            ])
             .i64("steps", r.iter().map(|x| x.steps as i64).collect())
             .f64("counts", r.iter().map(|x| x.counts).collect())
             .i64("seed", r.iter().map(|x| x.seed as i64).collect())
@@ -68,6 +73,15 @@ impl StageTask for EmitStage {
             .f64("psi", r.iter().map(|x| x.psi).collect())
             .f64("step_seconds", r.iter().map(|x| x.step_seconds).collect())
             .f64("gauge_seconds", r.iter().map(|x| x.gauge_seconds).collect())
+            .i64("phases", r.iter().map(|x| x.phases as i64).collect())
+            .f64(
+                "median_step_seconds",
+                r.iter().map(|x| x.median_step_seconds).collect(),
+            )
+            .f64(
+                "median_phase_seconds",
+                r.iter().map(|x| x.median_phase_seconds).collect(),
+            )
             .write(&tables)?;
         let m = &e.summary;
         Table::new("planted_summary", &["steps", "counts", "optimizer"])

@@ -32,8 +32,9 @@ pub struct SummaryRow {
     pub planted_auc: f64,
     /// (loss − loss of the truth) / loss of the truth.
     pub excess_loss: f64,
+    /// Median over seeds of the median iteration plus its share of gauge phases.
     pub milliseconds_per_iteration: f64,
-    /// Σ gauge time / Σ step time.
+    /// Median over seeds of gauge time / step time, from each run's median iteration and phase.
     pub gauge_overhead: f64,
 }
 
@@ -78,9 +79,6 @@ impl StageTask for EvaluateStage {
                 let med = |f: &dyn Fn(&PointRow) -> f64| {
                     finite_median(&at.iter().map(|r| f(r)).collect::<Vec<_>>())
                 };
-                let step_seconds: f64 = at.iter().map(|r| r.step_seconds).sum();
-                let gauge_seconds: f64 = at.iter().map(|r| r.gauge_seconds).sum();
-                let iterations: usize = at.iter().map(|r| r.iterations).sum();
                 SummaryRow {
                     steps,
                     counts: f64::from_bits(counts),
@@ -97,9 +95,11 @@ impl StageTask for EvaluateStage {
                     planted_precision_at_10: med(&|r| r.planted_precision_at_10),
                     planted_auc: med(&|r| r.planted_auc),
                     excess_loss: med(&|r| (r.loss - r.truth_loss) / r.truth_loss.abs()),
-                    milliseconds_per_iteration: 1e3 * (step_seconds + gauge_seconds)
-                        / iterations.max(1) as f64,
-                    gauge_overhead: gauge_seconds / step_seconds.max(1e-12),
+                    milliseconds_per_iteration: med(&|r| {
+                        1e3 * (r.median_step_seconds
+                            + r.phases as f64 * r.median_phase_seconds / r.iterations.max(1) as f64)
+                    }),
+                    gauge_overhead: med(&|r| r.gauge_overhead),
                 }
             })
             .collect();

@@ -19,7 +19,7 @@ use crate::experiments::dwe::preprocess::load_counts;
 use crate::fsutil::{read_json, write_json};
 use crate::models::dwe::DynamicSkipGram;
 use crate::models::dwe::kernel::CountsIndex;
-use crate::models::dwe::train::{DweTrainConfig, GaugeFixer, train};
+use crate::models::dwe::train::{DweTrace, DweTrainConfig, GaugeFixer, train};
 use crate::models::goldstone::coupling_energy;
 use crate::models::goldstone::train::Schedule;
 use crate::pipeline::{StageContext, StageTask};
@@ -64,6 +64,13 @@ pub struct PointRow {
     pub step_seconds: f64,
     pub gauge_seconds: f64,
     pub iterations: usize,
+    pub phases: usize,
+    /// Median wall time of one iteration and of one gauge phase, robust against work this
+    /// thread did for other instances meanwhile (see [`crate::models::dwe::train::DweTrace`]).
+    pub median_step_seconds: f64,
+    pub median_phase_seconds: f64,
+    /// Gauge time / step time from those medians.
+    pub gauge_overhead: f64,
 }
 
 /// ψ and the objective at a recording point.
@@ -97,7 +104,7 @@ impl FitStage {
         model: &DynamicSkipGram,
         index: &CountsIndex,
         truth_loss: f64,
-        seconds: (f64, f64),
+        trace: &DweTrace,
     ) -> Result<PointRow> {
         let v = model.vocabulary;
         let fitted = first_last_cosines(z, v)?;
@@ -121,9 +128,13 @@ impl FitStage {
             loss: model.fast_loss(index, z).total(),
             truth_loss,
             psi: coupling_energy(z, &model.couplings),
-            step_seconds: seconds.0,
-            gauge_seconds: seconds.1,
+            step_seconds: trace.step_seconds,
+            gauge_seconds: trace.gauge_seconds,
             iterations: self.fit.iterations,
+            phases: trace.phases,
+            median_step_seconds: trace.median_step_seconds(),
+            median_phase_seconds: trace.median_phase_seconds(),
+            gauge_overhead: trace.gauge_overhead(),
         })
     }
 }
@@ -199,7 +210,6 @@ impl StageTask for FitStage {
                 },
             )
             .map_err(|e| Error::Other(format!("{optimizer} at {label}: {e}")))?;
-            let seconds = (trace.step_seconds, trace.gauge_seconds);
             rows.push(self.row(
                 optimizer,
                 &trace.last,
@@ -209,7 +219,7 @@ impl StageTask for FitStage {
                 &model,
                 &index,
                 truth_loss,
-                seconds,
+                &trace,
             )?);
             if optimizer == "baseline" {
                 let mut aligned = trace.last.clone();
@@ -223,7 +233,7 @@ impl StageTask for FitStage {
                     &model,
                     &index,
                     truth_loss,
-                    seconds,
+                    &trace,
                 )?);
             }
         }
