@@ -64,7 +64,8 @@ enum Command {
     },
     /// Measure the training loops against a same-machine matrix-product reference.
     Bench {
-        /// Run only this group (googlebooks: the n-gram reader against zcat).
+        /// Run only this group (dwe: the dynamic skip-gram kernels against their GEMMs;
+        /// googlebooks: the n-gram reader against zcat).
         #[arg(long)]
         only: Option<String>,
     },

@@ -321,31 +321,81 @@ fn draw_line_chart<DB: DrawingBackend>(
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.4))
             .label_font(("sans-serif", 13))
-            .position(legend_corner(&all, x_range, y_range))
+            .position(legend_corner(
+                &chart.series.iter().map(points).collect::<Vec<_>>(),
+                x_range,
+                y_range,
+                legend_fraction(area, chart),
+            ))
             .draw()?;
     }
     Ok(())
 }
 
-/// The corner of the plot whose quadrant holds the fewest data points (upper right on ties,
-/// then upper left, lower right, lower left), so that the legend hides as little as possible.
+/// The legend box as fractions of the plot's width and height: 13-px labels (~7 px per
+/// character) after an 18-px swatch, ~19 px per entry; the plot is the area less its margins
+/// and label areas.
+fn legend_fraction<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    chart: &LineChart,
+) -> (f64, f64) {
+    let names: Vec<&String> = chart
+        .series
+        .iter()
+        .filter_map(|s| s.name.as_ref())
+        .collect();
+    let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    let (width, height) = area.dim_in_pixel();
+    let plot_width = (f64::from(width) - 24.0 - 70.0).max(1.0);
+    let plot_height = (f64::from(height) - 24.0 - 40.0 - 30.0).max(1.0);
+    (
+        ((40.0 + 7.0 * longest as f64) / plot_width).min(1.0),
+        ((10.0 + 19.0 * names.len() as f64) / plot_height).min(1.0),
+    )
+}
+
+/// The corner where a legend box of `box_fraction` (width, height as fractions of the plot)
+/// covers the fewest of the drawn points and line samples (upper right on ties, then upper
+/// left, lower right, lower left), so that the legend hides as little as possible.
 fn legend_corner(
-    points: &[(f64, f64)],
+    lines: &[Vec<(f64, f64)>],
     x_range: (f64, f64),
     y_range: (f64, f64),
+    box_fraction: (f64, f64),
 ) -> SeriesLabelPosition {
-    let (x_mid, y_mid) = (0.5 * (x_range.0 + x_range.1), 0.5 * (y_range.0 + y_range.1));
-    let count = |right: bool, upper: bool| {
-        points
+    let scale = |v: f64, (lo, hi): (f64, f64)| (v - lo) / (hi - lo).max(f64::MIN_POSITIVE);
+    // Points and, along each segment, 16 samples: a line under the box is hidden too.
+    let mut samples = Vec::new();
+    for line in lines {
+        for (k, &(x, y)) in line.iter().enumerate() {
+            samples.push((scale(x, x_range), scale(y, y_range)));
+            if let Some(&(nx, ny)) = line.get(k + 1) {
+                for step in 1..16 {
+                    let f = step as f64 / 16.0;
+                    samples.push((
+                        scale(x + f * (nx - x), x_range),
+                        scale(y + f * (ny - y), y_range),
+                    ));
+                }
+            }
+        }
+    }
+    let (w, h) = box_fraction;
+    let covered = |right: bool, upper: bool| {
+        samples
             .iter()
-            .filter(|&&(x, y)| (x >= x_mid) == right && (y >= y_mid) == upper)
+            .filter(|&&(x, y)| {
+                let inside_x = if right { x >= 1.0 - w } else { x <= w };
+                let inside_y = if upper { y >= 1.0 - h } else { y <= h };
+                inside_x && inside_y
+            })
             .count()
     };
     [
-        (SeriesLabelPosition::UpperRight, count(true, true)),
-        (SeriesLabelPosition::UpperLeft, count(false, true)),
-        (SeriesLabelPosition::LowerRight, count(true, false)),
-        (SeriesLabelPosition::LowerLeft, count(false, false)),
+        (SeriesLabelPosition::UpperRight, covered(true, true)),
+        (SeriesLabelPosition::UpperLeft, covered(false, true)),
+        (SeriesLabelPosition::LowerRight, covered(true, false)),
+        (SeriesLabelPosition::LowerLeft, covered(false, false)),
     ]
     .into_iter()
     .min_by_key(|&(_, n)| n)
@@ -591,23 +641,19 @@ pub fn side_by_side(left: &Path, right: &Path, captions: [&str; 2], out: &Path) 
 mod tests {
     use super::*;
 
-    /// The legend goes to the emptiest quadrant; upper right when nothing is in the way.
+    /// The legend goes to the corner its box covers least; upper right when nothing is in the
+    /// way; a line crossing a corner counts even without a point there.
     #[test]
     fn the_legend_avoids_the_data() {
         let range = (0.0, 1.0);
+        let corner = |lines: &[Vec<(f64, f64)>]| legend_corner(lines, range, range, (0.4, 0.3));
+        assert!(matches!(corner(&[]), SeriesLabelPosition::UpperRight));
+        let upper_right = vec![vec![(0.9, 0.9), (0.8, 0.8)]];
         assert!(matches!(
-            legend_corner(&[], range, range),
-            SeriesLabelPosition::UpperRight
-        ));
-        let upper_right = [(0.9, 0.9), (0.8, 0.7), (0.6, 0.95)];
-        assert!(matches!(
-            legend_corner(&upper_right, range, range),
+            corner(&upper_right),
             SeriesLabelPosition::UpperLeft
         ));
-        let top = [(0.1, 0.9), (0.9, 0.9), (0.2, 0.1)];
-        assert!(matches!(
-            legend_corner(&top, range, range),
-            SeriesLabelPosition::LowerRight
-        ));
+        let top = vec![vec![(0.0, 0.95), (1.0, 0.95)], vec![(0.1, 0.1)]];
+        assert!(matches!(corner(&top), SeriesLabelPosition::LowerRight));
     }
 }
