@@ -227,9 +227,12 @@ fn tick_label(v: f64, log: bool) -> String {
         return if !(1e-2..1e4).contains(&x) {
             format!("{x:.1e}")
         } else {
-            // Two significant digits: 32, 100, 320, 0.056.
-            let digits = (1 - x.log10().floor() as i32).max(0) as usize;
-            format!("{x:.digits$}")
+            // Two significant digits: 32, 100, 3200, 0.056.
+            let exponent = x.log10().floor() as i32;
+            let unit = 10f64.powi(exponent - 1);
+            let rounded = (x / unit).round() * unit;
+            let digits = (1 - exponent).max(0) as usize;
+            format!("{rounded:.digits$}")
         };
     }
     // Ticks stepped across zero land a rounding error away from it (−2.2e-16).
@@ -640,6 +643,17 @@ pub fn side_by_side(left: &Path, right: &Path, captions: [&str; 2], out: &Path) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Log-axis ticks carry two significant digits.
+    #[test]
+    fn log_ticks_have_two_significant_digits() {
+        let label = |x: f64| tick_label(x.log10(), true);
+        assert_eq!(label(3162.3), "3200");
+        assert_eq!(label(31.62), "32");
+        assert_eq!(label(100.0), "100");
+        assert_eq!(label(0.05623), "0.056");
+        assert_eq!(label(1e5), "1.0e5");
+    }
 
     /// The legend goes to the corner its box covers least; upper right when nothing is in the
     /// way; a line crossing a corner counts even without a point there.
