@@ -316,6 +316,49 @@ fn synthetic_skip_gram(
     }
 }
 
+/// Floating-point operations of the three GEMMs of a skip-gram block of `size` × `size` at
+/// dimension `d`, over `steps` steps.
+fn skip_gram_flops(steps: usize, d: usize, size: usize) -> f64 {
+    6.0 * (steps * d * size * size) as f64
+}
+
+/// Deterministic, sign-mixed parameters (T × d × 2V) of magnitude up to 8·`scale`.
+fn patterned_parameters(steps: usize, d: usize, v: usize, scale: f64) -> ndarray::Array3<f64> {
+    ndarray::Array3::from_shape_fn((steps, d, 2 * v), |(t, k, i)| {
+        (((t * 31 + k * 7 + i * 3) % 17) as f64 - 8.0) * scale
+    })
+}
+
+/// The block gradient of `model` at `z` on `words` × `contexts`, timed into `block` and set
+/// against `gemm` (GFLOP/s of the same GEMMs alone); also the seconds per gradient.
+fn timed_gradient(
+    name: String,
+    (model, index): (
+        &crate::models::dwe::DynamicSkipGram,
+        &crate::models::dwe::kernel::CountsIndex,
+    ),
+    z: &ndarray::Array3<f64>,
+    (words, contexts): (&[usize], &[usize]),
+    gemm: f64,
+    block: &mut crate::models::dwe::BlockGradient,
+) -> (BenchResult, f64) {
+    use crate::models::dwe::kernel::Want;
+    let (secs, reps) = time(
+        || model.fast_block_into(index, z, words, contexts, Want::Gradient, block),
+        1.0,
+    );
+    let steps = z.shape()[0];
+    let gflops = skip_gram_flops(steps, z.shape()[1], words.len()) * reps as f64 / secs / 1e9;
+    let result = BenchResult {
+        name,
+        per_second: reps as f64 / secs,
+        unit: "gradients/s".into(),
+        gflops,
+        ratio_to_reference: gflops / gemm,
+    };
+    (result, secs / reps as f64)
+}
+
 /// GFLOP/s of the three f32 GEMMs of a skip-gram block (X = UᵀV, VGᵀ, UG) of `size` × `size`
 /// at dimension `d`, for `steps` steps in parallel: the reference the kernel is measured by.
 fn gemm_reference(steps: usize, d: usize, size: usize) -> f64 {
@@ -345,40 +388,28 @@ fn gemm_reference(steps: usize, d: usize, size: usize) -> f64 {
         },
         1.0,
     );
-    6.0 * (steps * d * size * size) as f64 * reps as f64 / secs / 1e9
+    skip_gram_flops(steps, d, size) * reps as f64 / secs / 1e9
 }
 
 /// The minibatch gradient at the planted benchmark's sizes (T = 100, V = 200, d = 10,
 /// L' = 100), where nearly every pair has counts, against its GEMMs: at d = 10 the element-wise
 /// part, not the GEMMs, sets the pace.
 fn dense_skip_gram() -> BenchResult {
-    use crate::models::dwe::kernel::{CountsIndex, Want};
     let (steps, v, d, minibatch) = (100, 200, 10, 100);
     let model = synthetic_skip_gram(steps, v, 4 * v);
-    let index = CountsIndex::new(&model);
-    let z = ndarray::Array3::from_shape_fn((steps, d, 2 * v), |(t, k, i)| {
-        (((t * 31 + k * 7 + i * 3) % 17) as f64 - 8.0) * 0.05
-    });
-    let gemm = gemm_reference(steps, d, minibatch);
+    let index = crate::models::dwe::kernel::CountsIndex::new(&model);
+    let z = patterned_parameters(steps, d, v, 0.05);
     let mut rng = rng_for(4, "bench/dwe/dense");
     let words = crate::models::dwe::train::draw_block(&mut rng, v, minibatch);
     let contexts = crate::models::dwe::train::draw_block(&mut rng, v, minibatch);
-    let mut block = crate::models::dwe::BlockGradient::empty();
-    let (secs, reps) = time(
-        || model.fast_block_into(&index, &z, &words, &contexts, Want::Gradient, &mut block),
-        1.0,
+    let name = format!(
+        "skip-gram gradient, dense counts, T = {steps}, V = {v}, d = {d}, L' = {minibatch} \
+         (ratio: to its GEMMs)"
     );
-    let gflops = 6.0 * (steps * d * minibatch * minibatch) as f64 * reps as f64 / secs / 1e9;
-    BenchResult {
-        name: format!(
-            "skip-gram gradient, dense counts, T = {steps}, V = {v}, d = {d}, L' = {minibatch} \
-             (ratio: to its GEMMs)"
-        ),
-        per_second: reps as f64 / secs,
-        unit: "gradients/s".into(),
-        gflops,
-        ratio_to_reference: gflops / gemm,
-    }
+    let gemm = gemm_reference(steps, d, minibatch);
+    let mut block = crate::models::dwe::BlockGradient::empty();
+    let counts = (&model, &index);
+    timed_gradient(name, counts, &z, (&words, &contexts), gemm, &mut block).0
 }
 
 /// The dynamic skip-gram's gradient (full batch and one minibatch block) against the same
@@ -386,17 +417,13 @@ fn dense_skip_gram() -> BenchResult {
 /// share of GEMM throughput the fit achieves. Also one Adam block update and one gauge phase
 /// relative to k1 = 10 minibatch iterations.
 fn dynamic_skip_gram() -> crate::Result<Vec<BenchResult>> {
-    use crate::models::dwe::kernel::{CountsIndex, Want};
     let (steps, v, d, minibatch) = (229, 1000, 50, 250);
     let model = synthetic_skip_gram(steps, v, 40);
-    let index = CountsIndex::new(&model);
-    let z = ndarray::Array3::from_shape_fn((steps, d, 2 * v), |(t, k, i)| {
-        (((t * 31 + k * 7 + i * 3) % 17) as f64 - 8.0) * 0.02
-    });
+    let index = crate::models::dwe::kernel::CountsIndex::new(&model);
+    let z = patterned_parameters(steps, d, v, 0.02);
     let mut out = Vec::new();
-    let gemm_rate = |size: usize| gemm_reference(steps, d, size);
-    let gemm_full = gemm_rate(v);
-    let gemm_block = gemm_rate(minibatch);
+    let gemm_full = gemm_reference(steps, d, v);
+    let gemm_block = gemm_reference(steps, d, minibatch);
     let all: Vec<usize> = (0..v).collect();
     let mut rng = rng_for(3, "bench/dwe/blocks");
     let mut adam = crate::models::dwe::BlockAdam::new((steps, d, 2 * v), 0.9, 0.999, 1e-8);
@@ -409,7 +436,7 @@ fn dynamic_skip_gram() -> crate::Result<Vec<BenchResult>> {
             name: format!(
                 "reference: f32 GEMMs of the skip-gram {label}, T = {steps}, d = {d}, L' = {size}"
             ),
-            per_second: gemm / (6.0 * (steps * d * size * size) as f64 / 1e9),
+            per_second: gemm / (skip_gram_flops(steps, d, size) / 1e9),
             unit: "evaluations/s".into(),
             gflops: gemm,
             ratio_to_reference: 1.0,
@@ -423,20 +450,17 @@ fn dynamic_skip_gram() -> crate::Result<Vec<BenchResult>> {
             )
         };
         let mut block = crate::models::dwe::BlockGradient::empty();
-        let (secs, reps) = time(
-            || model.fast_block_into(&index, &z, &words, &contexts, Want::Gradient, &mut block),
-            1.0,
+        let name = format!("skip-gram gradient, {label} (ratio: to its GEMMs)");
+        let (result, gradient_seconds) = timed_gradient(
+            name,
+            (&model, &index),
+            &z,
+            (&words, &contexts),
+            gemm,
+            &mut block,
         );
-        let gflops = 6.0 * (steps * d * size * size) as f64 * reps as f64 / secs / 1e9;
-        out.push(BenchResult {
-            name: format!("skip-gram gradient, {label} (ratio: to its GEMMs)"),
-            per_second: reps as f64 / secs,
-            unit: "gradients/s".into(),
-            gflops,
-            ratio_to_reference: gflops / gemm,
-        });
+        out.push(result);
         if size < v {
-            let gradient_seconds = secs / reps as f64;
             let mut params = z.clone();
             let (secs, reps) = time(|| adam.step(&mut params, &block, 1e-3), 1.0);
             out.push(BenchResult {

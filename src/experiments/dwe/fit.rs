@@ -97,11 +97,9 @@ pub struct RunFacts {
     pub gauge_seconds: f64,
     pub phases: usize,
     pub iterations: usize,
-    /// Median wall time of one iteration and of one gauge phase (see
-    /// [`crate::models::dwe::train::DweTrace`]).
+    /// Median wall time of one iteration (see [`crate::models::dwe::train::DweTrace`]).
     pub median_step_seconds: f64,
-    pub median_phase_seconds: f64,
-    /// Gauge time / step time from those medians.
+    /// Gauge time / step time from the median iteration and phase.
     pub gauge_overhead: f64,
     /// Predictive log-likelihood per test point, one per held-out step.
     pub held_out: Vec<f64>,
@@ -411,12 +409,11 @@ impl StageTask for FitStage {
                 runs.push(RunFacts {
                     optimizer: optimizer.to_string(),
                     seed,
-                    step_seconds: trace.step_seconds,
-                    gauge_seconds: trace.gauge_seconds,
-                    phases: trace.phases,
+                    step_seconds: trace.step_seconds(),
+                    gauge_seconds: trace.gauge_seconds(),
+                    phases: trace.phases(),
                     iterations: f.iterations,
                     median_step_seconds: trace.median_step_seconds(),
-                    median_phase_seconds: trace.median_phase_seconds(),
                     gauge_overhead: trace.gauge_overhead(),
                     held_out: held_out_likelihoods(z, &layout, &held_out_index, model.eta),
                 });

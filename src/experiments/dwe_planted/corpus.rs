@@ -59,12 +59,17 @@ pub struct StepTotal {
     pub total: f64,
 }
 
-/// Σn⁺ of every bin of `binning` over per-year totals `year_totals` at `years`.
-pub fn binned_totals(years: &[f64], year_totals: &[f64], binning: &Binning) -> Vec<StepTotal> {
+/// Σn⁺ of every bin of `binning` over per-year totals `year_totals` at `years` of `experiment`.
+pub fn binned_totals(
+    experiment: &str,
+    years: &[f64],
+    year_totals: &[f64],
+    binning: &Binning,
+) -> Vec<StepTotal> {
     year_bins(years, binning.bin_years)
         .into_iter()
         .map(|members| StepTotal {
-            experiment: String::new(),
+            experiment: experiment.to_string(),
             regime: binning.label(),
             first_year: years[members[0]] as i64,
             last_year: years[members[members.len() - 1]] as i64,
@@ -89,7 +94,7 @@ impl StageTask for CorpusScaleStage {
         let mut scales = Vec::new();
         let mut step_totals = Vec::new();
         for binning in &self.binnings {
-            let mut totals = binned_totals(&years, &year_totals, binning);
+            let totals = binned_totals(&self.experiment, &years, &year_totals, binning);
             let mut values: Vec<f64> = totals.iter().map(|s| s.total).collect();
             let median_total = median(&mut values).unwrap_or(0.0);
             let pairs = (vocabulary * vocabulary) as f64;
@@ -104,9 +109,6 @@ impl StageTask for CorpusScaleStage {
                 median_per_pair: median_total / pairs,
                 planted_equivalent: median_total / pairs * (self.planted_vocabulary as f64).powi(2),
             });
-            for total in &mut totals {
-                total.experiment = self.experiment.clone();
-            }
             step_totals.extend(totals);
         }
         write_json(&ctx.out_dir.join("corpus_scale.json"), &scales)?;
@@ -136,7 +138,7 @@ mod tests {
             bin_years: 5,
             count_scale: 0.5,
         };
-        let bins = binned_totals(&years, &totals, &binning);
+        let bins = binned_totals("e", &years, &totals, &binning);
         let got: Vec<(i64, i64, f64)> = bins
             .iter()
             .map(|b| (b.first_year, b.last_year, b.total))
@@ -146,7 +148,9 @@ mod tests {
             vec![(1930, 1934, 3.5), (1935, 1935, 4.0), (1941, 1941, 8.0)]
         );
         assert_eq!(bins[0].regime, "bin=5,counts=0.5");
+        assert_eq!(bins[0].experiment, "e");
         let yearly = binned_totals(
+            "e",
             &years,
             &totals,
             &Binning {

@@ -8,7 +8,7 @@ use ndarray::{Array3, Axis, s};
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use super::generate::{load_truth, stationary_variance};
+use super::generate::load_truth;
 use crate::analysis::agreement::{
     auc_lower, mean_absolute_error, pearson, precision_at_lowest, spearman,
 };
@@ -20,7 +20,6 @@ use crate::fsutil::{read_json, write_json};
 use crate::models::dwe::DynamicSkipGram;
 use crate::models::dwe::kernel::CountsIndex;
 use crate::models::dwe::train::{DweTrace, DweTrainConfig, GaugeFixer, train};
-use crate::models::goldstone::coupling_energy;
 use crate::models::goldstone::train::Schedule;
 use crate::pipeline::{StageContext, StageTask};
 use crate::seed::rng_for;
@@ -92,23 +91,30 @@ fn first_last_cosines(z: &Array3<f64>, vocabulary: usize) -> Result<Vec<f64>> {
     Ok(raw)
 }
 
+/// What every fit of one instance is measured against.
+struct Reference<'a> {
+    model: &'a DynamicSkipGram,
+    index: &'a CountsIndex,
+    truth_z: &'a Array3<f64>,
+    truth_cosines: &'a [f64],
+    planted: &'a [usize],
+    truth_loss: f64,
+}
+
 impl FitStage {
-    #[allow(clippy::too_many_arguments)]
+    /// The row of fit `z` (by `optimizer`, timed by `trace`) against the truth.
     fn row(
         &self,
+        reference: &Reference<'_>,
         optimizer: &str,
         z: &Array3<f64>,
-        truth_z: &Array3<f64>,
-        truth_cosines: &[f64],
-        planted: &[usize],
-        model: &DynamicSkipGram,
-        index: &CountsIndex,
-        truth_loss: f64,
         trace: &DweTrace,
     ) -> Result<PointRow> {
-        let v = model.vocabulary;
+        let v = reference.model.vocabulary;
+        let (truth_cosines, planted) = (reference.truth_cosines, reference.planted);
         let fitted = first_last_cosines(z, v)?;
-        let m = misalignment(z.view(), truth_z.view())?;
+        let m = misalignment(z.view(), reference.truth_z.view())?;
+        let loss = reference.model.fast_loss(reference.index, z);
         Ok(PointRow {
             steps: self.steps,
             counts: self.counts,
@@ -125,13 +131,13 @@ impl FitStage {
             twist_path: m.twist_path,
             planted_precision_at_10: precision_at_lowest(&fitted, planted, 10),
             planted_auc: auc_lower(&fitted, planted),
-            loss: model.fast_loss(index, z).total(),
-            truth_loss,
-            psi: coupling_energy(z, &model.couplings),
-            step_seconds: trace.step_seconds,
-            gauge_seconds: trace.gauge_seconds,
+            loss: loss.total(),
+            truth_loss: reference.truth_loss,
+            psi: loss.coupling,
+            step_seconds: trace.step_seconds(),
+            gauge_seconds: trace.gauge_seconds(),
             iterations: self.fit.iterations,
-            phases: trace.phases,
+            phases: trace.phases(),
             median_step_seconds: trace.median_step_seconds(),
             median_phase_seconds: trace.median_phase_seconds(),
             gauge_overhead: trace.gauge_overhead(),
@@ -142,8 +148,7 @@ impl FitStage {
 impl StageTask for FitStage {
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         let dir = ctx.upstream_dir(&self.generate_id)?;
-        let truth = load_truth(dir)?;
-        let s2 = stationary_variance(dir)?;
+        let (truth, s2) = load_truth(dir)?;
         let (_, steps, v) = load_counts(dir)?;
         let t_steps = steps.len();
         let typical_rate = median(&mut truth.rates.clone()).unwrap_or(1.0);
@@ -161,7 +166,14 @@ impl StageTask for FitStage {
             .map_err(|e| Error::Other(format!("truth shapes: {e}")))?;
         let d = truth_z.dim().1;
         let truth_cosines = first_last_cosines(&truth_z, v)?;
-        let truth_loss = model.fast_loss(&index, &truth_z).total();
+        let reference = Reference {
+            model: &model,
+            index: &index,
+            truth_z: &truth_z,
+            truth_cosines: &truth_cosines,
+            planted: &truth.planted,
+            truth_loss: model.fast_loss(&index, &truth_z).total(),
+        };
         let f = &self.fit;
         let label = format!("T={},N={},seed={}", self.steps, self.counts, self.seed);
         let mut init_rng = rng_for(self.base_seed, &format!("init/{label}"));
@@ -210,31 +222,11 @@ impl StageTask for FitStage {
                 },
             )
             .map_err(|e| Error::Other(format!("{optimizer} at {label}: {e}")))?;
-            rows.push(self.row(
-                optimizer,
-                &trace.last,
-                &truth_z,
-                &truth_cosines,
-                &truth.planted,
-                &model,
-                &index,
-                truth_loss,
-                &trace,
-            )?);
+            rows.push(self.row(&reference, optimizer, &trace.last, &trace)?);
             if optimizer == "baseline" {
                 let mut aligned = trace.last.clone();
                 chain_procrustes(&mut aligned)?;
-                rows.push(self.row(
-                    "baseline+posthoc",
-                    &aligned,
-                    &truth_z,
-                    &truth_cosines,
-                    &truth.planted,
-                    &model,
-                    &index,
-                    truth_loss,
-                    &trace,
-                )?);
+                rows.push(self.row(&reference, "baseline+posthoc", &aligned, &trace)?);
             }
         }
         write_json(&ctx.out_dir.join("rows.json"), &rows)?;

@@ -78,29 +78,24 @@ impl StageTask for GenerateStage {
                 planted: truth.planted.clone(),
                 frequencies: truth.frequencies.clone(),
                 smoothed: truth.smoothed.clone(),
-                stationary_variance: o.sigma_x / (o.random_dim as f64).sqrt(),
+                stationary_variance: o.stationary_variance(),
             },
         )
     }
 }
 
-/// Reads the truth written by [`GenerateStage`].
-pub fn load_truth(dir: &std::path::Path) -> Result<PlantedTruth> {
+/// Reads the truth written by [`GenerateStage`] and s² of its random coordinates.
+pub fn load_truth(dir: &std::path::Path) -> Result<(PlantedTruth, f64)> {
     let facts: TruthFacts = read_json(&dir.join("truth.json"))?;
     let words: Array3<f64> = npy::read(&dir.join("arrays").join("truth.words.npy"))?;
     let contexts: Array3<f64> = npy::read(&dir.join("arrays").join("truth.contexts.npy"))?;
-    Ok(PlantedTruth {
+    let truth = PlantedTruth {
         words,
         contexts,
         rates: facts.rates,
         planted: facts.planted,
         frequencies: facts.frequencies,
         smoothed: facts.smoothed,
-    })
-}
-
-/// s² of the truth written by [`GenerateStage`].
-pub fn stationary_variance(dir: &std::path::Path) -> Result<f64> {
-    let facts: TruthFacts = read_json(&dir.join("truth.json"))?;
-    Ok(facts.stationary_variance)
+    };
+    Ok((truth, facts.stationary_variance))
 }

@@ -51,6 +51,14 @@ impl Default for PlantedOptions {
     }
 }
 
+impl PlantedOptions {
+    /// s² = σ_x/√d_r: the stationary variance of every random coordinate, so that ũ·ṽ has
+    /// standard deviation σ_x.
+    pub fn stationary_variance(&self) -> f64 {
+        self.sigma_x / (self.random_dim as f64).sqrt()
+    }
+}
+
 /// The truth: embeddings, rates, frequencies.
 #[derive(Clone, Debug)]
 pub struct PlantedTruth {
@@ -79,7 +87,7 @@ fn zipf(vocabulary: usize, gamma: f64) -> (Vec<f64>, Vec<f64>) {
 /// Draws a planted truth.
 pub fn generate(options: &PlantedOptions, rng: &mut impl rand::Rng) -> PlantedTruth {
     let (v, dr, steps) = (options.vocabulary, options.random_dim, options.steps);
-    let s2 = options.sigma_x / (dr as f64).sqrt();
+    let s2 = options.stationary_variance();
     let (frequencies, smoothed) = zipf(v, options.gamma);
     // Planted words: distinct ranks in [10, 0.6 V).
     let upper = ((0.6 * v as f64) as usize).max(11);

@@ -63,9 +63,6 @@ impl GaugeFixer {
 /// What a run did.
 #[derive(Clone, Debug, Default)]
 pub struct DweTrace {
-    pub step_seconds: f64,
-    pub gauge_seconds: f64,
-    pub phases: usize,
     pub last: Array3<f64>,
     /// Wall time of every iteration's gradient and update, and of every gauge phase.
     pub step_durations: Vec<f64>,
@@ -73,6 +70,20 @@ pub struct DweTrace {
 }
 
 impl DweTrace {
+    /// Total wall time of the iterations' gradients and updates.
+    pub fn step_seconds(&self) -> f64 {
+        self.step_durations.iter().sum()
+    }
+
+    /// Total wall time of the gauge phases.
+    pub fn gauge_seconds(&self) -> f64 {
+        self.phase_durations.iter().sum()
+    }
+
+    pub fn phases(&self) -> usize {
+        self.phase_durations.len()
+    }
+
     /// The median iteration (gradient + update), in seconds. Unlike the total, it is not moved by
     /// the few iterations during which this thread ran other work: a rayon worker that waits for
     /// its own parallel loop may run a whole other stage instance meanwhile.
@@ -90,7 +101,7 @@ impl DweTrace {
     pub fn gauge_overhead(&self) -> f64 {
         let steps = self.step_durations.len() as f64 * self.median_step_seconds();
         if steps > 0.0 {
-            self.phases as f64 * self.median_phase_seconds() / steps
+            self.phases() as f64 * self.median_phase_seconds() / steps
         } else {
             0.0
         }
@@ -158,9 +169,7 @@ pub fn train(
             )));
         }
         adam.step(&mut z, &block, config.schedule.rate_at(s - 1));
-        let step = clock.elapsed().as_secs_f64();
-        trace.step_seconds += step;
-        trace.step_durations.push(step);
+        trace.step_durations.push(clock.elapsed().as_secs_f64());
         if let Some(field) = gauge.as_mut()
             && s % k1 == 0
         {
@@ -174,10 +183,7 @@ pub fn train(
                     report.rate, report.max_generator
                 )));
             }
-            let phase = clock.elapsed().as_secs_f64();
-            trace.gauge_seconds += phase;
-            trace.phase_durations.push(phase);
-            trace.phases += 1;
+            trace.phase_durations.push(clock.elapsed().as_secs_f64());
         }
         if let GaugeFixer::Procrustes { every } = config.gauge
             && s % every.max(1) == 0
@@ -185,10 +191,7 @@ pub fn train(
             let clock = Instant::now();
             let maps = chain_procrustes(&mut z)?;
             adam.rotate_moments(&maps);
-            let phase = clock.elapsed().as_secs_f64();
-            trace.gauge_seconds += phase;
-            trace.phase_durations.push(phase);
-            trace.phases += 1;
+            trace.phase_durations.push(clock.elapsed().as_secs_f64());
         }
         if s % config.record_every.max(1) == 0 || s == config.iterations {
             observe(s, &z)?;
@@ -279,7 +282,7 @@ mod tests {
             let end = model.loss_and_gradient(&trace.last).0.total();
             assert!(end < 0.9 * start, "{gauge}: {start} → {end}");
             assert_eq!(seen, vec![0, 100, 200, 300, 400]);
-            assert_eq!(trace.phases, if gauge == "baseline" { 0 } else { 40 });
+            assert_eq!(trace.phases(), if gauge == "baseline" { 0 } else { 40 });
         }
     }
 
@@ -340,7 +343,6 @@ mod tests {
         let trace = DweTrace {
             step_durations,
             phase_durations: vec![1e-3],
-            phases: 1,
             ..DweTrace::default()
         };
         assert_eq!(trace.median_step_seconds(), 2e-3);
