@@ -426,7 +426,7 @@ fn fetch(
     let fetched = crate::pipeline::execute::execute_fetch(&plan, &workspace, jobs, !quiet, bars)?;
     let mut missing = Vec::new();
     for (id, _, dir) in &fetched {
-        let record = crate::experiments::googlebooks::fetched_record(dir)?;
+        let record = crate::experiments::googlebooks::fetch::load(dir)?;
         if record.is_missing() {
             missing.push(format!("{id} ({})", record.url));
         }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::pipeline::InputFile;
 use crate::spec::SpecDocument;
 
 /// One registered raw file.
@@ -99,18 +100,15 @@ impl Registry {
 
     /// Checks size and sha256 of one file.
     pub fn check(&self, entry: &RegisteredFile) -> Result<FileState> {
-        let path = self.path(entry);
-        let Ok(meta) = std::fs::metadata(&path) else {
-            return Ok(FileState::Missing);
-        };
-        if meta.len() != entry.size {
-            return Ok(FileState::WrongSize { actual: meta.len() });
-        }
-        let actual = sha256_file(&path)?;
-        Ok(if actual == entry.sha256 {
-            FileState::Ok
-        } else {
-            FileState::WrongHash { actual }
+        check_file(entry, &self.path(entry))
+    }
+
+    /// The entry named `name` as a stage input.
+    pub fn input(&self, name: &str) -> Result<RegisteredInput> {
+        let entry = self.get(name)?;
+        Ok(RegisteredInput {
+            file: InputFile::new(self.path(entry)),
+            entry: entry.clone(),
         })
     }
 
@@ -133,6 +131,42 @@ impl Registry {
             state => Err(Error::Other(describe_problem(entry, &state, &path))),
         }
     }
+}
+
+/// A registered file as a stage reads it: the entry (name, pinned size and sha256) and the file,
+/// whose content hash enters the stage's key.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RegisteredInput {
+    pub entry: RegisteredFile,
+    pub file: InputFile,
+}
+
+impl RegisteredInput {
+    /// The file's path once its size and sha256 match the registry, or an error that says what
+    /// is wrong and how to fix it.
+    pub fn require(&self) -> Result<&Path> {
+        let path = self.file.path();
+        match check_file(&self.entry, path)? {
+            FileState::Ok => Ok(path),
+            state => Err(Error::Other(describe_problem(&self.entry, &state, path))),
+        }
+    }
+}
+
+/// Checks size and sha256 of the file of `entry` at `path`.
+fn check_file(entry: &RegisteredFile, path: &Path) -> Result<FileState> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(FileState::Missing);
+    };
+    if meta.len() != entry.size {
+        return Ok(FileState::WrongSize { actual: meta.len() });
+    }
+    let actual = sha256_file(path)?;
+    Ok(if actual == entry.sha256 {
+        FileState::Ok
+    } else {
+        FileState::WrongHash { actual }
+    })
 }
 
 /// How to supply `entry` by hand at `path`.

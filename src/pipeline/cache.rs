@@ -20,7 +20,7 @@ use super::{StageInstance, flatten_params};
 use crate::error::{Error, Result};
 use crate::fsutil::{hash_file, read_json, write_json};
 
-const KEY_FORMAT: u32 = 1;
+const KEY_FORMAT: u32 = 2;
 
 /// Everything that went into a key, kept to explain later changes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

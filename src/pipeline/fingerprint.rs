@@ -1,106 +1,38 @@
 //! Code fingerprints: which source files compute each stage, hashed into that stage's key.
 //!
-//! A [`CodeGroup`] embeds (with `include_str!`) the source of every file a stage's result depends
-//! on; its hash is taken over the file names and their code with comment-only lines and all
-//! whitespace dropped, so re-wording a comment or re-formatting code (rustfmt) does not
-//! invalidate a cached fit, while any change to the code itself does. Figure code lives in its own group, so editing a
-//! plot re-runs only the emit stage. A test in each experiment checks that every source file is
-//! claimed by some group or declared stage-neutral (pipeline plumbing, CLI).
+//! A [`CodeGroup`] is named after a stage and rooted at the file that defines it; its sources
+//! are that file and every file it reaches through `crate::`/`super::`/`use` paths (the graph
+//! the build script records from `src/`), stopping at the [`PLUMBING`] files, which compute no
+//! stage result. So a helper a stage starts to call joins its fingerprint without anyone listing
+//! it. The hash is taken over the file names and their code with comment-only lines, all
+//! whitespace and the test module dropped, so re-wording a comment or re-formatting code
+//! (rustfmt) does not invalidate a cached fit, while any change to the code itself does.
 
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-/// The sources one stage kind's results depend on.
-pub struct CodeGroup {
-    pub name: &'static str,
-    pub sources: &'static [(&'static str, &'static str)],
-    hash: OnceLock<String>,
+mod graph {
+    include!(concat!(env!("OUT_DIR"), "/sources.rs"));
 }
 
-impl CodeGroup {
-    #[doc(hidden)]
-    pub const fn new(name: &'static str, sources: &'static [(&'static str, &'static str)]) -> Self {
-        Self {
-            name,
-            sources,
-            hash: OnceLock::new(),
-        }
-    }
-
-    /// blake3 over the group's file names and code lines.
-    pub fn hash(&self) -> &str {
-        self.hash.get_or_init(|| {
-            let mut hasher = blake3::Hasher::new();
-            hasher.update(self.name.as_bytes());
-            for (path, text) in self.sources {
-                hasher.update(b"\0file\0");
-                hasher.update(path.as_bytes());
-                for line in text.lines() {
-                    let line = line.trim();
-                    if line.starts_with("//") {
-                        continue;
-                    }
-                    // Whitespace and line breaks are dropped, so re-formatting (rustfmt
-                    // re-wrapping a call, say) leaves the fingerprint unchanged.
-                    let code: String = line.chars().filter(|c| !c.is_whitespace()).collect();
-                    hasher.update(code.as_bytes());
-                }
-            }
-            hasher.finalize().to_hex().to_string()
-        })
-    }
-
-    /// Whether the group embeds the file at `path` (relative to `src/`).
-    pub fn contains(&self, path: &str) -> bool {
-        self.sources.iter().any(|(p, _)| *p == path)
-    }
-}
-
-/// Declares a [`CodeGroup`] from paths relative to `src/`.
-#[macro_export]
-macro_rules! code_group {
-    ($name:literal, [$($path:literal),* $(,)?]) => {
-        $crate::pipeline::fingerprint::CodeGroup::new(
-            $name,
-            &[$(($path, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/", $path)))),*],
-        )
-    };
-}
-
-/// Files that compute no stage result (plumbing): changing them invalidates nothing.
-pub const STAGE_NEUTRAL: &[&str] = &[
-    "main.rs",
-    "bench.rs",
+/// Files that compute no stage result — the pipeline core, the spec reader, the family
+/// registry, reports and the command line: the closure stops at them, so changing them
+/// invalidates nothing. Nothing here may shape an artefact.
+pub const PLUMBING: &[&str] = &[
     "lib.rs",
+    "main.rs",
     "cli.rs",
+    "bench.rs",
     "error.rs",
-    "fsutil.rs",
+    "experiments/mod.rs",
     "spec/mod.rs",
-    "spec/rbm_scalar.rs",
-    "spec/rbm_mnist.rs",
-    "spec/dwe.rs",
     "pipeline/mod.rs",
-    "pipeline/fingerprint.rs",
     "pipeline/cache.rs",
     "pipeline/execute.rs",
-    "pipeline/run_folder.rs",
+    "pipeline/fingerprint.rs",
+    "pipeline/plan.rs",
     "pipeline/progress.rs",
-    "experiments/mod.rs",
-    "experiments/rbm_scalar/mod.rs",
-    "experiments/dwe/mod.rs",
-    "experiments/googlebooks/mod.rs",
-    "experiments/dwe_planted/mod.rs",
-    "spec/dwe_planted.rs",
-    "experiments/goldstone_synthetic/mod.rs",
-    "experiments/rbm_mnist/mod.rs",
-    "models/mod.rs",
-    "analysis/mod.rs",
-    "emit/mod.rs",
-    "data/mod.rs",
-    "data/fetch.rs",
-    // File names, URLs and the lock: stage parameters carry the names, the lock is a check.
-    "data/googlebooks.rs",
-    "spec/googlebooks.rs",
-    // Written after the stages, from their artefacts: the run's report and comparisons.
+    "pipeline/run_folder.rs",
     "report/mod.rs",
     "report/html.rs",
     "compare/mod.rs",
@@ -109,14 +41,120 @@ pub const STAGE_NEUTRAL: &[&str] = &[
     "compare/figures.rs",
 ];
 
+/// The sources one stage's results depend on.
+pub struct CodeGroup {
+    pub name: &'static str,
+    root: &'static str,
+    sources: OnceLock<Vec<&'static str>>,
+    hash: OnceLock<String>,
+}
+
+impl CodeGroup {
+    /// The group `name` rooted at `root`, a path as `file!()` gives it (`src/…`).
+    pub const fn new(name: &'static str, root: &'static str) -> Self {
+        Self {
+            name,
+            root,
+            sources: OnceLock::new(),
+            hash: OnceLock::new(),
+        }
+    }
+
+    /// The file the group is rooted at (relative to `src/`).
+    pub fn root(&self) -> &'static str {
+        self.root.strip_prefix("src/").unwrap_or(self.root)
+    }
+
+    /// The root and every file it reaches, stopping at plumbing, sorted.
+    pub fn sources(&self) -> &[&'static str] {
+        self.sources.get_or_init(|| {
+            let root = self.root();
+            let mut seen: BTreeSet<&'static str> = BTreeSet::new();
+            let mut stack: Vec<&'static str> = graph::SOURCES
+                .iter()
+                .filter(|(path, _, _)| *path == root)
+                .map(|(path, _, _)| *path)
+                .collect();
+            while let Some(path) = stack.pop() {
+                if PLUMBING.contains(&path) || !seen.insert(path) {
+                    continue;
+                }
+                if let Some((_, _, refs)) = graph::SOURCES.iter().find(|(p, _, _)| *p == path) {
+                    stack.extend(refs.iter().copied());
+                }
+            }
+            seen.into_iter().collect()
+        })
+    }
+
+    /// Whether the group embeds the file at `path` (relative to `src/`).
+    pub fn contains(&self, path: &str) -> bool {
+        self.sources().contains(&path)
+    }
+
+    /// blake3 over the group's name, file names and code lines.
+    pub fn hash(&self) -> &str {
+        self.hash.get_or_init(|| {
+            let mut hasher = blake3::Hasher::new();
+            hasher.update(self.name.as_bytes());
+            for path in self.sources() {
+                let text = graph::SOURCES
+                    .iter()
+                    .find(|(p, _, _)| p == path)
+                    .map_or("", |(_, text, _)| *text);
+                hasher.update(b"\0file\0");
+                hasher.update(path.as_bytes());
+                hash_code(&mut hasher, text);
+            }
+            hasher.finalize().to_hex().to_string()
+        })
+    }
+}
+
+/// Feeds the code of `text` to `hasher`: comment-only lines, whitespace and the test module
+/// left out.
+fn hash_code(hasher: &mut blake3::Hasher, text: &str) {
+    let code = text
+        .find("#[cfg(test)]\nmod tests")
+        .map_or(text, |at| &text[..at]);
+    for line in code.lines() {
+        let line = line.trim();
+        if line.starts_with("//") {
+            continue;
+        }
+        // Whitespace and line breaks are dropped, so re-formatting (rustfmt re-wrapping a
+        // call, say) leaves the fingerprint unchanged.
+        let code: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+        hasher.update(code.as_bytes());
+    }
+}
+
+/// Declares the [`CodeGroup`] of the stage defined in the calling file.
+#[macro_export]
+macro_rules! stage_code {
+    ($name:literal) => {{
+        static CODE: $crate::pipeline::fingerprint::CodeGroup =
+            $crate::pipeline::fingerprint::CodeGroup::new($name, file!());
+        &CODE
+    }};
+}
+
+/// The files `path` refers to directly, as the build script read them.
+pub fn references(path: &str) -> Option<&'static [&'static str]> {
+    graph::SOURCES
+        .iter()
+        .find(|(p, _, _)| *p == path)
+        .map(|(_, _, refs)| *refs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn hash_of(text: &'static str) -> String {
-        let sources: &'static [(&'static str, &'static str)] =
-            Box::leak(vec![("a.rs", text)].into_boxed_slice());
-        CodeGroup::new("g", sources).hash().to_string()
+    fn hash_of(text: &str) -> String {
+        let mut hasher = blake3::Hasher::new();
+        hash_code(&mut hasher, text);
+        hasher.finalize().to_hex().to_string()
     }
 
     #[test]
@@ -127,5 +165,25 @@ mod tests {
             hash_of("// why\nfn f(a: u8)\n    -> u8 {\n\n    a+1 }\n")
         );
         assert_ne!(base, hash_of("fn f(a: u8) -> u8 {\n    a + 2\n}\n"));
+        assert_eq!(
+            base,
+            hash_of("fn f(a: u8) -> u8 {\n    a + 1\n}\n#[cfg(test)]\nmod tests {}\n")
+        );
+    }
+
+    /// The graph follows `use` trees, `super::`, aliases of modules and child modules.
+    #[test]
+    fn references_follow_use_trees_and_module_aliases() {
+        let refs = references("models/rbm/train.rs").unwrap();
+        assert!(refs.contains(&"models/rbm/mod.rs"), "{refs:?}");
+        let lib = references("lib.rs").unwrap();
+        assert!(lib.is_empty() || lib.iter().all(|r| !r.is_empty()));
+    }
+
+    #[test]
+    fn plumbing_files_exist() {
+        for path in PLUMBING {
+            assert!(references(path).is_some(), "{path} is not a source file");
+        }
     }
 }

@@ -1,10 +1,11 @@
 //! The pipeline core: stage instances, their content keys, the cache, run folders and the
 //! executor. It knows nothing about physics.
 //!
-//! An experiment turns its validated spec into a [`Plan`]: stage instances in dependency order,
-//! each with a kind (fetch → preprocess → fit → evaluate → emit), a label (the sweep point), its
-//! parameters in canonical JSON, its upstream instances, its input files, the [`CodeGroup`] of
-//! the code that computes it, and the [`StageTask`] that runs it. The executor keys every
+//! An experiment turns its validated spec into a [`Plan`] by adding [`Stage`] tasks to a
+//! [`PlanBuilder`]: each becomes a stage instance with a kind (fetch → preprocess → fit →
+//! evaluate → emit), a label (the sweep point), and — read off the task's serialisation — its
+//! parameters, its upstream instances and its input files, plus the [`CodeGroup`] of the code
+//! that computes it (see [`plan`]). The executor keys every
 //! instance (see [`cache`]), runs what is not cached — in parallel where dependencies allow —
 //! and assembles the artefacts into a versioned folder `results/<experiment>/<run-id>/`
 //! (see [`run_folder`]).
@@ -15,15 +16,16 @@
 pub mod cache;
 pub mod execute;
 pub mod fingerprint;
+pub mod plan;
 pub mod progress;
 pub mod run_folder;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::error::Result;
 pub use fingerprint::CodeGroup;
+pub use plan::{InputFile, PlanBuilder, Stage, StageHandle, StageInstance};
 pub use progress::Progress;
 
 /// The kinds of stage, in pipeline order.
@@ -69,49 +71,20 @@ pub struct StageContext<'a> {
     /// Folder to write outputs into (becomes the cache entry once the stage succeeds).
     pub out_dir: &'a Path,
     /// Output folders of the upstream instances, by instance id.
-    pub upstream: &'a BTreeMap<String, PathBuf>,
+    pub(crate) upstream: &'a BTreeMap<String, PathBuf>,
     /// Progress reporting (drawn only for stages that run longer than a second).
     pub progress: &'a Progress,
 }
 
 impl StageContext<'_> {
-    /// The output folder of upstream instance `id`.
-    pub fn upstream_dir(&self, id: &str) -> Result<&Path> {
+    /// The output folder of the upstream instance `handle` names.
+    pub fn upstream(&self, handle: &StageHandle) -> Result<&Path> {
         self.upstream
-            .get(id)
+            .get(handle.id())
             .map(PathBuf::as_path)
-            .ok_or_else(|| crate::error::Error::Other(format!("no upstream output for {id}")))
-    }
-}
-
-/// The computation of one stage instance.
-pub trait StageTask: Send + Sync {
-    fn run(&self, ctx: &StageContext<'_>) -> Result<()>;
-}
-
-/// One node of the stage graph.
-pub struct StageInstance {
-    pub kind: StageKind,
-    /// Sweep point or role, e.g. `flow,mode=exact`; empty for singletons.
-    pub label: String,
-    /// Canonical parameters (objects are sorted maps).
-    pub params: serde_json::Value,
-    /// Ids of upstream instances.
-    pub deps: Vec<String>,
-    /// Raw input files whose contents the result depends on.
-    pub inputs: Vec<PathBuf>,
-    pub code: &'static CodeGroup,
-    pub task: Arc<dyn StageTask>,
-}
-
-impl StageInstance {
-    /// `kind` or `kind[label]`.
-    pub fn id(&self) -> String {
-        if self.label.is_empty() {
-            self.kind.name().to_string()
-        } else {
-            format!("{}[{}]", self.kind.name(), self.label)
-        }
+            .ok_or_else(|| {
+                crate::error::Error::Other(format!("no upstream output for {}", handle.id()))
+            })
     }
 }
 

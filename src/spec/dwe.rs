@@ -163,7 +163,7 @@ pub struct Fit {
     pub holdout: f64,
     pub record_every: usize,
     /// Which optimisers run, in order: "baseline", "goldstone", "procrustes".
-    pub optimizers: Vec<String>,
+    pub optimizers: Vec<Optimizer>,
 }
 
 /// Word-aging queries and histogram resolution.
@@ -171,6 +171,56 @@ pub struct Fit {
 pub struct Evaluate {
     pub queries: Vec<String>,
     pub histogram_bins: usize,
+}
+
+/// The optimisers a DWE fit can be trained with, as specs name them.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    /// Plain Adam.
+    Baseline,
+    /// Adam with a Goldstone-GD gauge phase.
+    Goldstone,
+    /// Adam with the Procrustes gauge fixer.
+    Procrustes,
+}
+
+impl Optimizer {
+    pub const ALL: [Optimizer; 3] = [
+        Optimizer::Baseline,
+        Optimizer::Goldstone,
+        Optimizer::Procrustes,
+    ];
+
+    /// The name specs and tables use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Optimizer::Baseline => "baseline",
+            Optimizer::Goldstone => "goldstone",
+            Optimizer::Procrustes => "procrustes",
+        }
+    }
+}
+
+impl std::fmt::Display for Optimizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Optimizer {
+    type Err = String;
+    fn from_str(name: &str) -> std::result::Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|o| o.name()).collect();
+                format!("unknown optimiser {name:?}; known: {}", known.join(", "))
+            })
+    }
 }
 
 /// Validated dwe spec.
@@ -219,24 +269,38 @@ fn parse_init(doc: &SpecDocument, name: &str) -> Result<Init> {
     }
 }
 
-fn parse_optimizers(doc: &SpecDocument, names: Option<Vec<String>>) -> Result<Vec<String>> {
-    let known = crate::experiments::dwe::OPTIMIZERS;
-    let names = names.unwrap_or_else(|| vec!["baseline".into(), "goldstone".into()]);
+/// The optimisers named at `fit.optimizers` (default: the baseline and Goldstone-GD), each
+/// once; Goldstone-GD only with a gauge variant that has a gauge phase.
+pub(crate) fn parse_optimizers(
+    doc: &SpecDocument,
+    names: Option<Vec<String>>,
+    default: &[Optimizer],
+    gauge: &str,
+) -> Result<Vec<Optimizer>> {
+    let key = "fit.optimizers";
+    let Some(names) = names else {
+        return Ok(default.to_vec());
+    };
     if names.is_empty() {
-        return Err(doc.error("fit.optimizers", "names no optimiser"));
+        return Err(doc.error(key, "names no optimiser"));
     }
-    for (k, name) in names.iter().enumerate() {
-        if !known.contains(&name.as_str()) {
-            return Err(doc.error(
-                "fit.optimizers",
-                format!("unknown optimiser {name:?}; known: {}", known.join(", ")),
-            ));
+    let mut optimizers = Vec::new();
+    for name in &names {
+        let optimizer: Optimizer = name.parse().map_err(|e: String| doc.error(key, e))?;
+        if optimizers.contains(&optimizer) {
+            return Err(doc.error(key, format!("{name:?} is listed twice")));
         }
-        if names[..k].contains(name) {
-            return Err(doc.error("fit.optimizers", format!("{name:?} is listed twice")));
-        }
+        optimizers.push(optimizer);
     }
-    Ok(names)
+    let phase = crate::spec::goldstone_synthetic::variant_options(gauge, 1)
+        .map_err(|e| doc.error("fit.gauge", e))?;
+    if optimizers.contains(&Optimizer::Goldstone) && phase.is_none() {
+        return Err(doc.error(
+            "fit.gauge",
+            format!("{gauge:?} has no gauge phase; Goldstone-GD needs one (e.g. \"exp-clip\")"),
+        ));
+    }
+    Ok(optimizers)
 }
 
 /// Parses and validates the spec in `doc`.
@@ -276,8 +340,12 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<DweSpec> {
     };
     let f = raw.fit.unwrap_or_default();
     let gauge = f.gauge.unwrap_or_else(|| "exp-clip".into());
-    crate::spec::goldstone_synthetic::variant_options(&gauge, 1)
-        .map_err(|e| doc.error("fit.gauge", e))?;
+    let optimizers = parse_optimizers(
+        doc,
+        f.optimizers,
+        &[Optimizer::Baseline, Optimizer::Goldstone],
+        &gauge,
+    )?;
     let holdout = f.holdout.unwrap_or(0.1);
     if !(0.0..0.5).contains(&holdout) {
         return Err(doc.error("fit.holdout", format!("must be in [0, 0.5), got {holdout}")));
@@ -304,7 +372,7 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<DweSpec> {
         seeds: doc.at_least("fit.seeds", f.seeds.unwrap_or(3), 1)?,
         holdout,
         record_every: doc.at_least("fit.record_every", f.record_every.unwrap_or(100), 1)?,
-        optimizers: parse_optimizers(doc, f.optimizers)?,
+        optimizers,
     };
     let bins = f.bin_years.unwrap_or(Sweep::One(1)).values();
     let scales = f.count_scale.unwrap_or(Sweep::One(1.0)).values();

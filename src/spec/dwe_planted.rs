@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::dwe::Optimizer;
 use super::{Header, SpecDocument};
 use crate::error::Result;
 use crate::models::dwe::planted::PlantedOptions;
@@ -74,7 +75,7 @@ pub struct PlantedFit {
     pub gauge: String,
     pub init_scale: f64,
     pub record_every: usize,
-    pub optimizers: Vec<String>,
+    pub optimizers: Vec<Optimizer>,
 }
 
 /// A validated dwe-planted spec.
@@ -153,25 +154,7 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<PlantedSpec> {
     }
     let f = raw.fit.unwrap_or_default();
     let gauge = f.gauge.unwrap_or_else(|| "exp-clip".into());
-    crate::spec::goldstone_synthetic::variant_options(&gauge, 1)
-        .map_err(|e| doc.error("fit.gauge", e))?;
-    let optimizers = f.optimizers.unwrap_or_else(|| {
-        crate::experiments::dwe::OPTIMIZERS
-            .iter()
-            .map(|o| o.to_string())
-            .collect()
-    });
-    for name in &optimizers {
-        if !crate::experiments::dwe::OPTIMIZERS.contains(&name.as_str()) {
-            return Err(doc.error(
-                "fit.optimizers",
-                format!(
-                    "unknown optimiser {name:?}; known: {}",
-                    crate::experiments::dwe::OPTIMIZERS.join(", ")
-                ),
-            ));
-        }
-    }
+    let optimizers = super::dwe::parse_optimizers(doc, f.optimizers, &Optimizer::ALL, &gauge)?;
     Ok(PlantedSpec {
         header,
         truth,

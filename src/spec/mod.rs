@@ -213,6 +213,19 @@ pub struct Header {
     pub seed: u64,
 }
 
+impl Header {
+    /// The header as stages see it: kind and seed, without the name and description, which
+    /// label a run but shape no result (so renaming or re-describing a spec reruns nothing).
+    pub fn stage_view(&self) -> Header {
+        Header {
+            name: String::new(),
+            kind: self.kind.clone(),
+            description: String::new(),
+            seed: self.seed,
+        }
+    }
+}
+
 impl SpecDocument {
     /// Reads and validates the `[experiment]` header (ignoring the other tables).
     pub fn header(&self) -> Result<Header> {

@@ -40,9 +40,52 @@ macro_rules! fit_tables {
             }
         }
 
-        /// Names of the fit keys, in declaration order (the order sweeps are expanded in).
-        const FIT_KEYS: &[&str] = &[$(stringify!($field)),*];
+        /// Every fit key of one group resolved to its key path and the values to sweep over
+        /// (empty: not given and without a default).
+        struct FitAxes {
+            $($field: Axis<$ty>,)*
+        }
+
+        /// The values of every fit key at one sweep point (`None` where the axis is empty).
+        struct FitPoint {
+            $($field: Option<$ty>,)*
+        }
+
+        impl FitAxes {
+            /// (field, key path, number of values) per key, in declaration order — the order
+            /// sweeps are expanded in, the first varying slowest.
+            fn lengths(&self) -> Vec<(&'static str, &str, usize)> {
+                vec![$((stringify!($field), self.$field.key.as_str(), self.$field.values.len()),)*]
+            }
+
+            /// The point with value `index[k]` on the k-th axis.
+            fn point(&self, index: &[usize]) -> FitPoint {
+                let mut at = index.iter().copied();
+                FitPoint {
+                    $($field: at.next().and_then(|i| self.$field.values.get(i).cloned()),)*
+                }
+            }
+
+            /// `(field, value)` of the axes with more than one value, for instance labels.
+            fn sweep_point(&self, index: &[usize]) -> Vec<(String, String)> {
+                let mut at = index.iter().copied();
+                let mut out = Vec::new();
+                $(
+                    let i = at.next().unwrap_or(0);
+                    if self.$field.values.len() > 1 {
+                        out.push((stringify!($field).to_string(), self.$field.values[i].to_string()));
+                    }
+                )*
+                out
+            }
+        }
     };
+}
+
+/// One fit key of one group: the key path its values came from and the values.
+struct Axis<T> {
+    key: String,
+    values: Vec<T>,
 }
 
 fit_tables! {
@@ -279,39 +322,28 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<RbmScalarSpec> {
     })
 }
 
-/// A value as written for one key of one group: its sweep and the key path it came from.
-struct Resolved<'a, T> {
-    sweep: Option<&'a Sweep<T>>,
-    key: String,
-}
-
-fn pick<'a, T>(
+/// The axis of `field` in `group`: the group's own sweep, else the one shared in `[fit]`,
+/// else `default` (no value at all without one).
+fn axis<T: Clone>(
     group: FitGroup,
     field: &str,
-    own: &'a Option<Sweep<T>>,
-    shared: &'a Option<Sweep<T>>,
-) -> Resolved<'a, T> {
+    own: &Option<Sweep<T>>,
+    shared: &Option<Sweep<T>>,
+    default: Option<T>,
+) -> Axis<T> {
     match (own, shared) {
-        (Some(s), _) => Resolved {
-            sweep: Some(s),
+        (Some(s), _) => Axis {
             key: format!("fit.{}.{field}", group.name()),
+            values: s.values(),
         },
-        (None, Some(s)) => Resolved {
-            sweep: Some(s),
+        (None, Some(s)) => Axis {
             key: format!("fit.{field}"),
+            values: s.values(),
         },
-        (None, None) => Resolved {
-            sweep: None,
+        (None, None) => Axis {
             key: format!("fit.{}.{field}", group.name()),
+            values: default.into_iter().collect(),
         },
-    }
-}
-
-/// Sweep values as display strings, for the cartesian product and instance labels.
-fn axis<T: Clone + ToString>(r: &Resolved<'_, T>, default: Option<T>) -> Vec<String> {
-    match r.sweep {
-        Some(s) => s.values().iter().map(ToString::to_string).collect(),
-        None => default.map(|d| vec![d.to_string()]).unwrap_or_default(),
     }
 }
 
@@ -322,70 +354,55 @@ fn expand_group(
     shared: &RawFitTable,
     n_visible: usize,
 ) -> Result<Vec<FitParams>> {
-    macro_rules! resolved {
-        ($field:ident) => {
-            pick(group, stringify!($field), &own.$field, &shared.$field)
+    macro_rules! axis {
+        ($field:ident, $default:expr) => {
+            axis(
+                group,
+                stringify!($field),
+                &own.$field,
+                &shared.$field,
+                $default,
+            )
         };
     }
-    let n_hidden = resolved!(n_hidden);
-    let mu_squared = resolved!(mu_squared);
-    let sigma_h = resolved!(sigma_h);
-    let train_mu = resolved!(train_mu);
-    let mode = resolved!(mode);
-    let chains = resolved!(chains);
-    let gibbs_steps = resolved!(gibbs_steps);
-    let learning_rate = resolved!(learning_rate);
-    let momentum = resolved!(momentum);
-    let l2 = resolved!(l2);
-    let decay = resolved!(decay);
-    let decay_every = resolved!(decay_every);
-    let init_scale = resolved!(init_scale);
-    let updates = resolved!(updates);
-    let flow_time = resolved!(flow_time);
-    let record_every = resolved!(record_every);
-    let ensemble = resolved!(ensemble);
-    let init = resolved!(init);
-
-    // Each axis lists the values of one key; built-in defaults fill keys nobody wrote.
-    let mut axes: Vec<(String, Vec<String>)> = vec![
-        (
-            n_hidden.key.clone(),
-            axis(&n_hidden, Some(n_visible as i64)),
-        ),
-        (mu_squared.key.clone(), axis(&mu_squared, None)),
-        (sigma_h.key.clone(), axis(&sigma_h, Some(1.0))),
-        (train_mu.key.clone(), axis(&train_mu, Some(false))),
-        (mode.key.clone(), axis(&mode, Some("exact".to_string()))),
-        (chains.key.clone(), axis(&chains, Some(64))),
-        (gibbs_steps.key.clone(), axis(&gibbs_steps, Some(3))),
-        (learning_rate.key.clone(), axis(&learning_rate, None)),
-        (momentum.key.clone(), axis(&momentum, Some(0.0))),
-        (l2.key.clone(), axis(&l2, Some(0.0))),
-        (decay.key.clone(), axis(&decay, Some(1.0))),
-        (decay_every.key.clone(), axis(&decay_every, Some(1))),
-        (init_scale.key.clone(), axis(&init_scale, Some(0.1))),
-        (updates.key.clone(), axis(&updates, None)),
-        (flow_time.key.clone(), axis(&flow_time, None)),
-        (record_every.key.clone(), axis(&record_every, Some(1))),
-        (ensemble.key.clone(), axis(&ensemble, Some(1))),
-        (init.key.clone(), axis(&init, Some("random".to_string()))),
-    ];
-    debug_assert_eq!(axes.len(), FIT_KEYS.len());
-    for (key, values) in &axes {
-        let field = key.rsplit('.').next().unwrap_or(key);
-        if values.is_empty() && !matches!(field, "updates" | "flow_time") {
+    // Built-in defaults fill keys nobody wrote; the compiler checks that every key is here.
+    let mut axes = FitAxes {
+        n_hidden: axis!(n_hidden, Some(n_visible as i64)),
+        mu_squared: axis!(mu_squared, None),
+        sigma_h: axis!(sigma_h, Some(1.0)),
+        train_mu: axis!(train_mu, Some(false)),
+        mode: axis!(mode, Some("exact".to_string())),
+        chains: axis!(chains, Some(64)),
+        gibbs_steps: axis!(gibbs_steps, Some(3)),
+        learning_rate: axis!(learning_rate, None),
+        momentum: axis!(momentum, Some(0.0)),
+        l2: axis!(l2, Some(0.0)),
+        decay: axis!(decay, Some(1.0)),
+        decay_every: axis!(decay_every, Some(1)),
+        init_scale: axis!(init_scale, Some(0.1)),
+        updates: axis!(updates, None),
+        flow_time: axis!(flow_time, None),
+        record_every: axis!(record_every, Some(1)),
+        ensemble: axis!(ensemble, Some(1)),
+        init: axis!(init, Some("random".to_string())),
+    };
+    for (field, key, length) in axes.lengths() {
+        if length == 0 && !matches!(field, "updates" | "flow_time") {
             return Err(doc.error(key, "required (in this table or in [fit])"));
         }
     }
-    match (updates.sweep.is_some(), flow_time.sweep.is_some()) {
-        (false, false) => {
+    match (
+        axes.updates.values.is_empty(),
+        axes.flow_time.values.is_empty(),
+    ) {
+        (true, true) => {
             return Err(doc.error(
-                &updates.key,
+                &axes.updates.key,
                 "give either `updates` or `flow_time` (= learning_rate × updates)",
             ));
         }
-        (true, true) if own.updates.is_some() == own.flow_time.is_some() => {
-            return Err(doc.error(&updates.key, "give `updates` or `flow_time`, not both"));
+        (false, false) if own.updates.is_some() == own.flow_time.is_some() => {
+            return Err(doc.error(&axes.updates.key, "give `updates` or `flow_time`, not both"));
         }
         _ => {}
     }
@@ -393,113 +410,88 @@ fn expand_group(
     let use_updates = match (own.updates.is_some(), own.flow_time.is_some()) {
         (true, false) => true,
         (false, true) => false,
-        _ => updates.sweep.is_some(),
+        _ => !axes.updates.values.is_empty(),
     };
     // The unused one of the pair does not take part in the sweep.
-    axes[if use_updates { 14 } else { 13 }].1.clear();
-
-    let mut points: Vec<Vec<String>> = vec![Vec::new()];
-    for (_, values) in &axes {
-        let values = if values.is_empty() {
-            vec![String::new()]
-        } else {
-            values.clone()
-        };
-        points = points
-            .into_iter()
-            .flat_map(|p| {
-                values.iter().map(move |v| {
-                    let mut q = p.clone();
-                    q.push(v.clone());
-                    q
-                })
-            })
-            .collect();
+    if use_updates {
+        axes.flow_time.values.clear();
+    } else {
+        axes.updates.values.clear();
     }
 
-    let mut out = Vec::with_capacity(points.len());
-    for point in points {
-        let value = |i: usize| point[i].as_str();
-        let sweep_point: Vec<(String, String)> = axes
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, values))| values.len() > 1)
-            .map(|(i, (key, _))| {
-                (
-                    key.rsplit('.').next().unwrap_or(key).to_string(),
-                    value(i).to_string(),
-                )
-            })
-            .collect();
-        let f = |i: usize| -> f64 { value(i).parse().unwrap_or(f64::NAN) };
-        let int = |i: usize| -> i64 { value(i).parse().unwrap_or(i64::MIN) };
-        let key = |i: usize| axes[i].0.as_str();
-
-        let n_hidden_v = positive_int(doc, key(0), int(0))?;
-        let mu2 = positive(doc, key(1), f(1))?;
-        let sigma = positive(doc, key(2), f(2))?;
-        let train_mu_v = value(3) == "true";
-        let negative_phase = match value(4) {
+    // Every combination, the first axis varying slowest; an empty axis counts once.
+    let radices: Vec<usize> = axes.lengths().iter().map(|(_, _, n)| (*n).max(1)).collect();
+    let count: usize = radices.iter().product();
+    let mut out = Vec::with_capacity(count);
+    for flat in 0..count {
+        let mut index = vec![0; radices.len()];
+        let mut rest = flat;
+        for (slot, radix) in index.iter_mut().zip(&radices).rev() {
+            *slot = rest % radix;
+            rest /= radix;
+        }
+        let p = axes.point(&index);
+        let required = |v: Option<i64>| v.unwrap_or(i64::MIN);
+        let real = |v: Option<f64>| v.unwrap_or(f64::NAN);
+        let rate = positive(doc, &axes.learning_rate.key, real(p.learning_rate))?;
+        let negative_phase = match p.mode.as_deref().unwrap_or_default() {
             "exact" => NegativePhase::Exact,
             "pcd" => NegativePhase::Pcd {
-                chains: positive_int(doc, key(5), int(5))?,
-                gibbs_steps: positive_int(doc, key(6), int(6))?,
+                chains: positive_int(doc, &axes.chains.key, required(p.chains))?,
+                gibbs_steps: positive_int(doc, &axes.gibbs_steps.key, required(p.gibbs_steps))?,
             },
             other => {
                 return Err(doc.error(
-                    key(4),
+                    &axes.mode.key,
                     format!("must be \"exact\" or \"pcd\", got {other:?}"),
                 ));
             }
         };
-        let rate = positive(doc, key(7), f(7))?;
-        let momentum_v = f(8);
-        if !(0.0..1.0).contains(&momentum_v) {
-            return Err(doc.error(key(8), format!("must be in [0, 1), got {momentum_v}")));
+        let momentum = real(p.momentum);
+        if !(0.0..1.0).contains(&momentum) {
+            return Err(doc.error(
+                &axes.momentum.key,
+                format!("must be in [0, 1), got {momentum}"),
+            ));
         }
-        let l2_v = non_negative(doc, key(9), f(9))?;
-        let decay_v = f(10);
-        if !(decay_v > 0.0 && decay_v <= 1.0) {
-            return Err(doc.error(key(10), format!("must be in (0, 1], got {decay_v}")));
+        let decay = real(p.decay);
+        if !(decay > 0.0 && decay <= 1.0) {
+            return Err(doc.error(&axes.decay.key, format!("must be in (0, 1], got {decay}")));
         }
-        let decay_every_v = positive_int(doc, key(11), int(11))?;
-        let init_scale_v = non_negative(doc, key(12), f(12))?;
-        let updates_v = if use_updates {
-            positive_int(doc, key(13), int(13))?
+        let updates = if use_updates {
+            positive_int(doc, &axes.updates.key, required(p.updates))?
         } else {
-            let t = positive(doc, key(14), f(14))?;
+            let t = positive(doc, &axes.flow_time.key, real(p.flow_time))?;
             (t / rate).ceil() as usize
         };
-        let record_every_v = positive_int(doc, key(15), int(15))?;
-        let ensemble_v = positive_int(doc, key(16), int(16))?;
-        let init_v = match value(17) {
+        let init = match p.init.as_deref().unwrap_or_default() {
             "random" => InitKind::Random,
             "aligned" => InitKind::Aligned,
             other => {
                 return Err(doc.error(
-                    key(17),
+                    &axes.init.key,
                     format!("must be \"random\" or \"aligned\", got {other:?}"),
                 ));
             }
         };
         out.push(FitParams {
             group,
-            sweep_point,
-            n_hidden: n_hidden_v,
-            mu_squared: mu2,
-            sigma_h: sigma,
-            train_mu: train_mu_v,
+            sweep_point: axes.sweep_point(&index),
+            n_hidden: positive_int(doc, &axes.n_hidden.key, required(p.n_hidden))?,
+            mu_squared: positive(doc, &axes.mu_squared.key, real(p.mu_squared))?,
+            sigma_h: positive(doc, &axes.sigma_h.key, real(p.sigma_h))?,
+            train_mu: p.train_mu.unwrap_or(false),
             negative_phase,
             learning_rate: rate,
-            momentum: momentum_v,
-            l2: l2_v,
-            decay: decay_v,
-            decay_every: decay_every_v,
-            init_scale: init_scale_v,
-            updates: updates_v,
-            record_every: record_every_v,
-            ensemble: ensemble_v,
-            init: init_v,
+            momentum,
+            l2: non_negative(doc, &axes.l2.key, real(p.l2))?,
+            decay,
+            decay_every: positive_int(doc, &axes.decay_every.key, required(p.decay_every))?,
+            init_scale: non_negative(doc, &axes.init_scale.key, real(p.init_scale))?,
+            updates,
+            record_every: positive_int(doc, &axes.record_every.key, required(p.record_every))?,
+            ensemble: positive_int(doc, &axes.ensemble.key, required(p.ensemble))?,
+            init,
         });
     }
     Ok(out)

@@ -9,17 +9,24 @@ use super::preprocess::load_summary;
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
 use crate::emit::table::Table;
 use crate::error::Result;
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 
+#[derive(serde::Serialize)]
 pub struct EmitStage {
-    pub counts_id: String,
-    pub evaluate_id: String,
+    pub counts: StageHandle,
+    pub evaluate: StageHandle,
     pub histogram_bins: usize,
 }
 
-impl StageTask for EmitStage {
+impl Stage for EmitStage {
+    const KIND: StageKind = StageKind::Emit;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("dwe/emit")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
-        let summary = load_summary(ctx.upstream_dir(&self.counts_id)?)?;
+        let summary = load_summary(ctx.upstream(&self.counts)?)?;
         let tables = ctx.out_dir.join("tables");
         Table::new("vocabulary", &["rank"])
             .i64("rank", (0..summary.vocabulary.len() as i64).collect())
@@ -63,7 +70,7 @@ impl StageTask for EmitStage {
             )
             .f64("delta_tau_to_next", gaps)
             .write(&tables)?;
-        let summary = evaluate::load(ctx.upstream_dir(&self.evaluate_id)?)?;
+        let summary = evaluate::load(ctx.upstream(&self.evaluate)?)?;
         write_tables(&summary, &tables)?;
         let figures = ctx.out_dir.join("figures");
         histogram_figure(&summary, self.histogram_bins).write(&figures, "cosine_histogram")?;

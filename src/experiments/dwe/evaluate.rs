@@ -14,8 +14,8 @@ use super::preprocess::load_summary;
 use crate::analysis::stats::finite_median as median;
 use crate::error::Result;
 use crate::fsutil::write_json;
-use crate::pipeline::{StageContext, StageTask};
-use crate::spec::dwe::{DweSpec, INITS, Regime};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
+use crate::spec::dwe::{INITS, Optimizer, Regime};
 
 /// Quantiles of one cosine distribution.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -98,11 +98,13 @@ pub struct Summary {
     pub cosines: Vec<(String, Vec<f64>, Vec<f64>)>,
 }
 
+#[derive(serde::Serialize)]
 pub struct EvaluateStage {
-    pub spec: DweSpec,
-    pub counts_id: String,
-    /// Fit instance ids in the order of `spec.regimes`.
-    pub fit_ids: Vec<String>,
+    /// The regimes in spec order (the first is the headline) and each one's fit instance.
+    pub regimes: Vec<(Regime, StageHandle)>,
+    pub optimizers: Vec<Optimizer>,
+    pub queries: Vec<String>,
+    pub counts: StageHandle,
 }
 
 /// The q-quantile (linear interpolation) of sorted finite values.
@@ -162,7 +164,7 @@ fn last_checkpoint<'a>(out: &'a FitOutput, optimizer: &str, seed: usize) -> Opti
         .max_by_key(|c| c.iteration)
 }
 
-fn sweep_rows(regime: &Regime, out: &FitOutput, optimizers: &[String]) -> Vec<SweepRow> {
+fn sweep_rows(regime: &Regime, out: &FitOutput, optimizers: &[Optimizer]) -> Vec<SweepRow> {
     let mut iterations: Vec<usize> = out.checkpoints.iter().map(|c| c.iteration).collect();
     iterations.sort_unstable();
     iterations.dedup();
@@ -170,7 +172,7 @@ fn sweep_rows(regime: &Regime, out: &FitOutput, optimizers: &[String]) -> Vec<Sw
     let mean_total =
         training.iter().map(|&k| out.layout.totals[k]).sum::<f64>() / training.len().max(1) as f64;
     let mut rows = Vec::new();
-    for optimizer in optimizers.iter().map(String::as_str) {
+    for optimizer in optimizers.iter().map(|o| o.name()) {
         let held_out: Vec<f64> = out
             .runs
             .iter()
@@ -207,15 +209,21 @@ fn sweep_rows(regime: &Regime, out: &FitOutput, optimizers: &[String]) -> Vec<Sw
     rows
 }
 
-impl StageTask for EvaluateStage {
+impl Stage for EvaluateStage {
+    const KIND: StageKind = StageKind::Evaluate;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("dwe/evaluate")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
-        let corpus = load_summary(ctx.upstream_dir(&self.counts_id)?)?;
+        let corpus = load_summary(ctx.upstream(&self.counts)?)?;
         let vocabulary: Vec<String> = corpus.vocabulary.iter().map(|(w, _)| w.clone()).collect();
         let mut sweep = Vec::new();
         let mut headline = None;
-        for (k, (regime, id)) in self.spec.regimes.iter().zip(&self.fit_ids).enumerate() {
-            let out = fit::load(ctx.upstream_dir(id)?)?;
-            sweep.extend(sweep_rows(regime, &out, &self.spec.fit.optimizers));
+        for (k, (regime, id)) in self.regimes.iter().enumerate() {
+            let out = fit::load(ctx.upstream(id)?)?;
+            sweep.extend(sweep_rows(regime, &out, &self.optimizers));
             if k == 0 {
                 headline = Some(out);
             }
@@ -226,14 +234,19 @@ impl StageTask for EvaluateStage {
         let seeds = out.cosine.shape()[1];
         let mut quantiles = Vec::new();
         let mut cosines = Vec::new();
-        for (o, optimizer) in self.spec.fit.optimizers.iter().enumerate() {
+        for (o, optimizer) in self.optimizers.iter().enumerate() {
             let mut pooled = (Vec::new(), Vec::new());
             for seed in 0..seeds {
                 let raw = out.cosine.slice(ndarray::s![o, seed, ..]).to_vec();
                 let aligned = out.aligned.slice(ndarray::s![o, seed, ..]).to_vec();
-                quantiles.push(quantile_row(optimizer, seed.to_string(), "raw", &raw));
                 quantiles.push(quantile_row(
-                    optimizer,
+                    optimizer.name(),
+                    seed.to_string(),
+                    "raw",
+                    &raw,
+                ));
+                quantiles.push(quantile_row(
+                    optimizer.name(),
                     seed.to_string(),
                     "procrustes",
                     &aligned,
@@ -241,9 +254,14 @@ impl StageTask for EvaluateStage {
                 pooled.0.extend(raw);
                 pooled.1.extend(aligned);
             }
-            quantiles.push(quantile_row(optimizer, "all".into(), "raw", &pooled.0));
             quantiles.push(quantile_row(
-                optimizer,
+                optimizer.name(),
+                "all".into(),
+                "raw",
+                &pooled.0,
+            ));
+            quantiles.push(quantile_row(
+                optimizer.name(),
                 "all".into(),
                 "procrustes",
                 &pooled.1,
@@ -252,12 +270,12 @@ impl StageTask for EvaluateStage {
         }
         let mut aging_rows = Vec::new();
         let mut missing_queries = Vec::new();
-        for query in &self.spec.evaluate.queries {
+        for query in &self.queries {
             let Some(index) = vocabulary.iter().position(|w| w == query) else {
                 missing_queries.push(query.clone());
                 continue;
             };
-            for (o, optimizer) in self.spec.fit.optimizers.iter().enumerate() {
+            for (o, optimizer) in self.optimizers.iter().enumerate() {
                 for (rank, (word, cosine)) in
                     aging(&out, o, index, &vocabulary).into_iter().enumerate()
                 {
@@ -296,7 +314,7 @@ impl StageTask for EvaluateStage {
         write_json(
             &ctx.out_dir.join("summary.json"),
             &Summary {
-                headline: self.spec.regimes[0].label(),
+                headline: self.regimes[0].0.label(),
                 quantiles,
                 aging: aging_rows,
                 missing_queries,

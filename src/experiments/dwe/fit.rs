@@ -30,15 +30,12 @@ use crate::models::dwe::kernel::{CountsIndex, StepIndex, Want, context_slots, st
 use crate::models::dwe::train::{DweTrainConfig, GaugeFixer, train};
 use crate::models::dwe::{DynamicSkipGram, StepCounts};
 use crate::models::goldstone::coupling_energy;
+use crate::models::goldstone::gauge::GaugeOptions;
 use crate::models::goldstone::train::{Schedule, mirror_walls};
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::seed::rng_for;
-use crate::spec::dwe::{DweSpec, Init, Regime};
+use crate::spec::dwe::{Fit, Init, Model, Optimizer, Regime};
 use crate::spec::goldstone_synthetic::variant_options;
-
-/// The optimisers a spec may list in `fit.optimizers`: plain Adam, Goldstone-GD, and the
-/// Procrustes gauge fixer; a run's optimiser axes follow the spec's order.
-pub const OPTIMIZERS: [&str; 3] = ["baseline", "goldstone", "procrustes"];
 
 /// The time steps of a regime.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -112,11 +109,37 @@ impl RunFacts {
     }
 }
 
+#[derive(serde::Serialize)]
 pub struct FitStage {
-    pub spec: DweSpec,
+    pub model: Model,
+    pub fit: Fit,
+    /// The counts' down-weighting and negative-sampling exponents (`preprocess.gamma`, `.eta`).
+    pub gamma: f64,
+    pub eta: f64,
+    pub seed: u64,
     pub regime: Regime,
     pub headline: bool,
-    pub counts_id: String,
+    pub counts: StageHandle,
+}
+
+/// The gauge treatment `optimizer` stands for, with a gauge phase every `every` iterations;
+/// Goldstone-GD runs its phase with `goldstone`, and is refused without one (a gauge variant
+/// without a phase would silently train the baseline under its name).
+pub(crate) fn gauge_fixer(
+    optimizer: Optimizer,
+    every: usize,
+    goldstone: Option<GaugeOptions>,
+) -> Result<GaugeFixer> {
+    Ok(match (optimizer, goldstone) {
+        (Optimizer::Baseline, _) => GaugeFixer::None,
+        (Optimizer::Goldstone, Some(options)) => GaugeFixer::Goldstone { every, options },
+        (Optimizer::Goldstone, None) => {
+            return Err(Error::Other(
+                "Goldstone-GD needs a gauge variant with a gauge phase".into(),
+            ));
+        }
+        (Optimizer::Procrustes, _) => GaugeFixer::Procrustes { every },
+    })
 }
 
 /// Indices of `years` (sorted, from the first) grouped into bins of `bin_years` consecutive
@@ -188,7 +211,7 @@ fn initial(
     times: &[f64],
     d: usize,
     v: usize,
-    spec: &DweSpec,
+    model: &Model,
     rng: &mut impl Rng,
 ) -> Array3<f64> {
     let scale = regime.init_scale;
@@ -206,12 +229,12 @@ fn initial(
         }
         Init::Prior => {
             // z_1 ~ N(0, σ_0²); z_{t+1} | z_t ~ N(z_t/(1 + σ_t²/σ_0²), (σ_t⁻² + σ_0⁻²)⁻¹).
-            let s0 = spec.model.prior_variance;
+            let s0 = model.prior_variance;
             let mut z = Array3::zeros((steps, d, 2 * v));
             let mut current = Array2::from_shape_simple_fn((d, 2 * v), || s0.sqrt() * normal());
             z.index_axis_mut(Axis(0), 0).assign(&current);
             for t in 1..steps {
-                let st = spec.model.diffusion * (times[t] - times[t - 1]);
+                let st = model.diffusion * (times[t] - times[t - 1]);
                 let shrink = 1.0 / (1.0 + st / s0);
                 let sd = (1.0 / (1.0 / st + 1.0 / s0)).sqrt();
                 current.mapv_inplace(|x| shrink * x + sd * normal());
@@ -289,18 +312,20 @@ fn held_out_likelihoods(
         .collect()
 }
 
-impl StageTask for FitStage {
+impl Stage for FitStage {
+    const KIND: StageKind = StageKind::Fit;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("dwe/fit")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
-        let spec = &self.spec;
         let regime = &self.regime;
-        let upstream = ctx.upstream_dir(&self.counts_id)?;
+        let upstream = ctx.upstream(&self.counts)?;
         let (years, raw_steps, v) = preprocess::load_counts(upstream)?;
-        let (steps, times, spans) = bin_steps(&years, &raw_steps, v, spec.preprocess.gamma, regime);
-        let mut holdout_rng = rng_for(
-            spec.header.seed,
-            &format!("holdout/bin={}", regime.bin_years),
-        );
-        let held_out = choose_held_out(steps.len(), spec.fit.holdout, &mut holdout_rng);
+        let (steps, times, spans) = bin_steps(&years, &raw_steps, v, self.gamma, regime);
+        let mut holdout_rng = rng_for(self.seed, &format!("holdout/bin={}", regime.bin_years));
+        let held_out = choose_held_out(steps.len(), self.fit.holdout, &mut holdout_rng);
         let layout = StepLayout {
             totals: steps
                 .iter()
@@ -315,9 +340,9 @@ impl StageTask for FitStage {
         let model = DynamicSkipGram {
             steps: training.iter().map(|&k| steps[k].clone()).collect(),
             vocabulary: v,
-            eta: spec.preprocess.eta,
-            prior_variance: spec.model.prior_variance,
-            couplings: DynamicSkipGram::ou_couplings(&training_times, spec.model.diffusion),
+            eta: self.eta,
+            prior_variance: self.model.prior_variance,
+            couplings: DynamicSkipGram::ou_couplings(&training_times, self.model.diffusion),
         };
         let index = CountsIndex::new(&model);
         let held_out_index: Vec<StepIndex> = layout
@@ -325,8 +350,8 @@ impl StageTask for FitStage {
             .iter()
             .map(|&k| StepIndex::new(&steps[k], v))
             .collect();
-        let d = spec.model.dim;
-        let f = &spec.fit;
+        let d = self.model.dim;
+        let f = &self.fit;
         let gauge = variant_options(&f.gauge, f.k2).map_err(Error::Other)?;
         let seeds = f.seeds;
         ctx.progress
@@ -342,10 +367,10 @@ impl StageTask for FitStage {
         let last_step = training.len() - 1;
         for (o, optimizer) in f.optimizers.iter().enumerate() {
             for seed in 0..seeds {
-                let mut init_rng = rng_for(spec.header.seed, &format!("init/{label}/seed={seed}"));
-                let z0 = initial(regime, &training_times, d, v, spec, &mut init_rng);
+                let mut init_rng = rng_for(self.seed, &format!("init/{label}/seed={seed}"));
+                let z0 = initial(regime, &training_times, d, v, &self.model, &mut init_rng);
                 let mut minibatch_rng =
-                    rng_for(spec.header.seed, &format!("minibatch/{label}/seed={seed}"));
+                    rng_for(self.seed, &format!("minibatch/{label}/seed={seed}"));
                 let config = DweTrainConfig {
                     iterations: f.iterations,
                     minibatch: f.minibatch,
@@ -358,7 +383,7 @@ impl StageTask for FitStage {
                     beta1: f.beta1,
                     beta2: f.beta2,
                     epsilon: f.epsilon,
-                    gauge: GaugeFixer::for_optimizer(optimizer, f.k1, gauge),
+                    gauge: gauge_fixer(*optimizer, f.k1, gauge)?,
                     record_every: f.record_every,
                 };
                 let clock = Instant::now();
@@ -377,7 +402,7 @@ impl StageTask for FitStage {
                         seconds: clock.elapsed().as_secs_f64() - recording,
                         likelihood,
                         prior: 0.5 * z.iter().map(|x| x * x).sum::<f64>()
-                            / spec.model.prior_variance,
+                            / self.model.prior_variance,
                         coupling: coupling_energy(z, &model.couplings),
                         median_cosine: finite_median(&raw),
                         median_aligned_cosine: finite_median(&rotated),
@@ -418,7 +443,7 @@ impl StageTask for FitStage {
                     held_out: held_out_likelihoods(z, &layout, &held_out_index, model.eta),
                 });
                 if self.headline && seed == 0 {
-                    write_embeddings(ctx.out_dir, optimizer, z, v)?;
+                    write_embeddings(ctx.out_dir, optimizer.name(), z, v)?;
                 }
             }
         }
@@ -480,7 +505,7 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
-    fn spec_with(init: &str) -> DweSpec {
+    fn spec_with(init: &str) -> crate::spec::dwe::DweSpec {
         let text = format!(
             "[experiment]\nname = \"t\"\nkind = \"dwe\"\nseed = 1\n[data]\ncorpus = \"c\"\n\
              [fit]\ninit = \"{init}\"\ninit_scale = 0.5\n"
@@ -500,10 +525,10 @@ mod tests {
         let times: Vec<f64> = (0..40).map(|k| 1800.0 + 5.0 * k as f64).collect();
         let mut rng = ChaCha8Rng::seed_from_u64(6);
         let spec = spec_with("shared");
-        let z = initial(&spec.regimes[0], &times, 10, 100, &spec, &mut rng);
+        let z = initial(&spec.regimes[0], &times, 10, 100, &spec.model, &mut rng);
         assert_eq!(coupling_energy(&z, &[1.0; 39]), 0.0);
         let spec = spec_with("prior");
-        let z = initial(&spec.regimes[0], &times, 10, 100, &spec, &mut rng);
+        let z = initial(&spec.regimes[0], &times, 10, 100, &spec.model, &mut rng);
         let a = 1e-3 * 5.0;
         let mut predicted = vec![1.0];
         for _ in 1..40 {

@@ -8,92 +8,24 @@
 //!             └─ emit (tables and figures)
 //! ```
 
-pub use fit::{OPTIMIZERS, first_last_cosines};
-
-mod emit;
-mod evaluate;
+pub(crate) mod emit;
+pub(crate) mod evaluate;
 pub(crate) mod fit;
 pub(crate) mod preprocess;
 
 use std::path::Path;
-use std::sync::Arc;
 
-use crate::code_group;
 use crate::data::registry::Registry;
 use crate::error::Result;
-use crate::pipeline::{CodeGroup, Plan, StageInstance, StageKind};
-use crate::spec::dwe::parse;
+use crate::pipeline::{Plan, PlanBuilder, StageHandle};
+use crate::spec::dwe::{DweSpec, parse};
 use crate::spec::{Header, SpecDocument};
-
-static PREPROCESS_CODE: CodeGroup = code_group!(
-    "dwe/preprocess",
-    [
-        "experiments/dwe/preprocess.rs",
-        "corpus/mod.rs",
-        "corpus/counts.rs",
-        "data/registry.rs",
-        "emit/npy.rs",
-        "fsutil.rs"
-    ]
-);
-static FIT_CODE: CodeGroup = code_group!(
-    "dwe/fit",
-    [
-        "analysis/alignment.rs",
-        "analysis/stats.rs",
-        "experiments/dwe/fit.rs",
-        "experiments/dwe/preprocess.rs",
-        "models/dwe/mod.rs",
-        "models/dwe/kernel.rs",
-        "models/dwe/train.rs",
-        "models/goldstone/mod.rs",
-        "models/goldstone/gauge.rs",
-        "models/goldstone/dense_mf.rs",
-        "models/goldstone/train.rs",
-        "corpus/counts.rs",
-        "spec/goldstone_synthetic.rs",
-        "linalg.rs",
-        "seed.rs",
-        "emit/npy.rs",
-        "fsutil.rs"
-    ]
-);
-static EVALUATE_CODE: CodeGroup = code_group!(
-    "dwe/evaluate",
-    [
-        "analysis/stats.rs",
-        "experiments/dwe/evaluate.rs",
-        "experiments/dwe/fit.rs",
-        "experiments/dwe/preprocess.rs",
-        "spec/dwe.rs",
-        "emit/npy.rs",
-        "fsutil.rs"
-    ]
-);
-static EMIT_CODE: CodeGroup = code_group!(
-    "dwe/emit",
-    [
-        "analysis/stats.rs",
-        "experiments/dwe/emit.rs",
-        "experiments/dwe/evaluate.rs",
-        "experiments/dwe/fit.rs",
-        "experiments/dwe/preprocess.rs",
-        "emit/figure.rs",
-        "emit/table.rs",
-        "emit/npy.rs",
-        "fsutil.rs"
-    ]
-);
-
-/// Every code group of this experiment, for the coverage test.
-pub fn code_groups() -> [&'static CodeGroup; 4] {
-    [&PREPROCESS_CODE, &FIT_CODE, &EVALUATE_CODE, &EMIT_CODE]
-}
 
 /// Plans a dwe experiment; the corpus is looked up in `<root>/data/registry.toml`.
 pub fn plan(doc: &SpecDocument, header: Header, root: &Path) -> Result<Plan> {
     let spec = parse(doc, header)?;
-    let mut instances = match &spec.googlebooks {
+    let mut plan = PlanBuilder::new();
+    let counts = match &spec.googlebooks {
         Some(source) => {
             let p = &spec.preprocess;
             let counts = crate::spec::googlebooks::Counts {
@@ -104,98 +36,65 @@ pub fn plan(doc: &SpecDocument, header: Header, root: &Path) -> Result<Plan> {
                 first_year: p.first_year.unwrap_or_default(),
                 last_year: p.last_year.unwrap_or_default(),
             };
-            super::googlebooks::count_instances(source, &counts, root)
+            super::googlebooks::plan_counts(&mut plan, source, &counts, root)?
         }
-        None => vec![corpus_counts(doc, &spec, root)?],
+        None => plan_corpus_counts(&mut plan, "", doc, &spec, root)?,
     };
-    let counts_id = instances.last().map(StageInstance::id).unwrap_or_default();
-    let shared = serde_json::json!({
-        "fit": super::json(&spec.fit),
-        "model": super::json(&spec.model),
-        "seed": spec.header.seed,
-    });
-    let mut fit_ids = Vec::new();
+    let mut regimes = Vec::new();
     for (k, regime) in spec.regimes.iter().enumerate() {
-        let instance = StageInstance {
-            kind: StageKind::Fit,
-            label: regime.label(),
-            params: serde_json::json!({
-                "headline": k == 0,
-                "regime": super::json(regime),
-                "shared": shared,
-            }),
-            deps: vec![counts_id.clone()],
-            inputs: vec![],
-            code: &FIT_CODE,
-            task: Arc::new(fit::FitStage {
-                spec: spec.clone(),
+        let fitted = plan.add(
+            regime.label(),
+            fit::FitStage {
+                model: spec.model.clone(),
+                fit: spec.fit.clone(),
+                gamma: spec.preprocess.gamma,
+                eta: spec.preprocess.eta,
+                seed: spec.header.seed,
                 regime: regime.clone(),
                 headline: k == 0,
-                counts_id: counts_id.clone(),
-            }),
-        };
-        fit_ids.push(instance.id());
-        instances.push(instance);
+                counts: counts.clone(),
+            },
+        )?;
+        regimes.push((regime.clone(), fitted));
     }
-    let mut evaluate_deps = vec![counts_id.clone()];
-    evaluate_deps.extend(fit_ids.iter().cloned());
-    let evaluate = StageInstance {
-        kind: StageKind::Evaluate,
-        label: "alignment".into(),
-        params: serde_json::json!({ "evaluate": super::json(&spec.evaluate.queries) }),
-        deps: evaluate_deps,
-        inputs: vec![],
-        code: &EVALUATE_CODE,
-        task: Arc::new(evaluate::EvaluateStage {
-            spec: spec.clone(),
-            counts_id: counts_id.clone(),
-            fit_ids,
-        }),
-    };
-    let evaluate_id = evaluate.id();
-    instances.push(evaluate);
-    let emit_deps = vec![counts_id.clone(), evaluate_id.clone()];
-    let emit = StageInstance {
-        kind: StageKind::Emit,
-        label: String::new(),
-        params: serde_json::json!({ "histogram_bins": spec.evaluate.histogram_bins }),
-        deps: emit_deps,
-        inputs: vec![],
-        code: &EMIT_CODE,
-        task: Arc::new(emit::EmitStage {
-            counts_id,
-            evaluate_id,
+    let evaluate = plan.add(
+        "alignment",
+        evaluate::EvaluateStage {
+            regimes,
+            optimizers: spec.fit.optimizers.clone(),
+            queries: spec.evaluate.queries.clone(),
+            counts: counts.clone(),
+        },
+    )?;
+    plan.add(
+        "",
+        emit::EmitStage {
+            counts,
+            evaluate,
             histogram_bins: spec.evaluate.histogram_bins,
-        }),
-    };
-    instances.push(emit);
-    Ok(super::plan_of(doc, &spec.header, &spec, instances))
+        },
+    )?;
+    Ok(super::plan_of(doc, &spec.header, &spec, plan))
 }
 
-/// The preprocess instance of a registered JSON Lines corpus.
-pub(crate) fn corpus_counts(
+/// Adds the preprocess instance (labelled `label`) of the registered JSON Lines corpus of
+/// `spec` (read from `doc`).
+pub(crate) fn plan_corpus_counts(
+    plan: &mut PlanBuilder,
+    label: &str,
     doc: &SpecDocument,
-    spec: &crate::spec::dwe::DweSpec,
+    spec: &DweSpec,
     root: &Path,
-) -> Result<StageInstance> {
+) -> Result<StageHandle> {
     let registry = Registry::load(&root.join("data"))?;
-    let entry = registry
-        .get(&spec.corpus)
+    let corpus = registry
+        .input(&spec.corpus)
         .map_err(|e| doc.error("data.corpus", e.to_string()))?;
-    Ok(StageInstance {
-        kind: StageKind::Preprocess,
-        label: String::new(),
-        params: serde_json::json!({
-            "corpus": spec.corpus,
-            "settings": super::json(&spec.preprocess),
-        }),
-        deps: vec![],
-        inputs: vec![registry.path(entry)],
-        code: &PREPROCESS_CODE,
-        task: Arc::new(preprocess::CountsStage {
-            registry: registry.clone(),
-            corpus: spec.corpus.clone(),
+    plan.add(
+        label,
+        preprocess::CountsStage {
+            corpus,
             settings: spec.preprocess.clone(),
-        }),
-    })
+        },
+    )
 }

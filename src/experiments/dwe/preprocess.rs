@@ -18,16 +18,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::corpus::counts::{PairCounts, add_sentence, negative_marginals, vocabulary};
 use crate::corpus::{Document, for_each_document};
-use crate::data::registry::Registry;
+use crate::data::registry::RegisteredInput;
 use crate::emit::npy;
 use crate::error::{Error, Result};
 use crate::fsutil::{read_json, write_json};
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageKind};
 use crate::spec::dwe::Preprocess;
 
+#[derive(serde::Serialize)]
 pub struct CountsStage {
-    pub registry: Registry,
-    pub corpus: String,
+    pub corpus: RegisteredInput,
     pub settings: Preprocess,
 }
 
@@ -142,14 +142,20 @@ impl CountArrays {
     }
 }
 
-impl StageTask for CountsStage {
+impl Stage for CountsStage {
+    const KIND: StageKind = StageKind::Preprocess;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("dwe/preprocess")
+    }
+
     /// Two streaming passes over the corpus file, so that the text is never held in memory:
     /// the first tallies every year's word frequencies (words interned), which fix the
     /// vocabulary; the second counts pairs. The corpus files are sorted by year, so a year's
     /// pair counts are complete — and written out — when the next year begins.
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         let s = &self.settings;
-        let path = self.registry.require(&self.corpus)?;
+        let path = self.corpus.require()?;
         let clock = Instant::now();
         let selected = |d: &Document| -> Option<i32> {
             let year = d.year?;
@@ -165,7 +171,7 @@ impl StageTask for CountsStage {
         let mut interned: HashMap<String, u32> = HashMap::new();
         let mut names: Vec<String> = Vec::new();
         let mut tallies: BTreeMap<i32, YearTally> = BTreeMap::new();
-        let first = for_each_document(&path, |_, d| {
+        let first = for_each_document(path, |_, d| {
             let Some(year) = selected(&d) else {
                 return Ok(());
             };
@@ -211,7 +217,7 @@ impl StageTask for CountsStage {
 
         let mut arrays = CountArrays::new(years.len(), vocab.len());
         let mut current: Option<(StepSummary, PairCounts)> = None;
-        for_each_document(&path, |line, d| {
+        for_each_document(path, |line, d| {
             let Some(year) = selected(&d) else {
                 return Ok(());
             };

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::experiments::dwe::fit::year_bins;
 use crate::experiments::dwe::preprocess::load_counts;
 use crate::fsutil::{read_json, write_json};
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 
 /// How one regime of the compared experiment bins and scales its counts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -27,11 +27,12 @@ impl Binning {
     }
 }
 
+#[derive(serde::Serialize)]
 pub struct CorpusScaleStage {
     pub experiment: String,
     pub binnings: Vec<Binning>,
     pub planted_vocabulary: usize,
-    pub counts_id: String,
+    pub counts: StageHandle,
 }
 
 /// The count scale of one regime of a compared experiment.
@@ -78,9 +79,15 @@ pub fn binned_totals(
         .collect()
 }
 
-impl StageTask for CorpusScaleStage {
+impl Stage for CorpusScaleStage {
+    const KIND: StageKind = StageKind::Evaluate;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("dwe-planted/corpus")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
-        let (years, steps, vocabulary) = load_counts(ctx.upstream_dir(&self.counts_id)?)?;
+        let (years, steps, vocabulary) = load_counts(ctx.upstream(&self.counts)?)?;
         if years.is_empty() {
             return Err(Error::Other(format!(
                 "{}: the preprocessed counts have no time step",

@@ -10,20 +10,27 @@ use super::evaluate::load_evaluation;
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
 use crate::emit::table::Table;
 use crate::error::Result;
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 
+#[derive(serde::Serialize)]
 pub struct EmitStage {
-    pub evaluate_id: String,
-    pub corpus_ids: Vec<String>,
+    pub evaluate: StageHandle,
+    pub corpora: Vec<StageHandle>,
 }
 
-impl StageTask for EmitStage {
+impl Stage for EmitStage {
+    const KIND: StageKind = StageKind::Emit;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("dwe-planted/emit")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
-        let e = load_evaluation(ctx.upstream_dir(&self.evaluate_id)?)?;
+        let e = load_evaluation(ctx.upstream(&self.evaluate)?)?;
         let tables = ctx.out_dir.join("tables");
         let (mut scales, mut step_totals) = (Vec::new(), Vec::new());
-        for id in &self.corpus_ids {
-            let (scale, steps) = super::corpus::load(ctx.upstream_dir(id)?)?;
+        for id in &self.corpora {
+            let (scale, steps) = super::corpus::load(ctx.upstream(id)?)?;
             scales.extend(scale);
             step_totals.extend(steps);
         }

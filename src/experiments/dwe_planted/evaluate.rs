@@ -7,10 +7,11 @@ use super::fit::{CurvePoint, PointRow, load};
 use crate::analysis::stats::finite_median;
 use crate::error::Result;
 use crate::fsutil::{read_json, write_json};
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 
+#[derive(serde::Serialize)]
 pub struct EvaluateStage {
-    pub fit_ids: Vec<String>,
+    pub fits: Vec<StageHandle>,
 }
 
 /// Medians over seeds at one sweep point.
@@ -47,12 +48,18 @@ pub struct Evaluation {
     pub summary: Vec<SummaryRow>,
 }
 
-impl StageTask for EvaluateStage {
+impl Stage for EvaluateStage {
+    const KIND: StageKind = StageKind::Evaluate;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("dwe-planted/evaluate")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         let mut rows = Vec::new();
         let mut curves = Vec::new();
-        for id in &self.fit_ids {
-            let (r, c) = load(ctx.upstream_dir(id)?)?;
+        for id in &self.fits {
+            let (r, c) = load(ctx.upstream(id)?)?;
             if let Some(first) = r.first() {
                 curves.extend(
                     c.into_iter()

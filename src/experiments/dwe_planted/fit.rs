@@ -15,24 +15,27 @@ use crate::analysis::agreement::{
 use crate::analysis::alignment::{chain_procrustes, misalignment};
 use crate::analysis::stats::median;
 use crate::error::{Error, Result};
+use crate::experiments::dwe::fit::gauge_fixer;
 use crate::experiments::dwe::preprocess::load_counts;
 use crate::fsutil::{read_json, write_json};
 use crate::models::dwe::DynamicSkipGram;
 use crate::models::dwe::kernel::CountsIndex;
-use crate::models::dwe::train::{DweTrace, DweTrainConfig, GaugeFixer, train};
+use crate::models::dwe::train::{DweTrace, DweTrainConfig, train};
 use crate::models::goldstone::train::Schedule;
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::seed::rng_for;
+use crate::spec::dwe::Optimizer;
 use crate::spec::dwe_planted::PlantedFit;
 use crate::spec::goldstone_synthetic::variant_options;
 
+#[derive(serde::Serialize)]
 pub struct FitStage {
     pub fit: PlantedFit,
     pub steps: usize,
     pub counts: f64,
     pub seed: usize,
     pub base_seed: u64,
-    pub generate_id: String,
+    pub generate: StageHandle,
 }
 
 /// One optimiser at one sweep point, against the truth.
@@ -84,7 +87,7 @@ pub struct CurvePoint {
 /// cos(u_{i,first}, u_{i,last}) of every word (the first `vocabulary` columns).
 fn first_last_cosines(z: &Array3<f64>, vocabulary: usize) -> Result<Vec<f64>> {
     let last = z.dim().0 - 1;
-    let (raw, _) = crate::experiments::dwe::first_last_cosines(
+    let (raw, _) = crate::experiments::dwe::fit::first_last_cosines(
         z.slice(s![0, .., ..vocabulary]),
         z.slice(s![last, .., ..vocabulary]),
     )?;
@@ -145,9 +148,15 @@ impl FitStage {
     }
 }
 
-impl StageTask for FitStage {
+impl Stage for FitStage {
+    const KIND: StageKind = StageKind::Fit;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("dwe-planted/fit")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
-        let dir = ctx.upstream_dir(&self.generate_id)?;
+        let dir = ctx.upstream(&self.generate)?;
         let (truth, s2) = load_truth(dir)?;
         let (_, steps, v) = load_counts(dir)?;
         let t_steps = steps.len();
@@ -199,7 +208,7 @@ impl StageTask for FitStage {
                 beta1: 0.9,
                 beta2: 0.999,
                 epsilon: 1e-8,
-                gauge: GaugeFixer::for_optimizer(optimizer, f.k1, gauge),
+                gauge: gauge_fixer(*optimizer, f.k1, gauge)?,
                 record_every: f.record_every,
             };
             let mut minibatch_rng = rng_for(self.base_seed, &format!("minibatch/{label}"));
@@ -213,7 +222,7 @@ impl StageTask for FitStage {
                     ctx.progress.set_position((o * f.iterations + s) as u64);
                     let parts = model.fast_loss(&index, z);
                     curves.push(CurvePoint {
-                        optimizer: optimizer.clone(),
+                        optimizer: optimizer.name().to_string(),
                         iteration: s,
                         loss: parts.total(),
                         psi: parts.coupling,
@@ -222,8 +231,8 @@ impl StageTask for FitStage {
                 },
             )
             .map_err(|e| Error::Other(format!("{optimizer} at {label}: {e}")))?;
-            rows.push(self.row(&reference, optimizer, &trace.last, &trace)?);
-            if optimizer == "baseline" {
+            rows.push(self.row(&reference, optimizer.name(), &trace.last, &trace)?);
+            if *optimizer == Optimizer::Baseline {
                 let mut aligned = trace.last.clone();
                 chain_procrustes(&mut aligned)?;
                 rows.push(self.row(&reference, "baseline+posthoc", &aligned, &trace)?);

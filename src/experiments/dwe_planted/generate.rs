@@ -12,9 +12,10 @@ use crate::error::Result;
 use crate::experiments::dwe::preprocess::{CorpusSummary, CountArrays, StepSummary};
 use crate::fsutil::{read_json, write_json};
 use crate::models::dwe::planted::{PlantedOptions, PlantedTruth, generate};
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageKind};
 use crate::seed::rng_for;
 
+#[derive(serde::Serialize)]
 pub struct GenerateStage {
     pub options: PlantedOptions,
     pub counts: f64,
@@ -33,7 +34,13 @@ pub struct TruthFacts {
     pub stationary_variance: f64,
 }
 
-impl StageTask for GenerateStage {
+impl Stage for GenerateStage {
+    const KIND: StageKind = StageKind::Preprocess;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("dwe-planted/generate")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         let o = &self.options;
         let label = format!("T={},seed={}", o.steps, self.seed);

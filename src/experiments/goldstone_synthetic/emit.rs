@@ -12,14 +12,15 @@ use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
 use crate::emit::table::Table;
 use crate::error::Result;
 use crate::models::goldstone::gauge::GaugeOptions;
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::spec::goldstone_synthetic::{GoldstoneSyntheticSpec, variant_options};
 
+#[derive(serde::Serialize)]
 pub struct EmitStage {
     pub spec: GoldstoneSyntheticSpec,
-    pub fit_ids: Vec<((String, f64), String)>,
-    pub speedup_id: String,
-    pub dispersion_id: String,
+    pub fits: Vec<((String, f64), StageHandle)>,
+    pub speedup: StageHandle,
+    pub dispersion: StageHandle,
 }
 
 fn opt(v: Option<f64>) -> f64 {
@@ -30,25 +31,31 @@ fn opt_usize(v: Option<usize>) -> f64 {
     v.map_or(f64::NAN, |x| x as f64)
 }
 
-impl StageTask for EmitStage {
+impl Stage for EmitStage {
+    const KIND: StageKind = StageKind::Emit;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("goldstone-synthetic/emit")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         let tables = ctx.out_dir.join("tables");
         let figures = ctx.out_dir.join("figures");
-        let (runs, summary) = load_speedup(ctx.upstream_dir(&self.speedup_id)?)?;
+        let (runs, summary) = load_speedup(ctx.upstream(&self.speedup)?)?;
         speedup_table(&summary).write(&tables)?;
         ablation_table(&self.spec, &summary).write(&tables)?;
         self.runs_table(&runs).write(&tables)?;
         overhead_table(&self.spec, &runs).write(&tables)?;
-        let dispersion = load_dispersion(ctx.upstream_dir(&self.dispersion_id)?)?;
+        let dispersion = load_dispersion(ctx.upstream(&self.dispersion)?)?;
         dispersion_tables(&dispersion, &tables)?;
         dispersion_figure(&dispersion).write(&figures, "dispersion")?;
         for (index, &scale) in self.spec.init_scales.iter().enumerate() {
             let mut outputs = Vec::new();
-            for ((variant, s), id) in &self.fit_ids {
+            for ((variant, s), id) in &self.fits {
                 if *s == scale {
                     outputs.push((
                         variant.clone(),
-                        fit::load(ctx.upstream_dir(id)?, variant, scale)?,
+                        fit::load(ctx.upstream(id)?, variant, scale)?,
                     ));
                 }
             }

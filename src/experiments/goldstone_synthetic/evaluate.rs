@@ -26,7 +26,7 @@ use crate::error::Result;
 use crate::fsutil::{read_json, write_json};
 use crate::linalg::{symmetric_eigen, symmetric_eigenvalues};
 use crate::models::goldstone::ChainLaplacian;
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::spec::goldstone_synthetic::GoldstoneSyntheticSpec;
 
 /// One run against the best final loss of its seed.
@@ -71,26 +71,33 @@ pub struct SpeedupRow {
     pub walled: usize,
 }
 
+#[derive(serde::Serialize)]
 pub struct SpeedupStage {
     pub spec: GoldstoneSyntheticSpec,
-    pub data_id: String,
-    /// Fit instance id per (variant, scale) in spec order.
-    pub fit_ids: Vec<((String, f64), String)>,
+    pub data: StageHandle,
+    /// Fit instance per (variant, scale) in spec order.
+    pub fits: Vec<((String, f64), StageHandle)>,
 }
 
-impl StageTask for SpeedupStage {
+impl Stage for SpeedupStage {
+    const KIND: StageKind = StageKind::Evaluate;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("goldstone-synthetic/speedup")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         let spec = &self.spec;
         let mut outputs = Vec::new();
-        for ((variant, scale), id) in &self.fit_ids {
+        for ((variant, scale), id) in &self.fits {
             outputs.push((
                 variant.clone(),
                 *scale,
-                fit::load(ctx.upstream_dir(id)?, variant, *scale)?,
+                fit::load(ctx.upstream(id)?, variant, *scale)?,
             ));
         }
         let last = spec.iterations;
-        let x = preprocess::load(ctx.upstream_dir(&self.data_id)?)?;
+        let x = preprocess::load(ctx.upstream(&self.data)?)?;
         let global_minimum = fit::model(spec, &x)
             .loss(&analytic_minimum(spec, &x)?)
             .total();
@@ -226,9 +233,10 @@ pub struct Dispersion {
     pub predicted_multiplicity_rotations: usize,
 }
 
+#[derive(serde::Serialize)]
 pub struct DispersionStage {
     pub spec: GoldstoneSyntheticSpec,
-    pub data_id: String,
+    pub data: StageHandle,
 }
 
 /// The analytic minimum: Z_t = Z* for all t, UᵀV the rank-d truncation of X.
@@ -249,7 +257,13 @@ pub fn analytic_minimum(spec: &GoldstoneSyntheticSpec, x: &Array2<f64>) -> Resul
     Ok(ndarray::stack(ndarray::Axis(0), &views).unwrap_or_else(|_| Array3::zeros((0, 0, 0))))
 }
 
-impl StageTask for DispersionStage {
+impl Stage for DispersionStage {
+    const KIND: StageKind = StageKind::Evaluate;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("goldstone-synthetic/dispersion")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         let spec = &self.spec;
         let laplacian = ChainLaplacian::new(&spec.couplings)?;
@@ -265,7 +279,7 @@ impl StageTask for DispersionStage {
             let approx = 4.0 * (size as f64).powi(2) / std::f64::consts::PI.powi(2);
             condition.push((size, ratio, approx));
         }
-        let x = preprocess::load(ctx.upstream_dir(&self.data_id)?)?;
+        let x = preprocess::load(ctx.upstream(&self.data)?)?;
         let model = fit::model(spec, &x);
         let minimum = analytic_minimum(spec, &x)?;
         let gradient_norm = model

@@ -13,12 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use super::preprocess;
 use crate::emit::npy;
+use crate::emit::slug;
 use crate::error::Result;
-use crate::experiments::slug;
 use crate::fsutil::{read_json, write_json};
 use crate::models::goldstone::dense_mf::DenseMf;
 use crate::models::goldstone::train::{TrainConfig, mirror_walls, train};
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::seed::rng_for;
 use crate::spec::goldstone_synthetic::{GoldstoneSyntheticSpec, variant_options};
 
@@ -43,11 +43,12 @@ pub struct RunFacts {
     pub mirror_walls: usize,
 }
 
+#[derive(serde::Serialize)]
 pub struct FitStage {
     pub spec: GoldstoneSyntheticSpec,
     pub variant: String,
     pub init_scale: f64,
-    pub data_id: String,
+    pub data: StageHandle,
 }
 
 /// A total loss this many times the start's ends a run as diverged (converging runs only ever
@@ -74,10 +75,16 @@ pub fn initial(spec: &GoldstoneSyntheticSpec, init_scale: f64, seed: usize) -> A
     })
 }
 
-impl StageTask for FitStage {
+impl Stage for FitStage {
+    const KIND: StageKind = StageKind::Fit;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("goldstone-synthetic/fit")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         let spec = &self.spec;
-        let x = preprocess::load(ctx.upstream_dir(&self.data_id)?)?;
+        let x = preprocess::load(ctx.upstream(&self.data)?)?;
         let model = model(spec, &x);
         let goldstone = variant_options(&self.variant, spec.k2)
             .map_err(crate::error::Error::Other)?

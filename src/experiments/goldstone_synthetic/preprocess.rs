@@ -6,9 +6,10 @@ use rand_distr::{Distribution, StandardNormal};
 
 use crate::emit::npy;
 use crate::error::Result;
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageKind};
 use crate::seed::rng_for;
 
+#[derive(serde::Serialize)]
 pub struct DataStage {
     pub rows: usize,
     pub cols: usize,
@@ -17,7 +18,13 @@ pub struct DataStage {
     pub seed: u64,
 }
 
-impl StageTask for DataStage {
+impl Stage for DataStage {
+    const KIND: StageKind = StageKind::Preprocess;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("goldstone-synthetic/preprocess")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         let mut rng = rng_for(self.seed, "data");
         let mut normal = || -> f64 { StandardNormal.sample(&mut rng) };

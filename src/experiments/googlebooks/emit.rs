@@ -13,17 +13,24 @@ use crate::emit::npy;
 use crate::emit::table::Table;
 use crate::error::Result;
 use crate::experiments::dwe::preprocess::{load_counts, load_summary};
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 
+#[derive(serde::Serialize)]
 pub struct EmitStage {
-    pub counts_id: String,
+    pub counts: StageHandle,
     pub top_pairs: usize,
     pub figure_words: usize,
 }
 
-impl StageTask for EmitStage {
+impl Stage for EmitStage {
+    const KIND: StageKind = StageKind::Emit;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("googlebooks/emit")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
-        let dir = ctx.upstream_dir(&self.counts_id)?;
+        let dir = ctx.upstream(&self.counts)?;
         let record = super::merge::load(dir)?;
         let summary = load_summary(dir)?;
         let (years, steps, _) = load_counts(dir)?;

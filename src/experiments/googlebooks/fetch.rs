@@ -11,8 +11,9 @@ use crate::data::fetch::FetchOptions;
 use crate::data::googlebooks::{Obtained, obtain};
 use crate::error::Result;
 use crate::fsutil::{read_json, write_json};
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageKind};
 
+#[derive(serde::Serialize)]
 pub struct FetchStage {
     pub url: String,
     pub dest: PathBuf,
@@ -34,7 +35,13 @@ impl Fetched {
     }
 }
 
-impl StageTask for FetchStage {
+impl Stage for FetchStage {
+    const KIND: StageKind = StageKind::Fetch;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("googlebooks/fetch")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         let obtained = obtain(
             &self.url,

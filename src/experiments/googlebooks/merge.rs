@@ -21,11 +21,12 @@ use crate::emit::npy;
 use crate::error::{Error, Result};
 use crate::experiments::dwe::preprocess::{CorpusSummary, CountArrays, StepSummary};
 use crate::fsutil::{read_json, write_json};
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 
+#[derive(serde::Serialize)]
 pub struct MergeStage {
-    pub reduce_ids: Vec<String>,
-    pub totals_fetch_id: String,
+    pub reduces: Vec<StageHandle>,
+    pub totals_fetch: StageHandle,
     pub totals_path: PathBuf,
     pub lock: PathBuf,
     pub vocabulary: usize,
@@ -44,10 +45,16 @@ pub struct MergeRecord {
     pub merge_seconds: f64,
 }
 
-impl StageTask for MergeStage {
+impl Stage for MergeStage {
+    const KIND: StageKind = StageKind::Preprocess;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("googlebooks/merge")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         let clock = Instant::now();
-        let fetched = super::fetch::load(ctx.upstream_dir(&self.totals_fetch_id)?)?;
+        let fetched = super::fetch::load(ctx.upstream(&self.totals_fetch)?)?;
         if fetched.is_missing() {
             return Err(Error::Other(format!(
                 "the total-counts file {} is not on the server ({}); the vocabulary needs it",
@@ -63,8 +70,8 @@ impl StageTask for MergeStage {
 
         let mut merged = SliceCounts::default();
         let mut slices = Vec::new();
-        for id in &self.reduce_ids {
-            let (record, counts) = super::reduce::load(ctx.upstream_dir(id)?)?;
+        for id in &self.reduces {
+            let (record, counts) = super::reduce::load(ctx.upstream(id)?)?;
             merged.merge(&counts);
             slices.push(record);
         }

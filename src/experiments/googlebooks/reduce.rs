@@ -11,13 +11,14 @@ use crate::corpus::ngram::{ReduceOptions, SliceCounts, SliceStats, reduce_file};
 use crate::data::googlebooks::check_read;
 use crate::error::Result;
 use crate::fsutil::{read_json, write_json};
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 
+#[derive(serde::Serialize)]
 pub struct ReduceStage {
     pub suffix: String,
     pub path: PathBuf,
     pub lock: PathBuf,
-    pub fetch_id: String,
+    pub fetch: StageHandle,
     pub options: ReduceOptions,
 }
 
@@ -32,9 +33,15 @@ pub struct SliceRecord {
     pub stats: SliceStats,
 }
 
-impl StageTask for ReduceStage {
+impl Stage for ReduceStage {
+    const KIND: StageKind = StageKind::Preprocess;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("googlebooks/reduce")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
-        let fetched = super::fetch::load(ctx.upstream_dir(&self.fetch_id)?)?;
+        let fetched = super::fetch::load(ctx.upstream(&self.fetch)?)?;
         let (counts, stats) = if fetched.is_missing() {
             (SliceCounts::default(), SliceStats::default())
         } else {

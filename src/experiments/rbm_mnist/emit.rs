@@ -11,28 +11,35 @@ use super::{preprocess, spectrum};
 use crate::emit::figure::{Figure, ImageGrid, LineChart, Panel, Series, Style};
 use crate::emit::table::Table;
 use crate::error::Result;
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::spec::rbm_mnist::RelaxationSettings;
 
+#[derive(serde::Serialize)]
 pub struct EmitStage {
-    pub preprocess_id: String,
-    pub spectrum_id: String,
-    pub reconstruction_id: String,
-    pub relaxation_id: String,
-    pub run_ids: Vec<String>,
+    pub preprocess: StageHandle,
+    pub spectrum: StageHandle,
+    pub reconstruction: StageHandle,
+    pub relaxation: StageHandle,
+    pub runs: Vec<StageHandle>,
     pub n_hidden: Vec<usize>,
     pub mu_squared: f64,
     pub gibbs_steps: usize,
-    pub relaxation: RelaxationSettings,
+    pub relaxation_settings: RelaxationSettings,
 }
 
 const SIDE: usize = 28;
 const GRID_COLUMNS: usize = 6;
 
-impl StageTask for EmitStage {
+impl Stage for EmitStage {
+    const KIND: StageKind = StageKind::Emit;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("rbm-mnist/emit")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
-        let summary = preprocess::load_summary(ctx.upstream_dir(&self.preprocess_id)?)?;
-        let (eigenvalues, counts) = spectrum::load(ctx.upstream_dir(&self.spectrum_id)?)?;
+        let summary = preprocess::load_summary(ctx.upstream(&self.preprocess)?)?;
+        let (eigenvalues, counts) = spectrum::load(ctx.upstream(&self.spectrum)?)?;
         let tables = ctx.out_dir.join("tables");
         let figures = ctx.out_dir.join("figures");
         let n = eigenvalues.len();
@@ -70,7 +77,7 @@ impl StageTask for EmitStage {
         self.spectrum_figure(&eigenvalues, summary.always_zero_pixels)?
             .write(&figures, "spectrum")?;
 
-        let reconstruction_dir = ctx.upstream_dir(&self.reconstruction_id)?;
+        let reconstruction_dir = ctx.upstream(&self.reconstruction)?;
         let rows = load_reconstruction(reconstruction_dir)?;
         pca_table(&rows).write(&tables)?;
         let mut model_variances = Vec::new();
@@ -90,7 +97,7 @@ impl StageTask for EmitStage {
                 .write(&figures, name)?;
         }
 
-        let relaxation_rows = load_relaxation_rows(ctx.upstream_dir(&self.relaxation_id)?)?;
+        let relaxation_rows = load_relaxation_rows(ctx.upstream(&self.relaxation)?)?;
         relaxation_table(&relaxation_rows).write(&tables)?;
         self.relaxation_figure(ctx, &relaxation_rows)?
             .write(&figures, "relaxation")
@@ -309,12 +316,12 @@ impl EmitStage {
     /// The relative excess of the kernel eigenvalue, (λ_a − κ_a)/κ_a = (x_a* − x_a)·c_a with
     /// x = σ²ξ², on a log scale: straight lines of slope −1/τ in the linear regime.
     fn relaxation_figure(&self, ctx: &StageContext<'_>, rows: &[RelaxationRow]) -> Result<Figure> {
-        let s = &self.relaxation;
+        let s = &self.relaxation_settings;
         let mut by_update = Vec::new();
         let mut collapsed = Vec::new();
         let mut longest: f64 = 0.0;
-        for (lr_index, (&rate, run_id)) in s.learning_rates.iter().zip(&self.run_ids).enumerate() {
-            let (updates, xi_squared) = load_relaxation(ctx.upstream_dir(run_id)?, rate)?;
+        for (lr_index, (&rate, run_id)) in s.learning_rates.iter().zip(&self.runs).enumerate() {
+            let (updates, xi_squared) = load_relaxation(ctx.upstream(run_id)?, rate)?;
             let style = if lr_index == 0 {
                 Style::Line
             } else {

@@ -19,7 +19,7 @@ use crate::error::Result;
 use crate::fsutil::{read_json, write_json};
 use crate::linalg::symmetric_eigen;
 use crate::models::rbm::GaussianRbm;
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::seed::rng_for;
 use crate::spec::rbm_mnist::RelaxationSettings;
 
@@ -61,16 +61,17 @@ pub struct ReconstructionRow {
     pub test: Errors,
 }
 
+#[derive(serde::Serialize)]
 pub struct ReconstructionStage {
     pub n_hidden: Vec<usize>,
     pub mu_squared: f64,
     pub sigma_h: f64,
     pub gibbs_steps: usize,
     pub centred: bool,
-    pub preprocess_id: String,
-    pub spectrum_id: String,
+    pub preprocess: StageHandle,
+    pub spectrum: StageHandle,
     /// Upstream fit instance id for each entry of `n_hidden`.
-    pub fit_ids: Vec<String>,
+    pub fits: Vec<StageHandle>,
     pub seed: u64,
 }
 
@@ -130,14 +131,20 @@ impl ReconstructionStage {
     }
 }
 
-impl StageTask for ReconstructionStage {
+impl Stage for ReconstructionStage {
+    const KIND: StageKind = StageKind::Evaluate;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("rbm-mnist/reconstruction")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
-        let pre = ctx.upstream_dir(&self.preprocess_id)?;
+        let pre = ctx.upstream(&self.preprocess)?;
         let train_cov = preprocess::load_correlation(pre)?;
         let (test_cov, digits) = preprocess::load_test(pre)?;
         let mean: Array1<f64> = npy::read(&pre.join("arrays").join("mnist.pixel_mean.npy"))?;
-        let (variances, _) = spectrum::load(ctx.upstream_dir(&self.spectrum_id)?)?;
-        let vectors = spectrum::load_vectors(ctx.upstream_dir(&self.spectrum_id)?)?;
+        let (variances, _) = spectrum::load(ctx.upstream(&self.spectrum)?)?;
+        let vectors = spectrum::load_vectors(ctx.upstream(&self.spectrum)?)?;
         let n_visible = train_cov.nrows();
         let learnable = variances
             .iter()
@@ -147,9 +154,9 @@ impl StageTask for ReconstructionStage {
         let arrays = ctx.out_dir.join("arrays");
         ctx.progress.set_length(self.n_hidden.len() as u64);
         let mut rows = Vec::new();
-        for (index, (&n_hidden, fit_id)) in self.n_hidden.iter().zip(&self.fit_ids).enumerate() {
+        for (index, (&n_hidden, fit_id)) in self.n_hidden.iter().zip(&self.fits).enumerate() {
             let (model, report) = load_fit(
-                ctx.upstream_dir(fit_id)?,
+                ctx.upstream(fit_id)?,
                 &fit_label(n_hidden, false),
                 self.mu_squared,
                 self.sigma_h,
@@ -282,23 +289,30 @@ pub struct RelaxationRow {
     pub window_start: Option<f64>,
 }
 
+#[derive(serde::Serialize)]
 pub struct RelaxationEvaluateStage {
     pub settings: RelaxationSettings,
     pub mu_squared: f64,
     pub sigma_h: f64,
-    pub spectrum_id: String,
+    pub spectrum: StageHandle,
     /// Upstream relaxation instance id for each learning rate.
-    pub run_ids: Vec<String>,
+    pub runs: Vec<StageHandle>,
 }
 
-impl StageTask for RelaxationEvaluateStage {
+impl Stage for RelaxationEvaluateStage {
+    const KIND: StageKind = StageKind::Evaluate;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("rbm-mnist/relaxation-evaluate")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         let s = &self.settings;
-        let (variances, _) = spectrum::load(ctx.upstream_dir(&self.spectrum_id)?)?;
+        let (variances, _) = spectrum::load(ctx.upstream(&self.spectrum)?)?;
         let s2 = self.sigma_h * self.sigma_h;
         let mut rows = Vec::new();
-        for (&rate, run_id) in s.learning_rates.iter().zip(&self.run_ids) {
-            let (updates, xi_squared) = load_relaxation(ctx.upstream_dir(run_id)?, rate)?;
+        for (&rate, run_id) in s.learning_rates.iter().zip(&self.runs) {
+            let (updates, xi_squared) = load_relaxation(ctx.upstream(run_id)?, rate)?;
             let t = updates.to_vec();
             for (column, &mode) in s.modes.iter().enumerate() {
                 let c = variances[mode];

@@ -17,13 +17,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{preprocess, spectrum};
 use crate::emit::npy;
+use crate::emit::slug;
 use crate::error::Result;
-use crate::experiments::slug;
 use crate::fsutil::{read_json, write_json};
 use crate::models::rbm::GaussianRbm;
 use crate::models::rbm::ppca::{MlOptions, MlTrace, fit_ml};
 use crate::models::rbm::train::{NegativePhase, TrainOptions, Trajectory, train};
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::seed::rng_for;
 use crate::spec::rbm_mnist::{FitMethod, FitSettings, RelaxationSettings};
 
@@ -71,19 +71,26 @@ impl FitReport {
     }
 }
 
+#[derive(serde::Serialize)]
 pub struct FitStage {
     pub label: String,
     pub n_hidden: usize,
     pub mu_squared: f64,
     pub sigma_h: f64,
     pub settings: FitSettings,
-    pub preprocess_id: String,
+    pub preprocess: StageHandle,
     pub seed: u64,
 }
 
-impl StageTask for FitStage {
+impl Stage for FitStage {
+    const KIND: StageKind = StageKind::Fit;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("rbm-mnist/fit")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
-        let correlation = preprocess::load_correlation(ctx.upstream_dir(&self.preprocess_id)?)?;
+        let correlation = preprocess::load_correlation(ctx.upstream(&self.preprocess)?)?;
         let label = &self.label;
         let mut rng = rng_for(self.seed, &format!("fit[{label}]"));
         let mut model = GaussianRbm::random(
@@ -186,24 +193,31 @@ pub fn load_fit(
     ))
 }
 
+#[derive(serde::Serialize)]
 pub struct RelaxationStage {
     pub learning_rate: f64,
     pub settings: RelaxationSettings,
     pub mu_squared: f64,
     pub sigma_h: f64,
-    pub preprocess_id: String,
-    pub spectrum_id: String,
-    pub fit_id: String,
+    pub preprocess: StageHandle,
+    pub spectrum: StageHandle,
+    pub fit: StageHandle,
     pub fit_label: String,
 }
 
-impl StageTask for RelaxationStage {
+impl Stage for RelaxationStage {
+    const KIND: StageKind = StageKind::Fit;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("rbm-mnist/relaxation")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         let s = &self.settings;
-        let correlation = preprocess::load_correlation(ctx.upstream_dir(&self.preprocess_id)?)?;
-        let vectors = spectrum::load_vectors(ctx.upstream_dir(&self.spectrum_id)?)?;
+        let correlation = preprocess::load_correlation(ctx.upstream(&self.preprocess)?)?;
+        let vectors = spectrum::load_vectors(ctx.upstream(&self.spectrum)?)?;
         let (mut model, _) = load_fit(
-            ctx.upstream_dir(&self.fit_id)?,
+            ctx.upstream(&self.fit)?,
             &self.fit_label,
             self.mu_squared,
             self.sigma_h,

@@ -8,16 +8,16 @@ use ndarray::{Array1, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::data::idx::read_images;
-use crate::data::registry::Registry;
+use crate::data::registry::RegisteredInput;
 use crate::emit::npy;
 use crate::error::Result;
 use crate::fsutil::{read_json, write_json};
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageKind};
 
+#[derive(serde::Serialize)]
 pub struct CorrelationStage {
-    pub registry: Registry,
-    pub train_images: String,
-    pub test_images: String,
+    pub train_images: RegisteredInput,
+    pub test_images: RegisteredInput,
     pub centred: bool,
     pub test_digits: usize,
 }
@@ -31,16 +31,22 @@ pub struct DataSummary {
     pub centred: bool,
 }
 
-impl StageTask for CorrelationStage {
+impl Stage for CorrelationStage {
+    const KIND: StageKind = StageKind::Preprocess;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("rbm-mnist/preprocess")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
-        let path = self.registry.require(&self.train_images)?;
-        let test_path = self.registry.require(&self.test_images)?;
+        let path = self.train_images.require()?;
+        let test_path = self.test_images.require()?;
         ctx.progress.set_length(4);
-        let images = read_images(&path)?;
+        let images = read_images(path)?;
         ctx.progress.set_position(1);
         let (correlation, mean) = self.correlation(&images);
         ctx.progress.set_position(2);
-        let test = read_images(&test_path)?;
+        let test = read_images(test_path)?;
         if test.ncols() != images.ncols() || test.nrows() < self.test_digits {
             return Err(crate::error::Error::Other(format!(
                 "{}: {} images of {} pixels, but the training images have {} pixels and {} \

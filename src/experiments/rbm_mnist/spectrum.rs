@@ -9,10 +9,11 @@ use crate::emit::npy;
 use crate::error::Result;
 use crate::fsutil::{read_json, write_json};
 use crate::linalg::symmetric_eigen;
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 
+#[derive(serde::Serialize)]
 pub struct SpectrumStage {
-    pub preprocess_id: String,
+    pub preprocess: StageHandle,
     pub thresholds: Vec<f64>,
 }
 
@@ -23,9 +24,15 @@ pub struct SpectrumCounts {
     pub below: Vec<usize>,
 }
 
-impl StageTask for SpectrumStage {
+impl Stage for SpectrumStage {
+    const KIND: StageKind = StageKind::Evaluate;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("rbm-mnist/spectrum")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
-        let correlation = load_correlation(ctx.upstream_dir(&self.preprocess_id)?)?;
+        let correlation = load_correlation(ctx.upstream(&self.preprocess)?)?;
         let eig = symmetric_eigen(correlation.view())?;
         let descending: Array1<f64> = eig.values.iter().rev().copied().collect();
         let vectors = eig.vectors.slice(ndarray::s![.., ..;-1]).to_owned();

@@ -22,16 +22,26 @@ use super::fit::{self, FitOutput};
 use super::preprocess;
 use crate::emit::figure::{Figure, Heatmap, Histogram, LineChart, Panel, Series, Style};
 use crate::emit::npy;
+use crate::emit::slug;
 use crate::emit::table::Table;
 use crate::error::Result;
-use crate::experiments::slug;
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::spec::rbm_scalar::{FitGroup, FitParams, InitKind};
 
+#[derive(serde::Serialize)]
 pub struct EmitStage {
-    pub fits: Vec<FitParams>,
+    pub fits: Vec<FittedPoint>,
     pub histogram_bins: usize,
-    pub target_id: String,
+    pub target: StageHandle,
+    pub toy: StageHandle,
+}
+
+/// One sweep point with its fit and evaluate instances.
+#[derive(serde::Serialize)]
+pub struct FittedPoint {
+    pub params: FitParams,
+    pub fit: StageHandle,
+    pub evaluate: StageHandle,
 }
 
 struct Run<'a> {
@@ -56,17 +66,23 @@ fn mode_name(p: &FitParams) -> String {
     }
 }
 
-impl StageTask for EmitStage {
+impl Stage for EmitStage {
+    const KIND: StageKind = StageKind::Emit;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("rbm-scalar/emit")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
-        let (_, target_cov, kappa) = preprocess::load(ctx.upstream_dir(&self.target_id)?)?;
+        let (_, target_cov, kappa) = preprocess::load(ctx.upstream(&self.target)?)?;
         let kappa = kappa.to_vec();
         let mut runs = Vec::with_capacity(self.fits.len());
-        for p in &self.fits {
-            let label = p.label();
+        for point in &self.fits {
+            let label = point.params.label();
             runs.push(Run {
-                params: p,
-                fit: fit::load(ctx.upstream_dir(&format!("fit[{label}]"))?, &label)?,
-                eval: evaluate::load(ctx.upstream_dir(&format!("evaluate[{label}]"))?, &label)?,
+                params: &point.params,
+                fit: fit::load(ctx.upstream(&point.fit)?, &label)?,
+                eval: evaluate::load(ctx.upstream(&point.evaluate)?, &label)?,
                 label,
             });
         }
@@ -108,7 +124,7 @@ impl StageTask for EmitStage {
         propagators(&observed, &target_cov, &tables, &figures)?;
         action_densities(&observed, self.histogram_bins, &tables, &figures)?;
         ctx.progress.set_position(6);
-        toy(ctx.upstream_dir("fit[toy]")?, &tables, &figures)?;
+        toy(ctx.upstream(&self.toy)?, &tables, &figures)?;
         mu_flow(
             &of(FitGroup::MuTrained).collect::<Vec<_>>(),
             &kappa,

@@ -21,20 +21,21 @@ use crate::analysis::lattice::{
 };
 use crate::analysis::relaxation::{RelaxationWindow, fit_relaxation};
 use crate::emit::npy;
+use crate::emit::slug;
 use crate::error::Result;
-use crate::experiments::slug;
 use crate::fsutil::{read_json, write_json};
 use crate::models::rbm::train::NegativePhase;
 use crate::models::rbm::{GaussianRbm, second_moment};
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::seed::rng_for;
 use crate::spec::rbm_scalar::{EvaluateParams, FitParams};
 
+#[derive(serde::Serialize)]
 pub struct EvaluateStage {
     pub fit: FitParams,
-    pub params: EvaluateParams,
-    pub target_id: String,
-    pub fit_id: String,
+    pub evaluate: EvaluateParams,
+    pub target: StageHandle,
+    pub fitted: StageHandle,
     pub seed: u64,
 }
 
@@ -118,11 +119,17 @@ fn covariance_from_spectrum(vectors: &Array2<f64>, spectrum: &[f64]) -> Array2<f
     scaled.dot(&vectors.t())
 }
 
-impl StageTask for EvaluateStage {
+impl Stage for EvaluateStage {
+    const KIND: StageKind = StageKind::Evaluate;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("rbm-scalar/evaluate")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         let label = self.fit.label();
-        let (k_phi, target_cov, kappa) = preprocess::load(ctx.upstream_dir(&self.target_id)?)?;
-        let fitted = fit::load(ctx.upstream_dir(&self.fit_id)?, &label)?;
+        let (k_phi, target_cov, kappa) = preprocess::load(ctx.upstream(&self.target)?)?;
+        let fitted = fit::load(ctx.upstream(&self.fitted)?, &label)?;
         let mu_final = fitted.mu_final[0];
         let model = GaussianRbm {
             weights: fitted.weights.clone(),
@@ -136,7 +143,7 @@ impl StageTask for EvaluateStage {
         let eig = crate::linalg::symmetric_eigen(k_phi.view())?;
         let predicted_cov = covariance_from_spectrum(&eig.vectors, &predicted);
         let (model_cov, _) = model.covariance_and_log_det()?;
-        let p = &self.params;
+        let p = &self.evaluate;
         ctx.progress.set_length(p.samples as u64);
 
         let mut rng = rng_for(self.seed, &format!("evaluate[{label}]"));

@@ -14,17 +14,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::preprocess;
 use crate::emit::npy;
+use crate::emit::slug;
 use crate::error::Result;
-use crate::experiments::slug;
 use crate::models::rbm::GaussianRbm;
 use crate::models::rbm::train::{TrainOptions, Trajectory, train};
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::seed::rng_for;
 use crate::spec::rbm_scalar::{FitParams, InitKind};
 
+#[derive(serde::Serialize)]
 pub struct FitStage {
-    pub params: FitParams,
-    pub target_id: String,
+    pub fit: FitParams,
+    pub target: StageHandle,
     pub seed: u64,
 }
 
@@ -33,10 +34,16 @@ pub fn prefix(label: &str) -> String {
     format!("fit.{}", slug(label))
 }
 
-impl StageTask for FitStage {
+impl Stage for FitStage {
+    const KIND: StageKind = StageKind::Fit;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("rbm-scalar/fit")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
-        let p = &self.params;
-        let (k_phi, target_cov, _) = preprocess::load(ctx.upstream_dir(&self.target_id)?)?;
+        let p = &self.fit;
+        let (k_phi, target_cov, _) = preprocess::load(ctx.upstream(&self.target)?)?;
         let eig = crate::linalg::symmetric_eigen(k_phi.view())?;
         let aligned_start = match p.init {
             InitKind::Random => None,

@@ -5,19 +5,26 @@ use crate::analysis::lattice::{free_field_kernel, free_field_spectrum};
 use crate::emit::npy;
 use crate::error::{Error, Result};
 use crate::linalg::{spd_inverse_and_log_det, symmetric_eigenvalues};
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageKind};
 use crate::spec::rbm_scalar::TargetParams;
 
+#[derive(serde::Serialize)]
 pub struct TargetStage {
-    pub params: TargetParams,
+    pub target: TargetParams,
 }
 
-impl StageTask for TargetStage {
+impl Stage for TargetStage {
+    const KIND: StageKind = StageKind::Preprocess;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("rbm-scalar/preprocess")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
-        let n = self.params.n_visible;
-        let kernel = free_field_kernel(n, self.params.mass_squared);
+        let n = self.target.n_visible;
+        let kernel = free_field_kernel(n, self.target.mass_squared);
         let (covariance, _) = spd_inverse_and_log_det(kernel.view())?;
-        let kappa = free_field_spectrum(n, self.params.mass_squared);
+        let kappa = free_field_spectrum(n, self.target.mass_squared);
         let numeric = symmetric_eigenvalues(kernel.view())?;
         let worst = (&numeric - &kappa)
             .iter()

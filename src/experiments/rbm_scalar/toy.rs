@@ -11,12 +11,13 @@ use crate::emit::npy;
 use crate::error::Result;
 use crate::models::rbm::GaussianRbm;
 use crate::models::rbm::train::{NegativePhase, TrainOptions, train};
-use crate::pipeline::{StageContext, StageTask};
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageKind};
 use crate::seed::rng_for;
 use crate::spec::rbm_scalar::ToyParams;
 
+#[derive(serde::Serialize)]
 pub struct ToyStage {
-    pub params: ToyParams,
+    pub toy: ToyParams,
     pub seed: u64,
 }
 
@@ -61,10 +62,16 @@ pub fn run_toy(p: &ToyParams, seed: u64, progress: &mut dyn FnMut(usize)) -> Res
     Ok(Array2::from_shape_fn((rows.len(), 5), |(i, j)| rows[i][j]))
 }
 
-impl StageTask for ToyStage {
+impl Stage for ToyStage {
+    const KIND: StageKind = StageKind::Fit;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("rbm-scalar/toy")
+    }
+
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
-        ctx.progress.set_length(self.params.updates as u64);
-        let rows = run_toy(&self.params, self.seed, &mut |u| {
+        ctx.progress.set_length(self.toy.updates as u64);
+        let rows = run_toy(&self.toy, self.seed, &mut |u| {
             ctx.progress.set_position(u as u64)
         })?;
         npy::write(&ctx.out_dir.join("arrays").join("toy.angle.npy"), &rows)

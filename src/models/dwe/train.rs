@@ -47,19 +47,6 @@ pub enum GaugeFixer {
     Procrustes { every: usize },
 }
 
-impl GaugeFixer {
-    /// The treatment an optimiser name of a spec stands for (`baseline`, `goldstone`,
-    /// `procrustes`), with a gauge phase every `every` iterations; Goldstone-GD needs its gauge
-    /// options, and without them is the baseline.
-    pub fn for_optimizer(name: &str, every: usize, goldstone: Option<GaugeOptions>) -> Self {
-        match (name, goldstone) {
-            ("goldstone", Some(options)) => GaugeFixer::Goldstone { every, options },
-            ("procrustes", _) => GaugeFixer::Procrustes { every },
-            _ => GaugeFixer::None,
-        }
-    }
-}
-
 /// What a run did.
 #[derive(Clone, Debug, Default)]
 pub struct DweTrace {

@@ -25,7 +25,7 @@ pub enum NegativePhase {
     Pcd { chains: usize, gibbs_steps: usize },
 }
 
-/// Validated training options.
+/// Training options; [`train`] refuses values it cannot run with ([`TrainOptions::check`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainOptions {
     pub learning_rate: f64,
@@ -45,6 +45,34 @@ pub struct TrainOptions {
 }
 
 impl TrainOptions {
+    /// An error naming the first option [`train`] cannot run with: intervals of zero updates,
+    /// a rate that is not finite and positive, a momentum or decay outside its range.
+    pub fn check(&self) -> Result<()> {
+        let problem = if self.record_every == 0 {
+            "record_every must be at least 1"
+        } else if self.decay_every == 0 {
+            "decay_every must be at least 1"
+        } else if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            "learning_rate must be finite and > 0"
+        } else if !(0.0..1.0).contains(&self.momentum) {
+            "momentum must be in [0, 1)"
+        } else if !(self.decay > 0.0 && self.decay <= 1.0) {
+            "decay must be in (0, 1]"
+        } else if !(self.l2.is_finite() && self.l2 >= 0.0) {
+            "l2 must be finite and >= 0"
+        } else if matches!(self.negative_phase, NegativePhase::Pcd { chains: 0, .. })
+            || matches!(
+                self.negative_phase,
+                NegativePhase::Pcd { gibbs_steps: 0, .. }
+            )
+        {
+            "persistent chains need at least one chain and one Gibbs sweep"
+        } else {
+            return Ok(());
+        };
+        Err(Error::Other(format!("training options: {problem}")))
+    }
+
     /// Plain gradient ascent: no momentum, weight decay or rate decay, μ fixed, one record at
     /// the end.
     pub fn plain(learning_rate: f64, updates: usize, negative_phase: NegativePhase) -> Self {
@@ -121,6 +149,7 @@ pub fn train(
     rng: &mut impl Rng,
     progress: &mut dyn FnMut(usize),
 ) -> Result<Trajectory> {
+    options.check()?;
     let mut trajectory = Trajectory::default();
     trajectory.record(0, model, options)?;
     let mut velocity = Array2::<f64>::zeros(model.weights.raw_dim());
@@ -240,6 +269,35 @@ mod tests {
         match err {
             Error::Numerical { update, .. } => assert!(update <= 3, "stopped at {update}"),
             other => panic!("unexpected error {other}"),
+        }
+    }
+
+    /// Options that would divide by zero or never record are refused before training, by name.
+    #[test]
+    fn record_every_zero_is_refused_not_a_panic() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut model = GaussianRbm::random(4, 4, 3.0, 1.0, 0.1, &mut rng);
+        let c = target(4, 4.0);
+        for (options, name) in [
+            (
+                TrainOptions {
+                    record_every: 0,
+                    ..exact_options(10, 0.1)
+                },
+                "record_every",
+            ),
+            (
+                TrainOptions {
+                    decay_every: 0,
+                    ..exact_options(10, 0.1)
+                },
+                "decay_every",
+            ),
+        ] {
+            let err = train(&mut model, c.view(), &options, &mut rng, &mut |_| {})
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name), "{err}");
         }
     }
 }

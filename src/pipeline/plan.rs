@@ -1,0 +1,332 @@
+//! The contract between the pipeline and an experiment family: a [`Stage`] is a serialisable
+//! task, and a [`PlanBuilder`] turns each added task into a stage instance whose key parameters,
+//! upstream instances and input files are all read off the task's own serialisation.
+//!
+//! A task names an upstream instance by holding the [`StageHandle`] that adding it returned, and
+//! a raw file by holding an [`InputFile`]. Both serialise to markers that the builder replaces
+//! (a handle by its instance id, a file by its path) while collecting them as the instance's
+//! dependencies and inputs. So whatever a task can read — a field, an upstream output, a file —
+//! is in its key by construction: there is no second list to keep in step with the task.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::ser::SerializeMap;
+
+use super::{CodeGroup, StageContext, StageKind};
+use crate::error::{Error, Result};
+
+const UPSTREAM_MARKER: &str = "$symbreak-upstream";
+const INPUT_MARKER: &str = "$symbreak-input";
+
+/// One kind of stage computation. Its fields are everything it reads besides upstream outputs
+/// and raw files (which it holds as [`StageHandle`]s and [`InputFile`]s): their serialisation is
+/// the instance's key parameters.
+pub trait Stage: Serialize + Send + Sync + 'static {
+    /// Where in the pipeline this computation sits.
+    const KIND: StageKind;
+    /// The code whose fingerprint enters the key.
+    fn code() -> &'static CodeGroup;
+    /// Computes the outputs into `ctx.out_dir`.
+    fn run(&self, ctx: &StageContext<'_>) -> Result<()>;
+}
+
+/// The object-safe part of a [`Stage`], as the executor calls it.
+pub(crate) trait RunStage: Send + Sync {
+    fn run(&self, ctx: &StageContext<'_>) -> Result<()>;
+}
+
+impl<T: Stage> RunStage for T {
+    fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
+        Stage::run(self, ctx)
+    }
+}
+
+/// A planned instance, as the tasks downstream of it name it. Only [`PlanBuilder::add`] makes
+/// one, so a dependency can never name an instance that is not in the plan.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StageHandle {
+    id: Arc<str>,
+}
+
+impl StageHandle {
+    /// `kind` or `kind[label]`.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Serialize for StageHandle {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(UPSTREAM_MARKER, &*self.id)?;
+        map.end()
+    }
+}
+
+/// A raw file a task reads: its content hash, taken before the run, enters the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputFile {
+    path: PathBuf,
+}
+
+impl InputFile {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Serialize for InputFile {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(INPUT_MARKER, &self.path.to_string_lossy())?;
+        map.end()
+    }
+}
+
+/// One node of the stage graph.
+pub struct StageInstance {
+    pub kind: StageKind,
+    /// Sweep point or role, e.g. `flow,mode=exact`; empty for singletons.
+    pub label: String,
+    /// The task's serialisation with handles and files replaced by ids and paths.
+    pub params: serde_json::Value,
+    /// Ids of upstream instances: the handles the task holds.
+    pub deps: BTreeSet<String>,
+    /// Raw input files whose contents the result depends on: the files the task holds.
+    pub inputs: Vec<PathBuf>,
+    pub code: &'static CodeGroup,
+    pub(crate) task: Arc<dyn RunStage>,
+}
+
+impl StageInstance {
+    /// `kind` or `kind[label]`.
+    pub fn id(&self) -> String {
+        instance_id(self.kind, &self.label)
+    }
+}
+
+fn instance_id(kind: StageKind, label: &str) -> String {
+    if label.is_empty() {
+        kind.name().to_string()
+    } else {
+        format!("{}[{label}]", kind.name())
+    }
+}
+
+/// Collects stage instances in dependency order; every instance's dependencies are planned
+/// before it because a task can only hold handles that were already returned.
+#[derive(Default)]
+pub struct PlanBuilder {
+    instances: Vec<StageInstance>,
+    ids: BTreeSet<String>,
+}
+
+impl PlanBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `task` as the instance `T::KIND[label]` and returns its handle. Refuses a second
+    /// instance with the same id (two sweep points that coincide).
+    pub fn add<T: Stage>(&mut self, label: impl Into<String>, task: T) -> Result<StageHandle> {
+        let label = label.into();
+        let id = instance_id(T::KIND, &label);
+        if self.ids.contains(&id) {
+            return Err(Error::Other(format!(
+                "stage instance {id} is planned twice (a sweep lists the same value twice?)"
+            )));
+        }
+        let value = serde_json::to_value(&task)
+            .map_err(|e| Error::Other(format!("stage {id}: its task does not serialise: {e}")))?;
+        let mut deps = BTreeSet::new();
+        let mut inputs = BTreeSet::new();
+        let params = replace_markers(value, &mut deps, &mut inputs);
+        if let Some(unknown) = deps.iter().find(|d| !self.ids.contains(*d)) {
+            return Err(Error::Other(format!(
+                "stage {id} reads {unknown}, which is not planned before it"
+            )));
+        }
+        self.ids.insert(id.clone());
+        self.instances.push(StageInstance {
+            kind: T::KIND,
+            label,
+            params,
+            deps,
+            inputs: inputs.into_iter().collect(),
+            code: T::code(),
+            task: Arc::new(task),
+        });
+        Ok(StageHandle { id: id.into() })
+    }
+
+    /// The instances, in the order added.
+    pub fn into_instances(self) -> Vec<StageInstance> {
+        self.instances
+    }
+}
+
+/// Replaces handle and file markers by their id and path, collecting both.
+fn replace_markers(
+    value: serde_json::Value,
+    deps: &mut BTreeSet<String>,
+    inputs: &mut BTreeSet<PathBuf>,
+) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            if map.len() == 1 {
+                if let Some(Value::String(id)) = map.get(UPSTREAM_MARKER) {
+                    deps.insert(id.clone());
+                    return Value::String(id.clone());
+                }
+                if let Some(Value::String(path)) = map.get(INPUT_MARKER) {
+                    inputs.insert(PathBuf::from(path));
+                    return Value::String(path.clone());
+                }
+            }
+            Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| (k, replace_markers(v, deps, inputs)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|v| replace_markers(v, deps, inputs))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static CODE: CodeGroup = CodeGroup::new("test", file!());
+
+    #[derive(Serialize)]
+    struct Source {
+        seed: u64,
+        data: InputFile,
+    }
+    impl Stage for Source {
+        const KIND: StageKind = StageKind::Preprocess;
+        fn code() -> &'static CodeGroup {
+            &CODE
+        }
+        fn run(&self, _: &StageContext<'_>) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[derive(Serialize)]
+    struct Sink {
+        rate: f64,
+        sources: Vec<(String, StageHandle)>,
+    }
+    impl Stage for Sink {
+        const KIND: StageKind = StageKind::Fit;
+        fn code() -> &'static CodeGroup {
+            &CODE
+        }
+        fn run(&self, _: &StageContext<'_>) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Dependencies and inputs are exactly the handles and files a task holds, wherever they
+    /// sit in it; they appear in the parameters as ids and paths, in the task's order.
+    #[test]
+    fn dependencies_and_inputs_are_read_off_the_task() {
+        let mut plan = PlanBuilder::new();
+        let a = plan
+            .add(
+                "a",
+                Source {
+                    seed: 1,
+                    data: InputFile::new("/data/a.bin"),
+                },
+            )
+            .unwrap();
+        let b = plan
+            .add(
+                "b",
+                Source {
+                    seed: 2,
+                    data: InputFile::new("/data/b.bin"),
+                },
+            )
+            .unwrap();
+        plan.add(
+            "",
+            Sink {
+                rate: 0.5,
+                sources: vec![("second".into(), b.clone()), ("first".into(), a.clone())],
+            },
+        )
+        .unwrap();
+        let instances = plan.into_instances();
+        assert_eq!(instances[0].inputs, [PathBuf::from("/data/a.bin")]);
+        assert_eq!(instances[0].params["data"], "/data/a.bin");
+        let sink = &instances[2];
+        assert_eq!(sink.id(), "fit");
+        assert_eq!(
+            sink.deps.iter().map(String::as_str).collect::<Vec<_>>(),
+            ["preprocess[a]", "preprocess[b]"]
+        );
+        assert_eq!(
+            sink.params,
+            serde_json::json!({
+                "rate": 0.5,
+                "sources": [["second", "preprocess[b]"], ["first", "preprocess[a]"]]
+            })
+        );
+    }
+
+    #[test]
+    fn a_second_instance_with_the_same_id_is_refused() {
+        let mut plan = PlanBuilder::new();
+        let source = |seed| Source {
+            seed,
+            data: InputFile::new("x"),
+        };
+        plan.add("n=1", source(1)).unwrap();
+        let err = plan.add("n=1", source(2)).unwrap_err().to_string();
+        assert!(err.contains("preprocess[n=1] is planned twice"), "{err}");
+    }
+
+    #[test]
+    fn a_handle_from_another_plan_is_refused() {
+        let mut other = PlanBuilder::new();
+        let foreign = other
+            .add(
+                "x",
+                Source {
+                    seed: 1,
+                    data: InputFile::new("x"),
+                },
+            )
+            .unwrap();
+        let mut plan = PlanBuilder::new();
+        let err = plan
+            .add(
+                "",
+                Sink {
+                    rate: 1.0,
+                    sources: vec![("x".into(), foreign)],
+                },
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not planned before it"), "{err}");
+    }
+}
