@@ -28,48 +28,34 @@ impl Stage for EmitStage {
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         let summary = load_summary(ctx.upstream(&self.counts)?)?;
         let tables = ctx.out_dir.join("tables");
-        Table::new("vocabulary", &["rank"])
-            .i64("rank", (0..summary.vocabulary.len() as i64).collect())
-            .str(
-                "word",
-                summary.vocabulary.iter().map(|(w, _)| w.clone()).collect(),
-            )
-            .f64(
-                "score",
-                summary.vocabulary.iter().map(|(_, s)| *s).collect(),
-            )
-            .write(&tables)?;
-        let steps = &summary.steps;
-        let gaps: Vec<f64> = steps
+        let vocabulary: Vec<VocabularyRow> = summary
+            .vocabulary
             .iter()
             .enumerate()
-            .map(|(k, st)| {
-                steps
-                    .get(k + 1)
-                    .map_or(f64::NAN, |next| f64::from(next.year - st.year))
+            .map(|(rank, (word, score))| VocabularyRow {
+                rank,
+                word: word.clone(),
+                score: *score,
             })
             .collect();
-        Table::new("steps", &["year"])
-            .i64("year", steps.iter().map(|s| i64::from(s.year)).collect())
-            .i64(
-                "documents",
-                steps.iter().map(|s| s.documents as i64).collect(),
-            )
-            .i64("tokens", steps.iter().map(|s| s.tokens as i64).collect())
-            .i64(
-                "vocabulary_tokens",
-                steps.iter().map(|s| s.vocabulary_tokens as i64).collect(),
-            )
-            .f64(
-                "positive_total",
-                steps.iter().map(|s| s.positive_total).collect(),
-            )
-            .i64(
-                "nonzero_pairs",
-                steps.iter().map(|s| s.nonzero_pairs as i64).collect(),
-            )
-            .f64("delta_tau_to_next", gaps)
-            .write(&tables)?;
+        Table::from_rows("vocabulary", &["rank"], &vocabulary)?.write(&tables)?;
+        let steps = &summary.steps;
+        let rows: Vec<StepRow> = steps
+            .iter()
+            .enumerate()
+            .map(|(k, st)| StepRow {
+                year: st.year,
+                documents: st.documents,
+                tokens: st.tokens,
+                vocabulary_tokens: st.vocabulary_tokens,
+                positive_total: st.positive_total,
+                nonzero_pairs: st.nonzero_pairs,
+                delta_tau_to_next: steps
+                    .get(k + 1)
+                    .map_or(f64::NAN, |next| f64::from(next.year - st.year)),
+            })
+            .collect();
+        Table::from_rows("steps", &["year"], &rows)?.write(&tables)?;
         let summary = evaluate::load(ctx.upstream(&self.evaluate)?)?;
         write_tables(&summary, &tables)?;
         let figures = ctx.out_dir.join("figures");
@@ -79,14 +65,23 @@ impl Stage for EmitStage {
     }
 }
 
-fn strings<T>(rows: &[T], f: impl Fn(&T) -> String) -> Vec<String> {
-    rows.iter().map(f).collect()
+#[derive(Default, serde::Serialize)]
+struct VocabularyRow {
+    rank: usize,
+    word: String,
+    score: f64,
 }
-fn floats<T>(rows: &[T], f: impl Fn(&T) -> f64) -> Vec<f64> {
-    rows.iter().map(f).collect()
-}
-fn ints<T>(rows: &[T], f: impl Fn(&T) -> i64) -> Vec<i64> {
-    rows.iter().map(f).collect()
+
+/// A corpus step and the gap to the next one.
+#[derive(Default, serde::Serialize)]
+struct StepRow {
+    year: i32,
+    documents: usize,
+    tokens: usize,
+    vocabulary_tokens: usize,
+    positive_total: f64,
+    nonzero_pairs: usize,
+    delta_tau_to_next: f64,
 }
 
 /// The optimisers of the run, in the spec's order.
@@ -94,67 +89,105 @@ fn optimizers(summary: &Summary) -> Vec<&str> {
     summary.cosines.iter().map(|c| c.0.as_str()).collect()
 }
 
+/// A run's alignment: the raw and Procrustes-aligned median cosines and their gain.
+#[derive(Default, serde::Serialize)]
+struct ProcrustesRow {
+    optimizer: String,
+    seed: usize,
+    median_cosine: f64,
+    median_aligned_cosine: f64,
+    gain: f64,
+    mirror_walls: usize,
+}
+
+/// A run's cost and end point.
+#[derive(Default, serde::Serialize)]
+struct RunCostRow {
+    optimizer: String,
+    seed: usize,
+    seconds_per_iteration: f64,
+    gauge_seconds: f64,
+    phases: usize,
+    overhead_percent: f64,
+    held_out_log_likelihood: f64,
+    final_total_loss: f64,
+    final_coupling: f64,
+}
+
+#[derive(Default, serde::Serialize)]
+struct HeldOutRow {
+    optimizer: String,
+    seed: usize,
+    time: f64,
+    log_likelihood_per_point: f64,
+}
+
+#[derive(Default, serde::Serialize)]
+struct CurveRow {
+    optimizer: String,
+    seed: usize,
+    iteration: usize,
+    seconds: f64,
+    likelihood: f64,
+    prior: f64,
+    coupling: f64,
+    total: f64,
+    median_cosine: f64,
+    median_aligned_cosine: f64,
+    mirror_walls: usize,
+}
+
 fn write_tables(summary: &Summary, dir: &std::path::Path) -> Result<()> {
-    let q = &summary.quantiles;
-    Table::new("cosine_quantiles", &["optimizer", "seed", "alignment"])
-        .str("optimizer", strings(q, |r| r.optimizer.clone()))
-        .str("seed", strings(q, |r| r.seed.clone()))
-        .str("alignment", strings(q, |r| r.alignment.clone()))
-        .f64("q05", floats(q, |r| r.q05))
-        .f64("q25", floats(q, |r| r.q25))
-        .f64("median", floats(q, |r| r.median))
-        .f64("q75", floats(q, |r| r.q75))
-        .f64("q95", floats(q, |r| r.q95))
-        .f64("above_0_6", floats(q, |r| r.above_0_6))
-        .write(dir)?;
-    let r = &summary.runs;
-    Table::new("procrustes", &["optimizer", "seed"])
-        .str("optimizer", strings(r, |x| x.optimizer.clone()))
-        .i64("seed", ints(r, |x| x.seed as i64))
-        .f64("median_cosine", floats(r, |x| x.median_cosine))
-        .f64(
-            "median_aligned_cosine",
-            floats(r, |x| x.median_aligned_cosine),
-        )
-        .f64(
-            "gain",
-            floats(r, |x| x.median_aligned_cosine - x.median_cosine),
-        )
-        .i64("mirror_walls", ints(r, |x| x.mirror_walls as i64))
-        .write(dir)?;
-    Table::new("runs", &["optimizer", "seed"])
+    Table::from_rows(
+        "cosine_quantiles",
+        &["optimizer", "seed", "alignment"],
+        &summary.quantiles,
+    )?
+    .write(dir)?;
+    let procrustes: Vec<ProcrustesRow> = summary
+        .runs
+        .iter()
+        .map(|x| ProcrustesRow {
+            optimizer: x.optimizer.clone(),
+            seed: x.seed,
+            median_cosine: x.median_cosine,
+            median_aligned_cosine: x.median_aligned_cosine,
+            gain: x.median_aligned_cosine - x.median_cosine,
+            mirror_walls: x.mirror_walls,
+        })
+        .collect();
+    Table::from_rows("procrustes", &["optimizer", "seed"], &procrustes)?.write(dir)?;
+    let runs: Vec<RunCostRow> = summary
+        .runs
+        .iter()
+        .map(|x| RunCostRow {
+            optimizer: x.optimizer.clone(),
+            seed: x.seed,
+            seconds_per_iteration: x.seconds_per_iteration,
+            gauge_seconds: x.gauge_seconds,
+            phases: x.phases,
+            overhead_percent: x.overhead_percent,
+            held_out_log_likelihood: x.held_out_log_likelihood,
+            final_total_loss: x.final_total_loss,
+            final_coupling: x.final_coupling,
+        })
+        .collect();
+    Table::from_rows("runs", &["optimizer", "seed"], &runs)?
         .wall_clock(&["seconds_per_iteration", "gauge_seconds", "overhead_percent"])
-        .str("optimizer", strings(r, |x| x.optimizer.clone()))
-        .i64("seed", ints(r, |x| x.seed as i64))
-        .f64(
-            "seconds_per_iteration",
-            floats(r, |x| x.seconds_per_iteration),
-        )
-        .f64("gauge_seconds", floats(r, |x| x.gauge_seconds))
-        .i64("phases", ints(r, |x| x.phases as i64))
-        .f64("overhead_percent", floats(r, |x| x.overhead_percent))
-        .f64(
-            "held_out_log_likelihood",
-            floats(r, |x| x.held_out_log_likelihood),
-        )
-        .f64("final_total_loss", floats(r, |x| x.final_total_loss))
-        .f64("final_coupling", floats(r, |x| x.final_coupling))
         .write(dir)?;
-    let h = &summary.held_out_steps;
-    Table::new("held_out", &["optimizer", "seed", "time"])
-        .str("optimizer", strings(h, |x| x.0.clone()))
-        .i64("seed", ints(h, |x| x.1 as i64))
-        .f64("time", floats(h, |x| x.2))
-        .f64("log_likelihood_per_point", floats(h, |x| x.3))
-        .write(dir)?;
+    let held_out: Vec<HeldOutRow> = summary
+        .held_out_steps
+        .iter()
+        .map(|(optimizer, seed, time, value)| HeldOutRow {
+            optimizer: optimizer.clone(),
+            seed: *seed,
+            time: *time,
+            log_likelihood_per_point: *value,
+        })
+        .collect();
+    Table::from_rows("held_out", &["optimizer", "seed", "time"], &held_out)?.write(dir)?;
     let a = &summary.aging;
-    Table::new("word_aging", &["query", "optimizer", "rank"])
-        .str("query", strings(a, |x| x.query.clone()))
-        .str("optimizer", strings(a, |x| x.optimizer.clone()))
-        .i64("rank", ints(a, |x| x.rank as i64))
-        .str("word", strings(a, |x| x.word.clone()))
-        .f64("cosine", floats(a, |x| x.cosine))
-        .write(dir)?;
+    Table::from_rows("word_aging", &["query", "optimizer", "rank"], a)?.write(dir)?;
     let mut queries: Vec<&str> = a.iter().map(|x| x.query.as_str()).collect();
     queries.dedup();
     let lists = |optimizer: &str| -> Vec<String> {
@@ -169,32 +202,34 @@ fn write_tables(summary: &Summary, dir: &std::path::Path) -> Result<()> {
             })
             .collect()
     };
+    // One column per optimiser of the run: the columns are data, not a row type.
     let mut table = Table::new("word_aging_lists", &["query"])
         .str("query", queries.iter().map(|q| q.to_string()).collect());
     for optimizer in optimizers(summary) {
         table = table.str(optimizer, lists(optimizer));
     }
     table.write(dir)?;
-    let c = &summary.curves;
-    Table::new("curves", &["optimizer", "seed", "iteration"])
+    let curves: Vec<CurveRow> = summary
+        .curves
+        .iter()
+        .map(|x| CurveRow {
+            optimizer: x.optimizer.clone(),
+            seed: x.seed,
+            iteration: x.iteration,
+            seconds: x.seconds,
+            likelihood: x.likelihood,
+            prior: x.prior,
+            coupling: x.coupling,
+            total: x.total(),
+            median_cosine: x.median_cosine,
+            median_aligned_cosine: x.median_aligned_cosine,
+            mirror_walls: x.mirror_walls,
+        })
+        .collect();
+    Table::from_rows("curves", &["optimizer", "seed", "iteration"], &curves)?
         .wall_clock(&["seconds"])
-        .str("optimizer", strings(c, |x| x.optimizer.clone()))
-        .i64("seed", ints(c, |x| x.seed as i64))
-        .i64("iteration", ints(c, |x| x.iteration as i64))
-        .f64("seconds", floats(c, |x| x.seconds))
-        .f64("likelihood", floats(c, |x| x.likelihood))
-        .f64("prior", floats(c, |x| x.prior))
-        .f64("coupling", floats(c, |x| x.coupling))
-        .f64("total", floats(c, |x| x.total()))
-        .f64("median_cosine", floats(c, |x| x.median_cosine))
-        .f64(
-            "median_aligned_cosine",
-            floats(c, |x| x.median_aligned_cosine),
-        )
-        .i64("mirror_walls", ints(c, |x| x.mirror_walls as i64))
         .write(dir)?;
-    let w = &summary.sweep;
-    Table::new(
+    Table::from_rows(
         "sweep",
         &[
             "bin_years",
@@ -204,26 +239,8 @@ fn write_tables(summary: &Summary, dir: &std::path::Path) -> Result<()> {
             "optimizer",
             "iteration",
         ],
-    )
-    .i64("bin_years", ints(w, |x| x.bin_years as i64))
-    .f64("count_scale", floats(w, |x| x.count_scale))
-    .str("init", strings(w, |x| x.init.clone()))
-    .f64("init_scale", floats(w, |x| x.init_scale))
-    .str("optimizer", strings(w, |x| x.optimizer.clone()))
-    .i64("iteration", ints(w, |x| x.iteration as i64))
-    .i64("steps", ints(w, |x| x.steps as i64))
-    .f64("mean_positive_total", floats(w, |x| x.mean_positive_total))
-    .f64("median_cosine", floats(w, |x| x.median_cosine))
-    .f64(
-        "median_aligned_cosine",
-        floats(w, |x| x.median_aligned_cosine),
-    )
-    .f64("coupling", floats(w, |x| x.coupling))
-    .f64("total_loss", floats(w, |x| x.total_loss))
-    .f64(
-        "held_out_log_likelihood",
-        floats(w, |x| x.held_out_log_likelihood.unwrap_or(f64::NAN)),
-    )
+        &summary.sweep,
+    )?
     .write(dir)
 }
 

@@ -18,7 +18,7 @@ use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::spec::dwe::{INITS, Optimizer, Regime};
 
 /// Quantiles of one cosine distribution.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct QuantileRow {
     pub optimizer: String,
     /// A seed, or `all` for every seed pooled.
@@ -34,7 +34,7 @@ pub struct QuantileRow {
     pub above_0_6: f64,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct AgingRow {
     pub query: String,
     pub optimizer: String,
@@ -63,16 +63,16 @@ pub struct RunRow {
 }
 
 /// One regime × optimiser × recording point, medians over seeds.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SweepRow {
     pub bin_years: usize,
     pub count_scale: f64,
     pub init: String,
     pub init_scale: f64,
-    pub steps: usize,
-    pub mean_positive_total: f64,
     pub optimizer: String,
     pub iteration: usize,
+    pub steps: usize,
+    pub mean_positive_total: f64,
     pub median_cosine: f64,
     pub median_aligned_cosine: f64,
     pub coupling: f64,
