@@ -42,10 +42,10 @@ impl Stage for EmitStage {
         let tables = ctx.out_dir.join("tables");
         let figures = ctx.out_dir.join("figures");
         let (runs, summary) = load_speedup(ctx.upstream(&self.speedup)?)?;
-        speedup_table(&summary).write(&tables)?;
+        speedup_table(&summary)?.write(&tables)?;
         ablation_table(&self.spec, &summary).write(&tables)?;
         self.runs_table(&runs).write(&tables)?;
-        overhead_table(&self.spec, &runs).write(&tables)?;
+        overhead_table(&self.spec, &runs)?.write(&tables)?;
         let dispersion = load_dispersion(ctx.upstream(&self.dispersion)?)?;
         dispersion_tables(&dispersion, &tables)?;
         dispersion_figure(&dispersion).write(&figures, "dispersion")?;
@@ -68,28 +68,12 @@ impl Stage for EmitStage {
     }
 }
 
-fn speedup_table(rows: &[SpeedupRow]) -> Table {
-    let col = |f: &dyn Fn(&SpeedupRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
-    Table::new(
+fn speedup_table(rows: &[SpeedupRow]) -> Result<Table> {
+    Table::from_rows(
         "speedup",
         &["variant", "init_scale", "reference", "threshold"],
+        rows,
     )
-    .str("variant", rows.iter().map(|r| r.variant.clone()).collect())
-    .f64("init_scale", col(&|r| r.init_scale))
-    .str(
-        "reference",
-        rows.iter().map(|r| r.reference.clone()).collect(),
-    )
-    .f64("threshold", col(&|r| r.threshold))
-    .i64("seeds", rows.iter().map(|r| r.seeds as i64).collect())
-    .i64("reached", rows.iter().map(|r| r.reached as i64).collect())
-    .i64("diverged", rows.iter().map(|r| r.diverged as i64).collect())
-    .f64("median_iterations", col(&|r| opt(r.median_iterations)))
-    .f64("median_speedup", col(&|r| opt(r.median_speedup)))
-    .f64("min_speedup", col(&|r| opt(r.min_speedup)))
-    .f64("max_speedup", col(&|r| opt(r.max_speedup)))
-    .f64("median_final_excess", col(&|r| opt(r.median_final_excess)))
-    .i64("walled", rows.iter().map(|r| r.walled as i64).collect())
 }
 
 /// One row per variant and scale: its gauge options and, against the per-seed best final loss,
@@ -339,66 +323,97 @@ impl EmitStage {
     }
 }
 
-fn overhead_table(spec: &GoldstoneSyntheticSpec, runs: &[RunRow]) -> Table {
-    let mut variants = Vec::new();
-    let mut step = Vec::new();
-    let mut gauge = Vec::new();
-    for variant in &spec.variants {
-        let mine: Vec<&RunRow> = runs.iter().filter(|r| &r.variant == variant).collect();
-        variants.push(variant.clone());
-        step.push(mine.iter().map(|r| r.step_seconds).sum::<f64>());
-        gauge.push(mine.iter().map(|r| r.gauge_seconds).sum::<f64>());
-    }
-    let ratio = gauge.iter().zip(&step).map(|(g, s)| g / s).collect();
-    Table::new("overhead", &["variant"])
-        .wall_clock(&["step_seconds", "gauge_seconds", "gauge_over_step"])
-        .str("variant", variants)
-        .f64("step_seconds", step)
-        .f64("gauge_seconds", gauge)
-        .f64("gauge_over_step", ratio)
+/// Wall time of one variant's steps and gauge phases, summed over its runs.
+#[derive(Default, serde::Serialize)]
+struct OverheadRow {
+    variant: String,
+    step_seconds: f64,
+    gauge_seconds: f64,
+    gauge_over_step: f64,
+}
+
+fn overhead_table(spec: &GoldstoneSyntheticSpec, runs: &[RunRow]) -> Result<Table> {
+    let rows: Vec<OverheadRow> = spec
+        .variants
+        .iter()
+        .map(|variant| {
+            let mine: Vec<&RunRow> = runs.iter().filter(|r| &r.variant == variant).collect();
+            let step_seconds = mine.iter().map(|r| r.step_seconds).sum::<f64>();
+            let gauge_seconds = mine.iter().map(|r| r.gauge_seconds).sum::<f64>();
+            OverheadRow {
+                variant: variant.clone(),
+                step_seconds,
+                gauge_seconds,
+                gauge_over_step: gauge_seconds / step_seconds,
+            }
+        })
+        .collect();
+    Ok(Table::from_rows("overhead", &["variant"], &rows)?.wall_clock(&[
+        "step_seconds",
+        "gauge_seconds",
+        "gauge_over_step",
+    ]))
+}
+
+/// One Laplacian mode ν: the closed form, the computed eigenvalue and the Hessian's cluster.
+#[derive(Default, serde::Serialize)]
+struct DispersionRow {
+    nu: usize,
+    h_formula: f64,
+    h_laplacian: f64,
+    hessian_multiplicity: usize,
+    hessian_cluster_mean: Option<f64>,
+    predicted_multiplicity_gl: usize,
+    predicted_multiplicity_rotations: usize,
+}
+
+#[derive(Default, serde::Serialize)]
+struct ConditionRow {
+    steps: usize,
+    ratio: f64,
+    four_t2_over_pi2: f64,
+}
+
+#[derive(Default, serde::Serialize)]
+struct HessianSummaryRow {
+    zero_modes: usize,
+    predicted_gl: usize,
+    predicted_rotations: usize,
+    tolerance: f64,
+    gradient_norm_at_minimum: f64,
 }
 
 fn dispersion_tables(d: &Dispersion, tables: &std::path::Path) -> Result<()> {
-    let n = d.laplacian.len();
-    Table::new("dispersion", &["nu"])
-        .i64("nu", (0..n as i64).collect())
-        .f64("h_formula", d.formula.clone())
-        .f64("h_laplacian", d.laplacian.clone())
-        .i64(
-            "hessian_multiplicity",
-            d.hessian_multiplicity.iter().map(|&m| m as i64).collect(),
-        )
-        .f64(
-            "hessian_cluster_mean",
-            d.hessian_cluster_mean.iter().map(|&m| opt(m)).collect(),
-        )
-        .i64(
-            "predicted_multiplicity_gl",
-            vec![d.predicted_multiplicity_gl as i64; n],
-        )
-        .i64(
-            "predicted_multiplicity_rotations",
-            vec![d.predicted_multiplicity_rotations as i64; n],
-        )
-        .write(tables)?;
-    Table::new("condition_number", &["steps"])
-        .i64("steps", d.condition.iter().map(|c| c.0 as i64).collect())
-        .f64("ratio", d.condition.iter().map(|c| c.1).collect())
-        .f64(
-            "four_t2_over_pi2",
-            d.condition.iter().map(|c| c.2).collect(),
-        )
-        .write(tables)?;
-    Table::new("hessian_summary", &[])
-        .i64("zero_modes", vec![d.hessian_zero_modes as i64])
-        .i64("predicted_gl", vec![d.predicted_multiplicity_gl as i64])
-        .i64(
-            "predicted_rotations",
-            vec![d.predicted_multiplicity_rotations as i64],
-        )
-        .f64("tolerance", vec![d.tolerance])
-        .f64("gradient_norm_at_minimum", vec![d.gradient_norm_at_minimum])
-        .write(tables)
+    let modes: Vec<DispersionRow> = (0..d.laplacian.len())
+        .map(|nu| DispersionRow {
+            nu,
+            h_formula: d.formula[nu],
+            h_laplacian: d.laplacian[nu],
+            hessian_multiplicity: d.hessian_multiplicity[nu],
+            hessian_cluster_mean: d.hessian_cluster_mean[nu],
+            predicted_multiplicity_gl: d.predicted_multiplicity_gl,
+            predicted_multiplicity_rotations: d.predicted_multiplicity_rotations,
+        })
+        .collect();
+    Table::from_rows("dispersion", &["nu"], &modes)?.write(tables)?;
+    let condition: Vec<ConditionRow> = d
+        .condition
+        .iter()
+        .map(|&(steps, ratio, four_t2_over_pi2)| ConditionRow {
+            steps,
+            ratio,
+            four_t2_over_pi2,
+        })
+        .collect();
+    Table::from_rows("condition_number", &["steps"], &condition)?.write(tables)?;
+    let summary = HessianSummaryRow {
+        zero_modes: d.hessian_zero_modes,
+        predicted_gl: d.predicted_multiplicity_gl,
+        predicted_rotations: d.predicted_multiplicity_rotations,
+        tolerance: d.tolerance,
+        gradient_norm_at_minimum: d.gradient_norm_at_minimum,
+    };
+    Table::from_rows("hessian_summary", &[], &[summary])?.write(tables)
 }
 
 fn dispersion_figure(d: &Dispersion) -> Figure {

@@ -50,7 +50,7 @@ pub struct RunRow {
 }
 
 /// Medians over seeds for one variant, scale and threshold.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SpeedupRow {
     pub variant: String,
     pub init_scale: f64,
