@@ -242,6 +242,7 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
                 quiet: quiet || json,
                 progress_bars: !quiet && !json && std::io::stderr().is_terminal(),
                 command: std::env::args().collect(),
+                report: crate::report::write_run_report,
             };
             let summary = execute(&plan, &workspace, &options)?;
             if json {

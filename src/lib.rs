@@ -6,21 +6,21 @@
 //! ([`models`]) and analysis ([`analysis`]) never read specs or write files; figures and tables
 //! ([`emit`]) never train.
 
-pub mod analysis;
-pub mod bench;
+pub(crate) mod analysis;
+pub(crate) mod bench;
 pub mod cli;
-pub mod compare;
+pub(crate) mod compare;
 pub mod corpus;
 pub mod data;
 pub mod emit;
-pub mod error;
-pub mod experiments;
-pub mod fsutil;
-pub mod linalg;
-pub mod models;
-pub mod pipeline;
-pub mod report;
-pub mod seed;
-pub mod spec;
+pub(crate) mod error;
+pub(crate) mod experiments;
+pub(crate) mod fsutil;
+pub(crate) mod linalg;
+pub(crate) mod models;
+pub(crate) mod pipeline;
+pub(crate) mod report;
+pub(crate) mod seed;
+pub(crate) mod spec;
 
 pub use error::{Error, Result};

@@ -54,8 +54,9 @@ pub enum Status {
     Same,
 }
 
+#[cfg(test)]
 impl Status {
-    pub fn name(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             Status::Changed => "changed",
             Status::Added => "added",

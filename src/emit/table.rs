@@ -189,7 +189,7 @@ impl Table {
         }
         let mut table = Table::new(name.clone(), keys);
         for ((field, cells), (_, example)) in fields.into_iter().zip(schema) {
-            let is = |want: fn(&Cell) -> bool| cells.iter().all(|c| want(c));
+            let is = |want: fn(&Cell) -> bool| cells.iter().all(want);
             let data = match example {
                 Cell::I64(_) if is(|c| matches!(c, Cell::I64(_))) => ColumnData::I64(
                     cells

@@ -90,7 +90,6 @@ pub(crate) fn plan_of<T: serde::Serialize>(
     Plan {
         experiment: header.name.clone(),
         kind: header.kind.clone(),
-        description: header.description.clone(),
         seed: header.seed,
         spec_path: doc.path.clone(),
         spec_hash: doc.hash(),

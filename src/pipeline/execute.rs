@@ -40,6 +40,10 @@ impl Force {
     }
 }
 
+/// Writes the page of a finished run into its folder, before the manifest says `complete`
+/// (the pipeline core knows the manifest, not how it is shown).
+pub type ReportWriter = fn(&std::path::Path, &Manifest) -> Result<()>;
+
 /// Options of one `run`.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -49,6 +53,7 @@ pub struct RunOptions {
     pub quiet: bool,
     pub progress_bars: bool,
     pub command: Vec<String>,
+    pub report: ReportWriter,
 }
 
 /// The project folder a run works in: `results/` and `.symbreak/` live here.
@@ -297,7 +302,7 @@ pub fn execute(plan: &Plan, workspace: &Workspace, options: &RunOptions) -> Resu
     manifest.finished = Some(now_rfc3339());
     manifest.status = "complete".into();
     // The page describes the finished run; the manifest says "complete" only once it exists.
-    crate::report::write_run_report(&folder.dir, &manifest)?;
+    (options.report)(&folder.dir, &manifest)?;
     folder.write_manifest(&manifest)?;
     folder.mark_latest()?;
     let seconds = clock.elapsed().as_secs_f64();

@@ -88,6 +88,7 @@ impl CodeGroup {
     }
 
     /// Whether the group embeds the file at `path` (relative to `src/`).
+    #[cfg(test)]
     pub fn contains(&self, path: &str) -> bool {
         self.sources().contains(&path)
     }
@@ -140,6 +141,7 @@ macro_rules! stage_code {
 }
 
 /// The files `path` refers to directly, as the build script read them.
+#[cfg(test)]
 pub fn references(path: &str) -> Option<&'static [&'static str]> {
     graph::SOURCES
         .iter()

@@ -92,7 +92,6 @@ impl StageContext<'_> {
 pub struct Plan {
     pub experiment: String,
     pub kind: String,
-    pub description: String,
     pub seed: u64,
     pub spec_path: PathBuf,
     pub spec_hash: String,

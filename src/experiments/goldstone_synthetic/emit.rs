@@ -348,11 +348,13 @@ fn overhead_table(spec: &GoldstoneSyntheticSpec, runs: &[RunRow]) -> Result<Tabl
             }
         })
         .collect();
-    Ok(Table::from_rows("overhead", &["variant"], &rows)?.wall_clock(&[
-        "step_seconds",
-        "gauge_seconds",
-        "gauge_over_step",
-    ]))
+    Ok(
+        Table::from_rows("overhead", &["variant"], &rows)?.wall_clock(&[
+            "step_seconds",
+            "gauge_seconds",
+            "gauge_over_step",
+        ]),
+    )
 }
 
 /// One Laplacian mode ν: the closed form, the computed eigenvalue and the Hessian's cluster.

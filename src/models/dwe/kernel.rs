@@ -65,6 +65,7 @@ impl CountsIndex {
 pub enum Want {
     Gradient,
     Loss,
+    #[cfg(test)]
     Both,
 }
 
@@ -291,6 +292,7 @@ pub fn context_slots(contexts: &[usize], vocabulary: usize) -> Vec<usize> {
 impl DynamicSkipGram {
     /// [`DynamicSkipGram::block_gradient`] on the fast path: f32 blocks, steps in parallel.
     /// With `want = Loss` the gradients are left zero.
+    #[cfg(test)]
     pub fn fast_block(
         &self,
         index: &CountsIndex,

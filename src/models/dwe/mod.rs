@@ -169,6 +169,7 @@ impl DynamicSkipGram {
 
 impl DynamicSkipGram {
     /// Adds z_c/σ_0² and (L z)_c of parameter column `column` to `gradient[.., .., slot]`.
+    #[cfg(test)]
     fn add_exact_terms(
         &self,
         z: &Array3<f64>,
@@ -184,7 +185,9 @@ impl DynamicSkipGram {
         target += &exact;
     }
 
-    /// The gradient on the block `words` × `contexts` (see [`BlockGradient`]).
+    /// The gradient on the block `words` × `contexts` (see [`BlockGradient`]): the f64
+    /// reference the fast kernel is tested against.
+    #[cfg(test)]
     pub fn block_gradient(
         &self,
         z: &Array3<f64>,
@@ -300,6 +303,7 @@ impl BlockAdam {
     }
 
     /// The first and second moments.
+    #[cfg(test)]
     pub fn moments(&self) -> (&Array3<f64>, &Array3<f64>) {
         (&self.first, &self.second)
     }

@@ -3,7 +3,7 @@
 //! ψ. The data term is invariant under U → AU, V → A^{−T}V for every A ∈ GL(d), not only under
 //! rotations; the coupling respects only the global transformations of all steps at once.
 
-use ndarray::{Array2, Array3, Axis, s};
+use ndarray::{Array2, Array3, s};
 
 use super::{coupling_energy, coupling_gradient};
 
@@ -88,17 +88,6 @@ impl DenseMf {
         let transpose = hessian.t().to_owned();
         (hessian + transpose) * 0.5
     }
-
-    /// Number of steps T.
-    pub fn steps(&self) -> usize {
-        self.data.len()
-    }
-}
-
-/// Stacks per-step matrices into (T, d, N).
-pub fn stack(steps: &[Array2<f64>]) -> Array3<f64> {
-    let views: Vec<_> = steps.iter().map(|m| m.view()).collect();
-    ndarray::stack(Axis(0), &views).unwrap_or_else(|_| Array3::zeros((0, 0, 0)))
 }
 
 #[cfg(test)]

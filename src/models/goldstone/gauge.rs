@@ -58,7 +58,9 @@ impl GaugeOptions {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PhaseReport {
     pub rate: f64,
-    /// L'' at the applied generators (the predicted change of ψ).
+    /// L'' at the applied generators (the predicted change of ψ); the tests check each phase
+    /// against it.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub predicted_change: f64,
     /// Largest |G_t| entry applied.
     pub max_generator: f64,
