@@ -52,6 +52,13 @@ impl Table {
         self
     }
 
+    /// The table without `columns` (fields of a row type that the table does not show).
+    pub fn without(mut self, columns: &[&str]) -> Self {
+        self.columns
+            .retain(|(name, _)| !columns.contains(&name.as_str()));
+        self
+    }
+
     pub fn f64(mut self, name: &str, values: Vec<f64>) -> Self {
         self.columns.push((name.into(), ColumnData::F64(values)));
         self
@@ -293,6 +300,15 @@ macro_rules! unsupported_methods {
     };
 }
 
+/// Integers that always fit an `i64` cell.
+macro_rules! integer_methods {
+    ($($method:ident($ty:ty)),* $(,)?) => {
+        $(fn $method(self, v: $ty) -> std::result::Result<Cell, CellError> {
+            Ok(Cell::I64(v.into()))
+        })*
+    };
+}
+
 impl serde::Serializer for RowSerializer<'_> {
     type Ok = ();
     type Error = CellError;
@@ -370,26 +386,14 @@ impl serde::Serializer for CellSerializer {
     type SerializeStruct = serde::ser::Impossible<Cell, CellError>;
     type SerializeStructVariant = serde::ser::Impossible<Cell, CellError>;
 
-    fn serialize_i8(self, v: i8) -> std::result::Result<Cell, CellError> {
-        Ok(Cell::I64(v.into()))
-    }
-    fn serialize_i16(self, v: i16) -> std::result::Result<Cell, CellError> {
-        Ok(Cell::I64(v.into()))
-    }
-    fn serialize_i32(self, v: i32) -> std::result::Result<Cell, CellError> {
-        Ok(Cell::I64(v.into()))
-    }
-    fn serialize_i64(self, v: i64) -> std::result::Result<Cell, CellError> {
-        Ok(Cell::I64(v))
-    }
-    fn serialize_u8(self, v: u8) -> std::result::Result<Cell, CellError> {
-        Ok(Cell::I64(v.into()))
-    }
-    fn serialize_u16(self, v: u16) -> std::result::Result<Cell, CellError> {
-        Ok(Cell::I64(v.into()))
-    }
-    fn serialize_u32(self, v: u32) -> std::result::Result<Cell, CellError> {
-        Ok(Cell::I64(v.into()))
+    integer_methods! {
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64),
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
     }
     fn serialize_u64(self, v: u64) -> std::result::Result<Cell, CellError> {
         i64::try_from(v)

@@ -36,7 +36,7 @@ pub struct CorpusScaleStage {
 }
 
 /// The count scale of one regime of a compared experiment.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CorpusScale {
     pub experiment: String,
     pub regime: String,
@@ -51,7 +51,7 @@ pub struct CorpusScale {
 }
 
 /// One time step of a compared experiment: its years and Σn⁺.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepTotal {
     pub experiment: String,
     pub regime: String,

@@ -37,113 +37,41 @@ impl Stage for EmitStage {
         if !scales.is_empty() {
             write_corpus_tables(&scales, &step_totals, &tables)?;
         }
-        let r = &e.rows;
-        Table::new("planted_runs", &["steps", "counts", "seed", "optimizer"])
-            .wall_clock(&[
-                "step_seconds",
-                "gauge_seconds",
-                "median_step_seconds",
-                "median_phase_seconds",
-            ])
-            .i64("steps", r.iter().map(|x| x.steps as i64).collect())
-            .f64("counts", r.iter().map(|x| x.counts).collect())
-            .i64("seed", r.iter().map(|x| x.seed as i64).collect())
-            .str("optimizer", r.iter().map(|x| x.optimizer.clone()).collect())
-            .f64(
-                "cosine_pearson",
-                r.iter().map(|x| x.cosine_pearson).collect(),
-            )
-            .f64(
-                "cosine_spearman",
-                r.iter().map(|x| x.cosine_spearman).collect(),
-            )
-            .f64("cosine_mae", r.iter().map(|x| x.cosine_mae).collect())
-            .f64(
-                "mean_fitted_cosine",
-                r.iter().map(|x| x.mean_fitted_cosine).collect(),
-            )
-            .f64("twist_gap", r.iter().map(|x| x.twist_gap).collect())
-            .i64("walls", r.iter().map(|x| x.walls as i64).collect())
-            .i64(
-                "smooth_walls",
-                r.iter().map(|x| x.smooth_walls as i64).collect(),
-            )
-            .f64("axis_dip", r.iter().map(|x| x.axis_dip).collect())
-            .f64("twist_path", r.iter().map(|x| x.twist_path).collect())
-            .f64(
-                "planted_precision_at_10",
-                r.iter().map(|x| x.planted_precision_at_10).collect(),
-            )
-            .f64("planted_auc", r.iter().map(|x| x.planted_auc).collect())
-            .f64("loss", r.iter().map(|x| x.loss).collect())
-            .f64("truth_loss", r.iter().map(|x| x.truth_loss).collect())
-            .f64("psi", r.iter().map(|x| x.psi).collect())
-            .f64("step_seconds", r.iter().map(|x| x.step_seconds).collect())
-            .f64("gauge_seconds", r.iter().map(|x| x.gauge_seconds).collect())
-            .i64("phases", r.iter().map(|x| x.phases as i64).collect())
-            .f64(
-                "median_step_seconds",
-                r.iter().map(|x| x.median_step_seconds).collect(),
-            )
-            .f64(
-                "median_phase_seconds",
-                r.iter().map(|x| x.median_phase_seconds).collect(),
-            )
-            .write(&tables)?;
+        Table::from_rows(
+            "planted_runs",
+            &["steps", "counts", "seed", "optimizer"],
+            &e.rows,
+        )?
+        .without(&["iterations", "gauge_overhead"])
+        .wall_clock(&[
+            "step_seconds",
+            "gauge_seconds",
+            "median_step_seconds",
+            "median_phase_seconds",
+        ])
+        .write(&tables)?;
         let m = &e.summary;
-        Table::new("planted_summary", &["steps", "counts", "optimizer"])
+        Table::from_rows("planted_summary", &["steps", "counts", "optimizer"], m)?
             .wall_clock(&["milliseconds_per_iteration", "gauge_overhead"])
-            .i64("steps", m.iter().map(|x| x.steps as i64).collect())
-            .f64("counts", m.iter().map(|x| x.counts).collect())
-            .str("optimizer", m.iter().map(|x| x.optimizer.clone()).collect())
-            .i64("seeds", m.iter().map(|x| x.seeds as i64).collect())
-            .f64(
-                "cosine_pearson",
-                m.iter().map(|x| x.cosine_pearson).collect(),
-            )
-            .f64(
-                "cosine_spearman",
-                m.iter().map(|x| x.cosine_spearman).collect(),
-            )
-            .f64("cosine_mae", m.iter().map(|x| x.cosine_mae).collect())
-            .f64("twist_gap", m.iter().map(|x| x.twist_gap).collect())
-            .f64("walls", m.iter().map(|x| x.walls).collect())
-            .f64("smooth_walls", m.iter().map(|x| x.smooth_walls).collect())
-            .f64("axis_dip", m.iter().map(|x| x.axis_dip).collect())
-            .f64("twist_path", m.iter().map(|x| x.twist_path).collect())
-            .f64(
-                "planted_precision_at_10",
-                m.iter().map(|x| x.planted_precision_at_10).collect(),
-            )
-            .f64("planted_auc", m.iter().map(|x| x.planted_auc).collect())
-            .f64("excess_loss", m.iter().map(|x| x.excess_loss).collect())
-            .f64(
-                "milliseconds_per_iteration",
-                m.iter().map(|x| x.milliseconds_per_iteration).collect(),
-            )
-            .f64(
-                "gauge_overhead",
-                m.iter().map(|x| x.gauge_overhead).collect(),
-            )
             .write(&tables)?;
         let c = &e.curves;
-        Table::new(
+        let curves: Vec<CurveRow> = c
+            .iter()
+            .map(|(steps, counts, seed, point)| CurveRow {
+                steps: *steps,
+                counts: *counts,
+                seed: *seed,
+                optimizer: point.optimizer.clone(),
+                iteration: point.iteration,
+                loss: point.loss,
+                psi: point.psi,
+            })
+            .collect();
+        Table::from_rows(
             "planted_curves",
             &["steps", "counts", "seed", "optimizer", "iteration"],
-        )
-        .i64("steps", c.iter().map(|x| x.0 as i64).collect())
-        .f64("counts", c.iter().map(|x| x.1).collect())
-        .i64("seed", c.iter().map(|x| x.2 as i64).collect())
-        .str(
-            "optimizer",
-            c.iter().map(|x| x.3.optimizer.clone()).collect(),
-        )
-        .i64(
-            "iteration",
-            c.iter().map(|x| x.3.iteration as i64).collect(),
-        )
-        .f64("loss", c.iter().map(|x| x.3.loss).collect())
-        .f64("psi", c.iter().map(|x| x.3.psi).collect())
+            &curves,
+        )?
         .write(&tables)?;
 
         let mut lines: Vec<(String, usize)> =
@@ -267,45 +195,28 @@ fn corpus_markers(
         .collect()
 }
 
+/// One recording point of one fit.
+#[derive(Default, serde::Serialize)]
+struct CurveRow {
+    steps: usize,
+    counts: f64,
+    seed: usize,
+    optimizer: String,
+    iteration: usize,
+    loss: f64,
+    psi: f64,
+}
+
 fn write_corpus_tables(
     scales: &[super::corpus::CorpusScale],
     steps: &[super::corpus::StepTotal],
     tables: &std::path::Path,
 ) -> Result<()> {
-    Table::new("corpus_scale", &["experiment", "regime"])
-        .str(
-            "experiment",
-            scales.iter().map(|x| x.experiment.clone()).collect(),
-        )
-        .str("regime", scales.iter().map(|x| x.regime.clone()).collect())
-        .i64(
-            "vocabulary",
-            scales.iter().map(|x| x.vocabulary as i64).collect(),
-        )
-        .i64("steps", scales.iter().map(|x| x.steps as i64).collect())
-        .f64(
-            "median_total",
-            scales.iter().map(|x| x.median_total).collect(),
-        )
-        .f64("min_total", scales.iter().map(|x| x.min_total).collect())
-        .f64("max_total", scales.iter().map(|x| x.max_total).collect())
-        .f64(
-            "median_per_pair",
-            scales.iter().map(|x| x.median_per_pair).collect(),
-        )
-        .f64(
-            "planted_equivalent",
-            scales.iter().map(|x| x.planted_equivalent).collect(),
-        )
-        .write(tables)?;
-    Table::new("corpus_steps", &["experiment", "regime", "first_year"])
-        .str(
-            "experiment",
-            steps.iter().map(|x| x.experiment.clone()).collect(),
-        )
-        .str("regime", steps.iter().map(|x| x.regime.clone()).collect())
-        .i64("first_year", steps.iter().map(|x| x.first_year).collect())
-        .i64("last_year", steps.iter().map(|x| x.last_year).collect())
-        .f64("total", steps.iter().map(|x| x.total).collect())
-        .write(tables)
+    Table::from_rows("corpus_scale", &["experiment", "regime"], scales)?.write(tables)?;
+    Table::from_rows(
+        "corpus_steps",
+        &["experiment", "regime", "first_year"],
+        steps,
+    )?
+    .write(tables)
 }

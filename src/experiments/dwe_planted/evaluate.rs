@@ -15,7 +15,7 @@ pub struct EvaluateStage {
 }
 
 /// Medians over seeds at one sweep point.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SummaryRow {
     pub steps: usize,
     pub counts: f64,

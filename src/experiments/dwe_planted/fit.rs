@@ -39,7 +39,7 @@ pub struct FitStage {
 }
 
 /// One optimiser at one sweep point, against the truth.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct PointRow {
     pub steps: usize,
     pub counts: f64,

@@ -42,50 +42,47 @@ impl Stage for EmitStage {
         let (eigenvalues, counts) = spectrum::load(ctx.upstream(&self.spectrum)?)?;
         let tables = ctx.out_dir.join("tables");
         let figures = ctx.out_dir.join("figures");
-        let n = eigenvalues.len();
-        Table::new("spectrum", &["index"])
-            .i64("index", (0..n as i64).collect())
-            .f64("eigenvalue", eigenvalues.to_vec())
-            .write(&tables)?;
-        Table::new("spectrum_counts", &["threshold"])
-            .f64("threshold", counts.thresholds.clone())
-            .i64(
-                "count_below",
-                counts.below.iter().map(|&c| c as i64).collect(),
-            )
-            .write(&tables)?;
-        Table::new("data_summary", &[])
-            .i64("images", vec![summary.images as i64])
-            .i64("pixels", vec![summary.pixels as i64])
-            .i64(
-                "always_zero_pixels",
-                vec![summary.always_zero_pixels as i64],
-            )
-            .str(
-                "correlation",
-                vec![
-                    if summary.centred {
-                        "centred"
-                    } else {
-                        "uncentred"
-                    }
-                    .into(),
-                ],
-            )
-            .f64("cutoff_one_over_mu_squared", vec![1.0 / self.mu_squared])
-            .write(&tables)?;
+        let spectrum: Vec<SpectrumRow> = eigenvalues
+            .iter()
+            .enumerate()
+            .map(|(index, &eigenvalue)| SpectrumRow { index, eigenvalue })
+            .collect();
+        Table::from_rows("spectrum", &["index"], &spectrum)?.write(&tables)?;
+        let below: Vec<CountRow> = counts
+            .thresholds
+            .iter()
+            .zip(&counts.below)
+            .map(|(&threshold, &count_below)| CountRow {
+                threshold,
+                count_below,
+            })
+            .collect();
+        Table::from_rows("spectrum_counts", &["threshold"], &below)?.write(&tables)?;
+        let data = DataRow {
+            images: summary.images,
+            pixels: summary.pixels,
+            always_zero_pixels: summary.always_zero_pixels,
+            correlation: if summary.centred {
+                "centred"
+            } else {
+                "uncentred"
+            }
+            .into(),
+            cutoff_one_over_mu_squared: 1.0 / self.mu_squared,
+        };
+        Table::from_rows("data_summary", &[], &[data])?.write(&tables)?;
         self.spectrum_figure(&eigenvalues, summary.always_zero_pixels)?
             .write(&figures, "spectrum")?;
 
         let reconstruction_dir = ctx.upstream(&self.reconstruction)?;
         let rows = load_reconstruction(reconstruction_dir)?;
-        pca_table(&rows).write(&tables)?;
+        pca_table(&rows)?.write(&tables)?;
         let mut model_variances = Vec::new();
         for &n_hidden in &self.n_hidden {
             let v: Array1<f64> = load_array(reconstruction_dir, Some(n_hidden), "model_variances")?;
             model_variances.push((n_hidden, v));
         }
-        self.learned_spectrum_table(&eigenvalues, &model_variances)
+        self.learned_spectrum_table(&eigenvalues, &model_variances)?
             .write(&tables)?;
         self.learned_spectrum_figure(&eigenvalues, &model_variances)
             .write(&figures, "learned_spectrum")?;
@@ -98,72 +95,125 @@ impl Stage for EmitStage {
         }
 
         let relaxation_rows = load_relaxation_rows(ctx.upstream(&self.relaxation)?)?;
-        relaxation_table(&relaxation_rows).write(&tables)?;
+        relaxation_table(&relaxation_rows)?.write(&tables)?;
         self.relaxation_figure(ctx, &relaxation_rows)?
             .write(&figures, "relaxation")
     }
 }
 
-fn relaxation_table(rows: &[RelaxationRow]) -> Table {
-    let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
-    let column = |f: &dyn Fn(&RelaxationRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
-    Table::new("relaxation_times", &["learning_rate", "mode"])
-        .f64("learning_rate", column(&|r| r.learning_rate))
-        .i64("mode", rows.iter().map(|r| r.mode as i64).collect())
-        .f64("data_variance", column(&|r| r.data_variance))
-        .f64("gamma", column(&|r| r.gamma))
-        .f64("tau_fit", column(&|r| nan(r.tau_fit)))
-        .f64("tau_error", column(&|r| nan(r.tau_error)))
-        .f64("tau_predicted", column(&|r| r.tau_predicted))
-        .f64("tau_ratio", column(&|r| nan(r.tau_fit) / r.tau_predicted))
-        .f64(
-            "alpha_gamma_tau",
-            column(&|r| r.learning_rate * r.gamma * nan(r.tau_fit)),
-        )
-        .f64("plateau_fit", column(&|r| nan(r.plateau_fit)))
-        .f64("plateau_predicted", column(&|r| r.plateau_predicted))
+#[derive(Default, serde::Serialize)]
+struct SpectrumRow {
+    index: usize,
+    eigenvalue: f64,
 }
 
-fn pca_table(rows: &[ReconstructionRow]) -> Table {
-    let mut keys = Vec::new();
-    let mut sets = Vec::new();
-    let mut pick = Vec::new();
-    for row in rows {
-        for (set, errors) in [("test", &row.test), ("train", &row.train)] {
-            keys.push(row);
-            sets.push(set.to_string());
-            pick.push(errors);
+#[derive(Default, serde::Serialize)]
+struct CountRow {
+    threshold: f64,
+    count_below: usize,
+}
+
+#[derive(Default, serde::Serialize)]
+struct DataRow {
+    images: usize,
+    pixels: usize,
+    always_zero_pixels: usize,
+    correlation: String,
+    cutoff_one_over_mu_squared: f64,
+}
+
+/// A fitted relaxation time against the linearised flow, with their ratios.
+#[derive(Default, serde::Serialize)]
+struct RelaxationTimeRow {
+    learning_rate: f64,
+    mode: usize,
+    data_variance: f64,
+    gamma: f64,
+    tau_fit: Option<f64>,
+    tau_error: Option<f64>,
+    tau_predicted: f64,
+    tau_ratio: f64,
+    alpha_gamma_tau: f64,
+    plateau_fit: Option<f64>,
+    plateau_predicted: f64,
+}
+
+fn relaxation_table(rows: &[RelaxationRow]) -> Result<Table> {
+    let rows: Vec<RelaxationTimeRow> = rows
+        .iter()
+        .map(|r| {
+            let tau = r.tau_fit.unwrap_or(f64::NAN);
+            RelaxationTimeRow {
+                learning_rate: r.learning_rate,
+                mode: r.mode,
+                data_variance: r.data_variance,
+                gamma: r.gamma,
+                tau_fit: r.tau_fit,
+                tau_error: r.tau_error,
+                tau_predicted: r.tau_predicted,
+                tau_ratio: tau / r.tau_predicted,
+                alpha_gamma_tau: r.learning_rate * r.gamma * tau,
+                plateau_fit: r.plateau_fit,
+                plateau_predicted: r.plateau_predicted,
+            }
+        })
+        .collect();
+    Table::from_rows("relaxation_times", &["learning_rate", "mode"], &rows)
+}
+
+/// One fit's reconstruction of one image set against PCA.
+#[derive(Default, serde::Serialize)]
+struct PcaRow {
+    n_hidden: usize,
+    set: String,
+    learnable: usize,
+    predicted_learned: usize,
+    learned: usize,
+    subspace_overlap: f64,
+    pca_error: f64,
+    rbm_span_error: f64,
+    rbm_gibbs_mean_error: f64,
+    fixed_point_gibbs_mean_error: f64,
+    fit_log_likelihood: f64,
+    fixed_point_log_likelihood: f64,
+    fit_iterations: usize,
+    fit_status: String,
+}
+
+fn pca_table(rows: &[ReconstructionRow]) -> Result<Table> {
+    let mut out = Vec::new();
+    for r in rows {
+        for (set, e) in [("test", &r.test), ("train", &r.train)] {
+            out.push(PcaRow {
+                n_hidden: r.n_hidden,
+                set: set.to_string(),
+                learnable: r.learnable,
+                predicted_learned: r.predicted_learned,
+                learned: r.learned,
+                subspace_overlap: r.subspace_overlap,
+                pca_error: e.pca,
+                rbm_span_error: e.rbm_span,
+                rbm_gibbs_mean_error: e.rbm_gibbs_mean,
+                fixed_point_gibbs_mean_error: e.fixed_point_gibbs_mean,
+                fit_log_likelihood: r.fit_log_likelihood,
+                fixed_point_log_likelihood: r.fixed_point_log_likelihood,
+                fit_iterations: r.fit_iterations,
+                fit_status: r.fit_status.clone(),
+            });
         }
     }
-    let int = |f: fn(&ReconstructionRow) -> usize| keys.iter().map(|r| f(r) as i64).collect();
-    let float = |f: fn(&ReconstructionRow) -> f64| keys.iter().map(|r| f(r)).collect();
-    Table::new("pca_comparison", &["n_hidden", "set"])
-        .i64("n_hidden", int(|r| r.n_hidden))
-        .str("set", sets)
-        .i64("learnable", int(|r| r.learnable))
-        .i64("predicted_learned", int(|r| r.predicted_learned))
-        .i64("learned", int(|r| r.learned))
-        .f64("subspace_overlap", float(|r| r.subspace_overlap))
-        .f64("pca_error", pick.iter().map(|e| e.pca).collect())
-        .f64("rbm_span_error", pick.iter().map(|e| e.rbm_span).collect())
-        .f64(
-            "rbm_gibbs_mean_error",
-            pick.iter().map(|e| e.rbm_gibbs_mean).collect(),
-        )
-        .f64(
-            "fixed_point_gibbs_mean_error",
-            pick.iter().map(|e| e.fixed_point_gibbs_mean).collect(),
-        )
-        .f64("fit_log_likelihood", float(|r| r.fit_log_likelihood))
-        .f64(
-            "fixed_point_log_likelihood",
-            float(|r| r.fixed_point_log_likelihood),
-        )
-        .i64("fit_iterations", int(|r| r.fit_iterations))
-        .str(
-            "fit_status",
-            keys.iter().map(|r| r.fit_status.clone()).collect(),
-        )
+    Table::from_rows("pca_comparison", &["n_hidden", "set"], &out)
+}
+
+/// One mode of one fit: data, model and predicted variance.
+#[derive(Default, serde::Serialize)]
+struct LearnedModeRow {
+    n_hidden: usize,
+    mode: usize,
+    data_variance: f64,
+    model_variance: f64,
+    predicted_variance: f64,
+    relative_error: f64,
 }
 
 impl EmitStage {
@@ -217,30 +267,22 @@ impl EmitStage {
         &self,
         eigenvalues: &Array1<f64>,
         model_variances: &[(usize, Array1<f64>)],
-    ) -> Table {
-        let (mut hidden, mut mode, mut data, mut model, mut predicted) =
-            (vec![], vec![], vec![], vec![], vec![]);
+    ) -> Result<Table> {
+        let mut rows = Vec::new();
         for (n_hidden, variances) in model_variances {
             for (a, &v) in variances.iter().enumerate() {
-                hidden.push(*n_hidden as i64);
-                mode.push(a as i64);
-                data.push(eigenvalues[a]);
-                model.push(v);
-                predicted.push(self.predicted_variance(eigenvalues, *n_hidden, a));
+                let predicted = self.predicted_variance(eigenvalues, *n_hidden, a);
+                rows.push(LearnedModeRow {
+                    n_hidden: *n_hidden,
+                    mode: a,
+                    data_variance: eigenvalues[a],
+                    model_variance: v,
+                    predicted_variance: predicted,
+                    relative_error: (v - predicted) / predicted,
+                });
             }
         }
-        let relative = model
-            .iter()
-            .zip(&predicted)
-            .map(|(m, p)| (m - p) / p)
-            .collect();
-        Table::new("learned_spectrum", &["n_hidden", "mode"])
-            .i64("n_hidden", hidden)
-            .i64("mode", mode)
-            .f64("data_variance", data)
-            .f64("model_variance", model)
-            .f64("predicted_variance", predicted)
-            .f64("relative_error", relative)
+        Table::from_rows("learned_spectrum", &["n_hidden", "mode"], &rows)
     }
 
     fn learned_spectrum_figure(
