@@ -33,10 +33,11 @@ fn main() {
         let text = std::fs::read_to_string(src.join(file)).expect("source file is UTF-8");
         let refs = references(file, &text, &known);
         let list: Vec<String> = refs.iter().map(|r| format!("{r:?}")).collect();
+        // Paths relative to the manifest folder of the crate being compiled, so a target folder
+        // shared by two clones never embeds the other clone's sources.
         writeln!(
             out,
-            "    ({file:?}, include_str!({:?}), &[{}]),",
-            src.join(file).display().to_string(),
+            "    ({file:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/src/{file}\")), &[{}]),",
             list.join(", ")
         )
         .expect("writing to a String");

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use ndarray::Array2;
 
-use crate::corpus::ngram::SliceStats;
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
 use crate::emit::npy;
 use crate::emit::table::Table;
@@ -39,46 +38,35 @@ impl Stage for EmitStage {
         let words: Vec<&str> = summary.vocabulary.iter().map(|(w, _)| w.as_str()).collect();
 
         let s = &record.slices;
-        let count = |field: fn(&SliceStats) -> u64| -> Vec<i64> {
-            s.iter().map(|r| field(&r.stats) as i64).collect()
-        };
-        Table::new("slices", &["slice"])
+        let slices: Vec<SliceRow> = s
+            .iter()
+            .map(|r| {
+                let st = &r.stats;
+                let first: Vec<String> = st
+                    .first_malformed
+                    .iter()
+                    .map(|(n, _)| n.to_string())
+                    .collect();
+                SliceRow {
+                    slice: r.suffix.clone(),
+                    file: r.file.clone(),
+                    status: if r.missing { "missing (404)" } else { "read" }.to_string(),
+                    sha256: st.sha256.clone(),
+                    compressed_bytes: st.compressed_bytes,
+                    text_bytes: st.text_bytes,
+                    lines: st.lines,
+                    ngrams: st.ngrams,
+                    malformed: st.malformed,
+                    first_malformed_lines: first.join(" "),
+                    skipped_pos_variant: st.skipped_variant,
+                    skipped_years: st.skipped_years,
+                    seconds: st.seconds,
+                    megabytes_per_second: st.megabytes_per_second(),
+                }
+            })
+            .collect();
+        Table::from_rows("slices", &["slice"], &slices)?
             .wall_clock(&["seconds", "megabytes_per_second"])
-            .str("slice", s.iter().map(|r| r.suffix.clone()).collect())
-            .str("file", s.iter().map(|r| r.file.clone()).collect())
-            .str(
-                "status",
-                s.iter()
-                    .map(|r| if r.missing { "missing (404)" } else { "read" }.to_string())
-                    .collect(),
-            )
-            .str("sha256", s.iter().map(|r| r.stats.sha256.clone()).collect())
-            .i64("compressed_bytes", count(|st| st.compressed_bytes))
-            .i64("text_bytes", count(|st| st.text_bytes))
-            .i64("lines", count(|st| st.lines))
-            .i64("ngrams", count(|st| st.ngrams))
-            .i64("malformed", count(|st| st.malformed))
-            .str(
-                "first_malformed_lines",
-                s.iter()
-                    .map(|r| {
-                        let lines: Vec<String> = r
-                            .stats
-                            .first_malformed
-                            .iter()
-                            .map(|(n, _)| n.to_string())
-                            .collect();
-                        lines.join(" ")
-                    })
-                    .collect(),
-            )
-            .i64("skipped_pos_variant", count(|st| st.skipped_variant))
-            .i64("skipped_years", count(|st| st.skipped_years))
-            .f64("seconds", s.iter().map(|r| r.stats.seconds).collect())
-            .f64(
-                "megabytes_per_second",
-                s.iter().map(|r| r.stats.megabytes_per_second()).collect(),
-            )
             .write(&tables)?;
 
         let total_of = |year: f64| {
@@ -88,74 +76,49 @@ impl Stage for EmitStage {
                 .copied()
                 .unwrap_or(f64::NAN)
         };
-        Table::new("vocabulary", &["rank"])
-            .i64("rank", (1..=words.len() as i64).collect())
-            .str("word", words.iter().map(|w| w.to_string()).collect())
-            .f64(
-                "score",
-                summary.vocabulary.iter().map(|(_, s)| *s).collect(),
-            )
-            .f64(
-                "tally",
-                (0..words.len()).map(|v| tallies.column(v).sum()).collect(),
-            )
-            .write(&tables)?;
+        let vocabulary: Vec<VocabularyRow> = summary
+            .vocabulary
+            .iter()
+            .enumerate()
+            .map(|(v, (word, score))| VocabularyRow {
+                rank: v + 1,
+                word: word.clone(),
+                score: *score,
+                tally: tallies.column(v).sum(),
+            })
+            .collect();
+        Table::from_rows("vocabulary", &["rank"], &vocabulary)?.write(&tables)?;
 
-        let (mut year_col, mut word_col, mut count_col, mut per_million) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut unigrams = Vec::new();
         for (t, &year) in years.iter().enumerate() {
             for (v, word) in words.iter().enumerate() {
-                let count = tallies[[t, v]];
-                if count > 0.0 {
-                    year_col.push(year as i64);
-                    word_col.push(word.to_string());
-                    count_col.push(count);
-                    per_million.push(1e6 * count / total_of(year));
+                let tally = tallies[[t, v]];
+                if tally > 0.0 {
+                    unigrams.push(UnigramRow {
+                        year: year as i64,
+                        word: word.to_string(),
+                        tally,
+                        per_million: 1e6 * tally / total_of(year),
+                    });
                 }
             }
         }
-        Table::new("unigram_by_year", &["year", "word"])
-            .i64("year", year_col)
-            .str("word", word_col)
-            .f64("tally", count_col)
-            .f64("per_million", per_million)
-            .write(&tables)?;
+        Table::from_rows("unigram_by_year", &["year", "word"], &unigrams)?.write(&tables)?;
 
-        Table::new("years", &["year"])
-            .i64("year", years.iter().map(|&y| y as i64).collect())
-            .f64(
-                "total_match_count",
-                years.iter().map(|&y| total_of(y)).collect(),
-            )
-            .i64(
-                "ngram_lines",
-                summary.steps.iter().map(|st| st.documents as i64).collect(),
-            )
-            .f64(
-                "tally_all_words",
-                summary.steps.iter().map(|st| st.tokens as f64).collect(),
-            )
-            .f64(
-                "tally_vocabulary",
-                summary
-                    .steps
-                    .iter()
-                    .map(|st| st.vocabulary_tokens as f64)
-                    .collect(),
-            )
-            .f64(
-                "positive_total",
-                summary.steps.iter().map(|st| st.positive_total).collect(),
-            )
-            .i64(
-                "nonzero_pairs",
-                summary
-                    .steps
-                    .iter()
-                    .map(|st| st.nonzero_pairs as i64)
-                    .collect(),
-            )
-            .write(&tables)?;
+        let year_rows: Vec<YearRow> = years
+            .iter()
+            .zip(&summary.steps)
+            .map(|(&year, st)| YearRow {
+                year: year as i64,
+                total_match_count: total_of(year),
+                ngram_lines: st.documents,
+                tally_all_words: st.tokens as f64,
+                tally_vocabulary: st.vocabulary_tokens as f64,
+                positive_total: st.positive_total,
+                nonzero_pairs: st.nonzero_pairs,
+            })
+            .collect();
+        Table::from_rows("years", &["year"], &year_rows)?.write(&tables)?;
 
         let mut pairs: BTreeMap<(u32, u32), (f64, i64)> = BTreeMap::new();
         for step in &steps {
@@ -168,24 +131,16 @@ impl Stage for EmitStage {
         let mut ranked: Vec<((u32, u32), (f64, i64))> = pairs.into_iter().collect();
         ranked.sort_by(|a, b| b.1.0.total_cmp(&a.1.0).then(a.0.cmp(&b.0)));
         ranked.truncate(self.top_pairs);
-        Table::new("cooccurrence", &["word", "context"])
-            .str(
-                "word",
-                ranked
-                    .iter()
-                    .map(|((i, _), _)| words[*i as usize].to_string())
-                    .collect(),
-            )
-            .str(
-                "context",
-                ranked
-                    .iter()
-                    .map(|((_, j), _)| words[*j as usize].to_string())
-                    .collect(),
-            )
-            .f64("weight", ranked.iter().map(|(_, (w, _))| *w).collect())
-            .i64("years", ranked.iter().map(|(_, (_, n))| *n).collect())
-            .write(&tables)?;
+        let cooccurrence: Vec<PairRow> = ranked
+            .iter()
+            .map(|&((i, j), (weight, years))| PairRow {
+                word: words[i as usize].to_string(),
+                context: words[j as usize].to_string(),
+                weight,
+                years,
+            })
+            .collect();
+        Table::from_rows("cooccurrence", &["word", "context"], &cooccurrence)?.write(&tables)?;
 
         let series: Vec<Series> = words
             .iter()
@@ -214,4 +169,58 @@ impl Stage for EmitStage {
         }))
         .write(&ctx.out_dir.join("figures"), "frequency_by_year")
     }
+}
+
+/// What reading one slice met.
+#[derive(Default, serde::Serialize)]
+struct SliceRow {
+    slice: String,
+    file: String,
+    status: String,
+    sha256: String,
+    compressed_bytes: u64,
+    text_bytes: u64,
+    lines: u64,
+    ngrams: u64,
+    malformed: u64,
+    first_malformed_lines: String,
+    skipped_pos_variant: u64,
+    skipped_years: u64,
+    seconds: f64,
+    megabytes_per_second: f64,
+}
+
+#[derive(Default, serde::Serialize)]
+struct VocabularyRow {
+    rank: usize,
+    word: String,
+    score: f64,
+    tally: f64,
+}
+
+#[derive(Default, serde::Serialize)]
+struct UnigramRow {
+    year: i64,
+    word: String,
+    tally: f64,
+    per_million: f64,
+}
+
+#[derive(Default, serde::Serialize)]
+struct YearRow {
+    year: i64,
+    total_match_count: f64,
+    ngram_lines: usize,
+    tally_all_words: f64,
+    tally_vocabulary: f64,
+    positive_total: f64,
+    nonzero_pairs: usize,
+}
+
+#[derive(Default, serde::Serialize)]
+struct PairRow {
+    word: String,
+    context: String,
+    weight: f64,
+    years: i64,
 }
