@@ -329,4 +329,55 @@ mod tests {
             .to_string();
         assert!(err.contains("not planned before it"), "{err}");
     }
+
+    /// A field planted in a task reaches its key with no other change: the key of an instance
+    /// whose task differs in any one field differs.
+    #[test]
+    fn a_planted_field_changes_the_key() {
+        #[derive(Serialize)]
+        struct Planted {
+            rate: f64,
+            planted: u64,
+        }
+        impl Stage for Planted {
+            const KIND: StageKind = StageKind::Fit;
+            fn code() -> &'static CodeGroup {
+                &CODE
+            }
+            fn run(&self, _: &StageContext<'_>) -> Result<()> {
+                Ok(())
+            }
+        }
+        let key = |task: Planted| {
+            let mut plan = PlanBuilder::new();
+            plan.add("", task).unwrap();
+            let instance = &plan.into_instances()[0];
+            crate::pipeline::cache::key_record(instance, Default::default(), Default::default()).key
+        };
+        let base = key(Planted {
+            rate: 0.1,
+            planted: 1,
+        });
+        assert_eq!(
+            base,
+            key(Planted {
+                rate: 0.1,
+                planted: 1
+            })
+        );
+        assert_ne!(
+            base,
+            key(Planted {
+                rate: 0.1,
+                planted: 2
+            })
+        );
+        assert_ne!(
+            base,
+            key(Planted {
+                rate: 0.2,
+                planted: 1
+            })
+        );
+    }
 }
