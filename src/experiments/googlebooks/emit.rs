@@ -105,6 +105,16 @@ impl Stage for EmitStage {
         }
         Table::from_rows("unigram_by_year", &["year", "word"], &unigrams)?.write(&tables)?;
 
+        // One summary step per counted year: a mismatch is a broken counts folder, not rows
+        // to drop.
+        if years.len() != summary.steps.len() {
+            return Err(crate::error::Error::Other(format!(
+                "{}: {} years of counts but {} summarised steps",
+                dir.display(),
+                years.len(),
+                summary.steps.len()
+            )));
+        }
         let year_rows: Vec<YearRow> = years
             .iter()
             .zip(&summary.steps)
