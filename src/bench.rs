@@ -13,9 +13,11 @@ use ndarray::Array2;
 
 use crate::analysis::lattice::free_field_kernel;
 use crate::linalg::spd_inverse_and_log_det;
+use crate::models::goldstone::gauge::GaugeOptions;
 use crate::models::rbm::GaussianRbm;
 use crate::models::rbm::train::{NegativePhase, TrainOptions, train};
 use crate::seed::rng_for;
+use crate::spec::gauge::GaugeVariant;
 
 /// One measured figure.
 #[derive(Debug, serde::Serialize)]
@@ -476,8 +478,7 @@ fn dynamic_skip_gram() -> crate::Result<Vec<BenchResult>> {
     // One gauge phase of the dwe-sotu default (exp-clip, k2 = 10) on Z (T × d × 2V), relative
     // to the k1 = 10 minibatch iterations (gradient + Adam) it follows.
     let k1 = 10;
-    let options = crate::spec::goldstone_synthetic::variant_options("exp-clip", 10)
-        .map_err(crate::error::Error::Other)?
+    let options = GaugeOptions::for_variant(GaugeVariant::ExpClip, 10)
         .ok_or_else(|| crate::error::Error::Other("exp-clip is a gauge variant".into()))?;
     let (gauge, _) =
         crate::models::goldstone::train::gauge_schedule(Some(&(k1, options)), &model.couplings, d)?;

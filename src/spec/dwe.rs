@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::gauge::GaugeVariant;
 use super::{Header, SpecDocument, Sweep};
 use crate::corpus::{CLEANINGS, Cleaning};
 use crate::error::Result;
@@ -45,7 +46,7 @@ struct RawFit {
     epsilon: Option<f64>,
     k1: Option<usize>,
     k2: Option<usize>,
-    gauge: Option<String>,
+    gauge: Option<GaugeVariant>,
     seeds: Option<usize>,
     holdout: Option<f64>,
     record_every: Option<usize>,
@@ -53,7 +54,7 @@ struct RawFit {
     count_scale: Option<Sweep<f64>>,
     init: Option<Sweep<String>>,
     init_scale: Option<Sweep<f64>>,
-    optimizers: Option<Vec<String>>,
+    optimizers: Option<Vec<Optimizer>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -156,8 +157,8 @@ pub struct Fit {
     pub epsilon: f64,
     pub k1: usize,
     pub k2: usize,
-    /// A gauge-phase variant of goldstone-synthetic (`paper`, `exp`, `exp-clip`, …).
-    pub gauge: String,
+    /// The gauge-phase variant Goldstone-GD runs.
+    pub gauge: GaugeVariant,
     pub seeds: usize,
     /// Fraction of interior time steps held out for the predictive likelihood.
     pub holdout: f64,
@@ -173,53 +174,15 @@ pub struct Evaluate {
     pub histogram_bins: usize,
 }
 
-/// The optimisers a DWE fit can be trained with, as specs name them.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Optimizer {
-    /// Plain Adam.
-    Baseline,
-    /// Adam with a Goldstone-GD gauge phase.
-    Goldstone,
-    /// Adam with the Procrustes gauge fixer.
-    Procrustes,
-}
-
-impl Optimizer {
-    pub const ALL: [Optimizer; 3] = [
-        Optimizer::Baseline,
-        Optimizer::Goldstone,
-        Optimizer::Procrustes,
-    ];
-
-    /// The name specs and tables use.
-    pub fn name(self) -> &'static str {
-        match self {
-            Optimizer::Baseline => "baseline",
-            Optimizer::Goldstone => "goldstone",
-            Optimizer::Procrustes => "procrustes",
-        }
-    }
-}
-
-impl std::fmt::Display for Optimizer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Optimizer {
-    type Err = String;
-    fn from_str(name: &str) -> std::result::Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|o| o.name() == name)
-            .ok_or_else(|| {
-                let known: Vec<&str> = Self::ALL.iter().map(|o| o.name()).collect();
-                format!("unknown optimiser {name:?}; known: {}", known.join(", "))
-            })
+crate::spec_choice! {
+    /// The optimisers a DWE fit can be trained with, as specs name them.
+    pub enum Optimizer ("optimiser") {
+        /// Plain Adam.
+        Baseline = "baseline",
+        /// Adam with a Goldstone-GD gauge phase.
+        Goldstone = "goldstone",
+        /// Adam with the Procrustes gauge fixer.
+        Procrustes = "procrustes",
     }
 }
 
@@ -273,31 +236,27 @@ fn parse_init(doc: &SpecDocument, name: &str) -> Result<Init> {
 /// once; Goldstone-GD only with a gauge variant that has a gauge phase.
 pub(crate) fn parse_optimizers(
     doc: &SpecDocument,
-    names: Option<Vec<String>>,
+    listed: Option<Vec<Optimizer>>,
     default: &[Optimizer],
-    gauge: &str,
+    gauge: GaugeVariant,
 ) -> Result<Vec<Optimizer>> {
     let key = "fit.optimizers";
-    let Some(names) = names else {
-        return Ok(default.to_vec());
-    };
-    if names.is_empty() {
+    let optimizers = listed.unwrap_or_else(|| default.to_vec());
+    if optimizers.is_empty() {
         return Err(doc.error(key, "names no optimiser"));
     }
-    let mut optimizers = Vec::new();
-    for name in &names {
-        let optimizer: Optimizer = name.parse().map_err(|e: String| doc.error(key, e))?;
-        if optimizers.contains(&optimizer) {
-            return Err(doc.error(key, format!("{name:?} is listed twice")));
+    for (i, optimizer) in optimizers.iter().enumerate() {
+        if optimizers[..i].contains(optimizer) {
+            return Err(doc.error(key, format!("{:?} is listed twice", optimizer.name())));
         }
-        optimizers.push(optimizer);
     }
-    let phase = crate::spec::goldstone_synthetic::variant_options(gauge, 1)
-        .map_err(|e| doc.error("fit.gauge", e))?;
-    if optimizers.contains(&Optimizer::Goldstone) && phase.is_none() {
+    if optimizers.contains(&Optimizer::Goldstone) && !gauge.has_phase() {
         return Err(doc.error(
             "fit.gauge",
-            format!("{gauge:?} has no gauge phase; Goldstone-GD needs one (e.g. \"exp-clip\")"),
+            format!(
+                "{:?} has no gauge phase; Goldstone-GD needs one (e.g. \"exp-clip\")",
+                gauge.name()
+            ),
         ));
     }
     Ok(optimizers)
@@ -339,12 +298,12 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<DweSpec> {
         prior_variance: doc.positive("model.prior_variance", m.prior_variance.unwrap_or(1.0))?,
     };
     let f = raw.fit.unwrap_or_default();
-    let gauge = f.gauge.unwrap_or_else(|| "exp-clip".into());
+    let gauge = f.gauge.unwrap_or(GaugeVariant::ExpClip);
     let optimizers = parse_optimizers(
         doc,
         f.optimizers,
         &[Optimizer::Baseline, Optimizer::Goldstone],
-        &gauge,
+        gauge,
     )?;
     let holdout = f.holdout.unwrap_or(0.1);
     if !(0.0..0.5).contains(&holdout) {

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::dwe::Optimizer;
+use super::gauge::GaugeVariant;
 use super::{Header, SpecDocument};
 use crate::error::Result;
 use crate::models::dwe::planted::PlantedOptions;
@@ -56,10 +57,10 @@ struct RawFit {
     exponent: Option<f64>,
     k1: Option<usize>,
     k2: Option<usize>,
-    gauge: Option<String>,
+    gauge: Option<GaugeVariant>,
     init_scale: Option<f64>,
     record_every: Option<usize>,
-    optimizers: Option<Vec<String>>,
+    optimizers: Option<Vec<Optimizer>>,
 }
 
 /// The fit of every sweep point.
@@ -72,7 +73,7 @@ pub struct PlantedFit {
     pub exponent: f64,
     pub k1: usize,
     pub k2: usize,
-    pub gauge: String,
+    pub gauge: GaugeVariant,
     pub init_scale: f64,
     pub record_every: usize,
     pub optimizers: Vec<Optimizer>,
@@ -153,8 +154,8 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<PlantedSpec> {
         return Err(doc.error("sweep", "needs at least one value of steps and of counts"));
     }
     let f = raw.fit.unwrap_or_default();
-    let gauge = f.gauge.unwrap_or_else(|| "exp-clip".into());
-    let optimizers = super::dwe::parse_optimizers(doc, f.optimizers, &Optimizer::ALL, &gauge)?;
+    let gauge = f.gauge.unwrap_or(GaugeVariant::ExpClip);
+    let optimizers = super::dwe::parse_optimizers(doc, f.optimizers, Optimizer::ALL, gauge)?;
     Ok(PlantedSpec {
         header,
         truth,

@@ -1,15 +1,15 @@
 //! The spec of the synthetic Goldstone-GD experiment (`kind = "goldstone-synthetic"`, ICML 2018
 //! §5.1): `[data]` the matrix X = ŪᵀV̄ + noise; `[model]` d, T and the chain couplings;
 //! `[optimizer]` the shared line-5 steps; `[goldstone]` k1, k2 and the variants (named bundles of
-//! the gauge options, see [`variant_options`]); `[fit]` seeds, initialisation scales and
+//! the gauge options, see [`GaugeVariant`]); `[fit]` seeds, initialisation scales and
 //! snapshot iterations; `[evaluate]` the loss thresholds; `[dispersion]` the chain lengths of
 //! the condition-number table.
 
 use serde::{Deserialize, Serialize};
 
+use super::gauge::GaugeVariant;
 use super::{Header, SpecDocument};
 use crate::error::Result;
-use crate::models::goldstone::gauge::GaugeOptions;
 use crate::models::goldstone::train::{InnerOptimizer, Schedule};
 
 #[derive(Clone, Debug, Deserialize)]
@@ -60,8 +60,8 @@ struct RawOptimizer {
 struct RawGoldstone {
     k1: Option<usize>,
     k2: Option<usize>,
-    variants: Option<Vec<String>>,
-    default_variant: Option<String>,
+    variants: Option<Vec<GaugeVariant>>,
+    default_variant: Option<GaugeVariant>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -85,61 +85,6 @@ struct RawDispersion {
     sizes: Option<Vec<usize>>,
 }
 
-/// Every variant name, in table order.
-pub const VARIANTS: &[&str] = &[
-    "baseline",
-    "paper",
-    "exp",
-    "quarter",
-    "capped",
-    "clipped",
-    "exp-clip",
-    "reference",
-    "paper-reset",
-];
-
-/// The gauge options of variant `name` (`None` for the baseline), or an error message.
-///
-/// `paper`: Algorithm 1 as printed. `exp`: exact exponential apply. `quarter`: ρ'×¼.
-/// `capped`: T-capped inverse of L. `clipped`: Γ̃ clipped to ±½/d, apply ×0.1 clipped to ±1/d.
-/// `exp-clip`: exact exponential and Γ̃ clipped (a trust region, no ×0.1). `reference`: all of
-/// the reference code's safeguards (×¼, clipping, ×0.1 apply, capped inverse). `paper-reset`:
-/// the printed algorithm with Γ̃ reset after every phase.
-pub fn variant_options(name: &str, k2: usize) -> std::result::Result<Option<GaugeOptions>, String> {
-    let mut o = GaugeOptions::paper(k2);
-    match name {
-        "baseline" => return Ok(None),
-        "paper" => {}
-        "exp" => o.exact_exponential = true,
-        "quarter" => o.rate_factor = 0.25,
-        "capped" => o.capped_inverse = true,
-        "clipped" => {
-            o.clip_gauge = true;
-            o.apply_scale = 0.1;
-            o.clip_apply = true;
-        }
-        "exp-clip" => {
-            o.exact_exponential = true;
-            o.clip_gauge = true;
-        }
-        "reference" => {
-            o.rate_factor = 0.25;
-            o.clip_gauge = true;
-            o.apply_scale = 0.1;
-            o.clip_apply = true;
-            o.capped_inverse = true;
-        }
-        "paper-reset" => o.reset = true,
-        other => {
-            return Err(format!(
-                "unknown variant {other:?}; known: {}",
-                VARIANTS.join(", ")
-            ));
-        }
-    }
-    Ok(Some(o))
-}
-
 /// Validated goldstone-synthetic spec.
 #[derive(Clone, Debug, Serialize)]
 pub struct GoldstoneSyntheticSpec {
@@ -157,8 +102,8 @@ pub struct GoldstoneSyntheticSpec {
     pub iterations: usize,
     pub k1: usize,
     pub k2: usize,
-    pub variants: Vec<String>,
-    pub default_variant: String,
+    pub variants: Vec<GaugeVariant>,
+    pub default_variant: GaugeVariant,
     pub seeds: usize,
     pub init_scales: Vec<f64>,
     pub snapshots: Vec<usize>,
@@ -229,20 +174,28 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneSyntheticSpe
     let k2 = at_least("goldstone.k2", goldstone.k2.unwrap_or(10), 1)?;
     let variants = goldstone
         .variants
-        .unwrap_or_else(|| VARIANTS.iter().map(|v| v.to_string()).collect());
-    for v in &variants {
-        variant_options(v, k2).map_err(|m| doc.error("goldstone.variants", m))?;
-    }
-    if !variants.iter().any(|v| v == "baseline") {
+        .unwrap_or_else(|| GaugeVariant::ALL.to_vec());
+    if !variants.contains(&GaugeVariant::Baseline) {
         return Err(doc.error("goldstone.variants", "must include \"baseline\""));
     }
-    let default_variant = goldstone
-        .default_variant
-        .unwrap_or_else(|| "exp-clip".into());
-    if default_variant == "baseline" || !variants.contains(&default_variant) {
+    if let Some(twice) = variants
+        .iter()
+        .enumerate()
+        .find_map(|(i, v)| variants[..i].contains(v).then_some(v))
+    {
+        return Err(doc.error(
+            "goldstone.variants",
+            format!("{:?} is listed twice", twice.name()),
+        ));
+    }
+    let default_variant = goldstone.default_variant.unwrap_or(GaugeVariant::ExpClip);
+    if !default_variant.has_phase() || !variants.contains(&default_variant) {
         return Err(doc.error(
             "goldstone.default_variant",
-            format!("{default_variant:?} must be one of the listed Goldstone variants"),
+            format!(
+                "{:?} must be one of the listed Goldstone variants",
+                default_variant.name()
+            ),
         ));
     }
     let fit = raw.fit.unwrap_or_default();

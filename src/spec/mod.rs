@@ -11,6 +11,7 @@
 
 pub mod dwe;
 pub mod dwe_planted;
+pub mod gauge;
 pub mod goldstone_synthetic;
 pub mod googlebooks;
 pub mod rbm_mnist;
@@ -146,6 +147,68 @@ impl SpecDocument {
 
 fn line_of_offset(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// A closed set of names a spec chooses from, as a unit enum: `ALL`, `name()`, `Display`,
+/// `FromStr` (the error lists the known names) and serde both ways as the name, so a raw spec
+/// can hold the enum itself and a misspelt name is refused with its file, line and key.
+#[macro_export]
+macro_rules! spec_choice {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident ($what:literal) {
+            $($(#[$variant_meta:meta])* $variant:ident = $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        $vis enum $name {
+            $($(#[$variant_meta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every choice, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The name specs and tables use.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(name: &str) -> std::result::Result<Self, String> {
+                Self::ALL.iter().copied().find(|c| c.name() == name).ok_or_else(|| {
+                    let known: Vec<&str> = Self::ALL.iter().map(|c| c.name()).collect();
+                    format!("unknown {} {name:?}; known: {}", $what, known.join(", "))
+                })
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(self.name())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                d: D,
+            ) -> std::result::Result<Self, D::Error> {
+                let name = <String as serde::Deserialize>::deserialize(d)?;
+                name.parse().map_err(<D::Error as serde::de::Error>::custom)
+            }
+        }
+    };
 }
 
 /// A parameter given either as one value or as a list of values to sweep over.

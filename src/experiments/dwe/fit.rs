@@ -35,7 +35,6 @@ use crate::models::goldstone::train::{Schedule, mirror_walls};
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::seed::rng_for;
 use crate::spec::dwe::{Fit, Init, Model, Optimizer, Regime};
-use crate::spec::goldstone_synthetic::variant_options;
 
 /// The time steps of a regime.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -352,7 +351,7 @@ impl Stage for FitStage {
             .collect();
         let d = self.model.dim;
         let f = &self.fit;
-        let gauge = variant_options(&f.gauge, f.k2).map_err(Error::Other)?;
+        let gauge = GaugeOptions::for_variant(f.gauge, f.k2);
         let seeds = f.seeds;
         ctx.progress
             .set_length((f.optimizers.len() * seeds * f.iterations) as u64);

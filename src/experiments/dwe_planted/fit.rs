@@ -21,12 +21,12 @@ use crate::fsutil::{read_json, write_json};
 use crate::models::dwe::DynamicSkipGram;
 use crate::models::dwe::kernel::CountsIndex;
 use crate::models::dwe::train::{DweTrace, DweTrainConfig, train};
+use crate::models::goldstone::gauge::GaugeOptions;
 use crate::models::goldstone::train::Schedule;
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::seed::rng_for;
 use crate::spec::dwe::Optimizer;
 use crate::spec::dwe_planted::PlantedFit;
-use crate::spec::goldstone_synthetic::variant_options;
 
 #[derive(serde::Serialize)]
 pub struct FitStage {
@@ -190,7 +190,7 @@ impl Stage for FitStage {
             let x: f64 = StandardNormal.sample(&mut init_rng);
             f.init_scale * x
         });
-        let gauge = variant_options(&f.gauge, f.k2).map_err(Error::Other)?;
+        let gauge = GaugeOptions::for_variant(f.gauge, f.k2);
         let mut rows = Vec::new();
         let mut curves = Vec::new();
         ctx.progress

@@ -13,12 +13,13 @@ use crate::emit::table::Table;
 use crate::error::Result;
 use crate::models::goldstone::gauge::GaugeOptions;
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
-use crate::spec::goldstone_synthetic::{GoldstoneSyntheticSpec, variant_options};
+use crate::spec::gauge::GaugeVariant;
+use crate::spec::goldstone_synthetic::GoldstoneSyntheticSpec;
 
 #[derive(serde::Serialize)]
 pub struct EmitStage {
     pub spec: GoldstoneSyntheticSpec,
-    pub fits: Vec<((String, f64), StageHandle)>,
+    pub fits: Vec<((GaugeVariant, f64), StageHandle)>,
     pub speedup: StageHandle,
     pub dispersion: StageHandle,
 }
@@ -51,12 +52,9 @@ impl Stage for EmitStage {
         dispersion_figure(&dispersion).write(&figures, "dispersion")?;
         for (index, &scale) in self.spec.init_scales.iter().enumerate() {
             let mut outputs = Vec::new();
-            for ((variant, s), id) in &self.fits {
-                if *s == scale {
-                    outputs.push((
-                        variant.clone(),
-                        fit::load(ctx.upstream(id)?, variant, scale)?,
-                    ));
+            for &((variant, s), ref id) in &self.fits {
+                if s == scale {
+                    outputs.push((variant, fit::load(ctx.upstream(id)?, variant, scale)?));
                 }
             }
             self.loss_figure(&outputs, scale)
@@ -80,15 +78,15 @@ fn speedup_table(rows: &[SpeedupRow]) -> Result<Table> {
 /// divergences, walls, final excess, and per threshold the seeds that reached it and the median
 /// speed-up.
 fn ablation_table(spec: &GoldstoneSyntheticSpec, rows: &[SpeedupRow]) -> Table {
-    let mut keys: Vec<(&str, f64)> = Vec::new();
-    for variant in &spec.variants {
+    let mut keys: Vec<(GaugeVariant, f64)> = Vec::new();
+    for &variant in &spec.variants {
         for &scale in &spec.init_scales {
             keys.push((variant, scale));
         }
     }
     let options: Vec<_> = keys
         .iter()
-        .map(|(v, _)| variant_options(v, spec.k2).ok().flatten())
+        .map(|(v, _)| GaugeOptions::for_variant(*v, spec.k2))
         .collect();
     let flag = |f: &dyn Fn(&GaugeOptions) -> bool| {
         options
@@ -102,7 +100,7 @@ fn ablation_table(spec: &GoldstoneSyntheticSpec, rows: &[SpeedupRow]) -> Table {
             .map(|o| o.as_ref().map_or(f64::NAN, f))
             .collect::<Vec<f64>>()
     };
-    let row = |(v, scale): &(&str, f64), threshold: f64| {
+    let row = |(v, scale): &(GaugeVariant, f64), threshold: f64| {
         rows.iter().find(|r| {
             r.variant == *v
                 && r.init_scale == *scale
@@ -112,7 +110,7 @@ fn ablation_table(spec: &GoldstoneSyntheticSpec, rows: &[SpeedupRow]) -> Table {
     };
     let first = spec.thresholds.first().copied().unwrap_or(0.1);
     let mut table = Table::new("ablation", &["variant", "init_scale"])
-        .str("variant", keys.iter().map(|k| k.0.to_string()).collect())
+        .str("variant", keys.iter().map(|k| k.0.name().into()).collect())
         .f64("init_scale", keys.iter().map(|k| k.1).collect())
         .f64("rate_factor", value(&|o| o.rate_factor))
         .i64("exact_exponential", flag(&|o| o.exact_exponential))
@@ -161,7 +159,10 @@ impl EmitStage {
     fn runs_table(&self, rows: &[RunRow]) -> Table {
         let col = |f: &dyn Fn(&RunRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
         let mut table = Table::new("runs", &["variant", "init_scale", "seed"])
-            .str("variant", rows.iter().map(|r| r.variant.clone()).collect())
+            .str(
+                "variant",
+                rows.iter().map(|r| r.variant.name().into()).collect(),
+            )
             .f64("init_scale", col(&|r| r.init_scale))
             .i64("seed", rows.iter().map(|r| r.seed as i64).collect())
             .f64("final_loss", col(&|r| opt(r.final_loss)))
@@ -187,7 +188,7 @@ impl EmitStage {
         table
     }
 
-    fn loss_figure(&self, outputs: &[(String, fit::FitOutput)], scale: f64) -> Figure {
+    fn loss_figure(&self, outputs: &[(GaugeVariant, fit::FitOutput)], scale: f64) -> Figure {
         let stride = (self.spec.iterations / 500).max(1);
         let curve = |array: &ndarray::Array2<f64>| -> Vec<(f64, f64)> {
             (0..array.ncols())
@@ -209,8 +210,8 @@ impl EmitStage {
                 })
                 .collect()
         };
-        let style = |variant: &str| {
-            if variant == "baseline" || variant == self.spec.default_variant {
+        let style = |variant: GaugeVariant| {
+            if variant == GaugeVariant::Baseline || variant == self.spec.default_variant {
                 Style::Line
             } else {
                 Style::Dashed
@@ -221,7 +222,12 @@ impl EmitStage {
                 .iter()
                 .enumerate()
                 .map(|(c, (variant, out))| {
-                    Series::new(Some(variant.clone()), curve(pick(out)), c, style(variant))
+                    Series::new(
+                        Some(variant.name().into()),
+                        curve(pick(out)),
+                        c,
+                        style(*variant),
+                    )
                 })
                 .collect::<Vec<_>>()
         };
@@ -254,14 +260,18 @@ impl EmitStage {
     }
 
     /// The paper's Fig. 2 view: one seed, baseline against the default variant, L and ψ.
-    fn single_seed_panel(&self, outputs: &[(String, fit::FitOutput)], stride: usize) -> Panel {
+    fn single_seed_panel(
+        &self,
+        outputs: &[(GaugeVariant, fit::FitOutput)],
+        stride: usize,
+    ) -> Panel {
         let seed = self.spec.snapshot_seed;
         let mut series = Vec::new();
-        for (colour, variant) in ["baseline", self.spec.default_variant.as_str()]
+        for (colour, variant) in [GaugeVariant::Baseline, self.spec.default_variant]
             .into_iter()
             .enumerate()
         {
-            let Some((_, out)) = outputs.iter().find(|(v, _)| v == variant) else {
+            let Some((_, out)) = outputs.iter().find(|(v, _)| *v == variant) else {
                 continue;
             };
             for (what, array, style) in [
@@ -291,11 +301,11 @@ impl EmitStage {
         })
     }
 
-    fn snapshot_figure(&self, outputs: &[(String, fit::FitOutput)]) -> Figure {
+    fn snapshot_figure(&self, outputs: &[(GaugeVariant, fit::FitOutput)]) -> Figure {
         let seed = self.spec.snapshot_seed;
         let mut panels = Vec::new();
-        for variant in ["baseline", self.spec.default_variant.as_str()] {
-            let Some((_, out)) = outputs.iter().find(|(v, _)| v == variant) else {
+        for variant in [GaugeVariant::Baseline, self.spec.default_variant] {
+            let Some((_, out)) = outputs.iter().find(|(v, _)| *v == variant) else {
                 continue;
             };
             for (j, &iteration) in self.spec.snapshots.iter().enumerate() {
@@ -326,7 +336,7 @@ impl EmitStage {
 /// Wall time of one variant's steps and gauge phases, summed over its runs.
 #[derive(Default, serde::Serialize)]
 struct OverheadRow {
-    variant: String,
+    variant: GaugeVariant,
     step_seconds: f64,
     gauge_seconds: f64,
     gauge_over_step: f64,
@@ -336,12 +346,12 @@ fn overhead_table(spec: &GoldstoneSyntheticSpec, runs: &[RunRow]) -> Result<Tabl
     let rows: Vec<OverheadRow> = spec
         .variants
         .iter()
-        .map(|variant| {
-            let mine: Vec<&RunRow> = runs.iter().filter(|r| &r.variant == variant).collect();
+        .map(|&variant| {
+            let mine: Vec<&RunRow> = runs.iter().filter(|r| r.variant == variant).collect();
             let step_seconds = mine.iter().map(|r| r.step_seconds).sum::<f64>();
             let gauge_seconds = mine.iter().map(|r| r.gauge_seconds).sum::<f64>();
             OverheadRow {
-                variant: variant.clone(),
+                variant,
                 step_seconds,
                 gauge_seconds,
                 gauge_over_step: gauge_seconds / step_seconds,

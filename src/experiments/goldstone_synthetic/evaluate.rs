@@ -27,12 +27,13 @@ use crate::fsutil::{read_json, write_json};
 use crate::linalg::{symmetric_eigen, symmetric_eigenvalues};
 use crate::models::goldstone::ChainLaplacian;
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
+use crate::spec::gauge::GaugeVariant;
 use crate::spec::goldstone_synthetic::GoldstoneSyntheticSpec;
 
 /// One run against the best final loss of its seed.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunRow {
-    pub variant: String,
+    pub variant: GaugeVariant,
     pub init_scale: f64,
     pub seed: usize,
     pub final_loss: Option<f64>,
@@ -52,7 +53,7 @@ pub struct RunRow {
 /// Medians over seeds for one variant, scale and threshold.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SpeedupRow {
-    pub variant: String,
+    pub variant: GaugeVariant,
     pub init_scale: f64,
     /// `best_final` or `global_minimum`.
     pub reference: String,
@@ -76,7 +77,7 @@ pub struct SpeedupStage {
     pub spec: GoldstoneSyntheticSpec,
     pub data: StageHandle,
     /// Fit instance per (variant, scale) in spec order.
-    pub fits: Vec<((String, f64), StageHandle)>,
+    pub fits: Vec<((GaugeVariant, f64), StageHandle)>,
 }
 
 impl Stage for SpeedupStage {
@@ -89,11 +90,11 @@ impl Stage for SpeedupStage {
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         let spec = &self.spec;
         let mut outputs = Vec::new();
-        for ((variant, scale), id) in &self.fits {
+        for &((variant, scale), ref id) in &self.fits {
             outputs.push((
-                variant.clone(),
-                *scale,
-                fit::load(ctx.upstream(id)?, variant, *scale)?,
+                variant,
+                scale,
+                fit::load(ctx.upstream(id)?, variant, scale)?,
             ));
         }
         let last = spec.iterations;
@@ -122,7 +123,7 @@ impl Stage for SpeedupStage {
                     };
                     let final_loss = Some(out.loss[[seed, last]]).filter(|v| v.is_finite());
                     runs.push(RunRow {
-                        variant: variant.clone(),
+                        variant: *variant,
                         init_scale: scale,
                         seed,
                         final_loss,
@@ -140,15 +141,17 @@ impl Stage for SpeedupStage {
             }
         }
         let mut summary = Vec::new();
-        for variant in &spec.variants {
+        for &variant in &spec.variants {
             for &scale in &spec.init_scales {
                 let mine: Vec<&RunRow> = runs
                     .iter()
-                    .filter(|r| &r.variant == variant && r.init_scale == scale)
+                    .filter(|r| r.variant == variant && r.init_scale == scale)
                     .collect();
                 let base = |seed: usize| {
                     runs.iter().find(|r| {
-                        r.variant == "baseline" && r.init_scale == scale && r.seed == seed
+                        r.variant == GaugeVariant::Baseline
+                            && r.init_scale == scale
+                            && r.seed == seed
                     })
                 };
                 let mut excess: Vec<f64> = mine
@@ -183,7 +186,7 @@ impl Stage for SpeedupStage {
                         let min_speedup = ratios.iter().copied().reduce(f64::min);
                         let max_speedup = ratios.iter().copied().reduce(f64::max);
                         summary.push(SpeedupRow {
-                            variant: variant.clone(),
+                            variant,
                             init_scale: scale,
                             reference: reference.into(),
                             threshold,

@@ -17,13 +17,15 @@ use crate::emit::slug;
 use crate::error::Result;
 use crate::fsutil::{read_json, write_json};
 use crate::models::goldstone::dense_mf::DenseMf;
+use crate::models::goldstone::gauge::GaugeOptions;
 use crate::models::goldstone::train::{TrainConfig, mirror_walls, train};
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::seed::rng_for;
-use crate::spec::goldstone_synthetic::{GoldstoneSyntheticSpec, variant_options};
+use crate::spec::gauge::GaugeVariant;
+use crate::spec::goldstone_synthetic::GoldstoneSyntheticSpec;
 
 /// Label of a fit instance.
-pub fn label(variant: &str, init_scale: f64) -> String {
+pub fn label(variant: GaugeVariant, init_scale: f64) -> String {
     format!("variant={variant},init_scale={init_scale}")
 }
 
@@ -46,7 +48,7 @@ pub struct RunFacts {
 #[derive(serde::Serialize)]
 pub struct FitStage {
     pub spec: GoldstoneSyntheticSpec,
-    pub variant: String,
+    pub variant: GaugeVariant,
     pub init_scale: f64,
     pub data: StageHandle,
 }
@@ -86,9 +88,7 @@ impl Stage for FitStage {
         let spec = &self.spec;
         let x = preprocess::load(ctx.upstream(&self.data)?)?;
         let model = model(spec, &x);
-        let goldstone = variant_options(&self.variant, spec.k2)
-            .map_err(crate::error::Error::Other)?
-            .map(|o| (spec.k1, o));
+        let goldstone = GaugeOptions::for_variant(self.variant, spec.k2).map(|o| (spec.k1, o));
         ctx.progress.set_length(spec.seeds as u64);
         let done = std::sync::atomic::AtomicU64::new(0);
         let traces = (0..spec.seeds)
@@ -147,7 +147,7 @@ impl Stage for FitStage {
                 mirror_walls: mirror_walls(&t.last),
             })
             .collect();
-        let name = label(&self.variant, self.init_scale);
+        let name = label(self.variant, self.init_scale);
         let arrays = ctx.out_dir.join("arrays");
         let path = |what: &str| arrays.join(format!("{}.{what}.npy", prefix(&name)));
         npy::write(&path("loss"), &loss)?;
@@ -166,7 +166,7 @@ pub struct FitOutput {
 }
 
 /// Reads the outputs of `fit[variant,init_scale]` from its folder.
-pub fn load(dir: &std::path::Path, variant: &str, init_scale: f64) -> Result<FitOutput> {
+pub fn load(dir: &std::path::Path, variant: GaugeVariant, init_scale: f64) -> Result<FitOutput> {
     let name = label(variant, init_scale);
     let arrays = dir.join("arrays");
     let path = |what: &str| arrays.join(format!("{}.{what}.npy", prefix(&name)));

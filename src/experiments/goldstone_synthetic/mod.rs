@@ -39,18 +39,18 @@ pub fn plan(doc: &SpecDocument, header: Header, _root: &Path) -> Result<Plan> {
         },
     )?;
     let mut fits = Vec::new();
-    for variant in &spec.variants {
+    for &variant in &spec.variants {
         for &scale in &spec.init_scales {
             let fitted = plan.add(
                 fit::label(variant, scale),
                 fit::FitStage {
                     spec: stage_spec.clone(),
-                    variant: variant.clone(),
+                    variant,
                     init_scale: scale,
                     data: data.clone(),
                 },
             )?;
-            fits.push(((variant.clone(), scale), fitted));
+            fits.push(((variant, scale), fitted));
         }
     }
     let speedup = plan.add(

@@ -16,6 +16,7 @@ use ndarray::{Array2, Array3, Axis};
 use rayon::prelude::*;
 
 use super::ChainLaplacian;
+use crate::spec::gauge::GaugeVariant;
 
 /// Options of a gauge phase; [`GaugeOptions::paper`] is Algorithm 1 as printed.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -51,6 +52,36 @@ impl GaugeOptions {
             capped_inverse: false,
             reset: false,
         }
+    }
+
+    /// The options of a named variant, `None` for the baseline (no gauge phase).
+    pub fn for_variant(variant: GaugeVariant, steps: usize) -> Option<Self> {
+        let mut o = Self::paper(steps);
+        match variant {
+            GaugeVariant::Baseline => return None,
+            GaugeVariant::Paper => {}
+            GaugeVariant::Exp => o.exact_exponential = true,
+            GaugeVariant::Quarter => o.rate_factor = 0.25,
+            GaugeVariant::Capped => o.capped_inverse = true,
+            GaugeVariant::Clipped => {
+                o.clip_gauge = true;
+                o.apply_scale = 0.1;
+                o.clip_apply = true;
+            }
+            GaugeVariant::ExpClip => {
+                o.exact_exponential = true;
+                o.clip_gauge = true;
+            }
+            GaugeVariant::Reference => {
+                o.rate_factor = 0.25;
+                o.clip_gauge = true;
+                o.apply_scale = 0.1;
+                o.clip_apply = true;
+                o.capped_inverse = true;
+            }
+            GaugeVariant::PaperReset => o.reset = true,
+        }
+        Some(o)
     }
 }
 
