@@ -15,7 +15,7 @@ pub mod ngram;
 use std::io::BufRead;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
@@ -72,28 +72,19 @@ pub fn for_each_document(
     Ok(stats)
 }
 
-/// How a corpus's text is cleaned before tokenising.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Cleaning {
-    /// Transcribed speeches: [`clean`].
-    Speech,
-    /// Scanned print: [`clean_ocr`].
-    Ocr,
+crate::spec_choice! {
+    /// How a corpus's text is cleaned before tokenising.
+    #[derive(Default)]
+    pub enum Cleaning ("cleaning") {
+        /// Transcribed speeches: [`clean`].
+        #[default]
+        Speech = "speech",
+        /// Scanned print: [`clean_ocr`].
+        Ocr = "ocr",
+    }
 }
 
-/// The names of [`Cleaning`] in spec files.
-pub const CLEANINGS: &[&str] = &["speech", "ocr"];
-
 impl Cleaning {
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "speech" => Some(Cleaning::Speech),
-            "ocr" => Some(Cleaning::Ocr),
-            _ => None,
-        }
-    }
-
     /// Cleaned text split into sentences of tokens.
     pub fn sentences(self, text: &str) -> Vec<Vec<String>> {
         match self {

@@ -28,27 +28,27 @@ pub struct Family {
 /// Every family this build knows.
 pub const FAMILIES: &[Family] = &[
     Family {
-        kind: "dwe",
+        kind: dwe::KIND,
         plan: dwe::plan,
     },
     Family {
-        kind: "dwe-planted",
+        kind: dwe_planted::KIND,
         plan: dwe_planted::plan,
     },
     Family {
-        kind: "goldstone-synthetic",
+        kind: goldstone_synthetic::KIND,
         plan: goldstone_synthetic::plan,
     },
     Family {
-        kind: "googlebooks",
+        kind: googlebooks::KIND,
         plan: googlebooks::plan,
     },
     Family {
-        kind: "rbm-mnist",
+        kind: rbm_mnist::KIND,
         plan: rbm_mnist::plan,
     },
     Family {
-        kind: "rbm-scalar",
+        kind: rbm_scalar::KIND,
         plan: rbm_scalar::plan,
     },
 ];

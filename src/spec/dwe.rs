@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::gauge::GaugeVariant;
 use super::{Header, SpecDocument, Sweep};
-use crate::corpus::{CLEANINGS, Cleaning};
+use crate::corpus::Cleaning;
 use crate::error::Result;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -52,7 +52,7 @@ struct RawFit {
     record_every: Option<usize>,
     bin_years: Option<Sweep<usize>>,
     count_scale: Option<Sweep<f64>>,
-    init: Option<Sweep<String>>,
+    init: Option<Sweep<Init>>,
     init_scale: Option<Sweep<f64>>,
     optimizers: Option<Vec<Optimizer>>,
 }
@@ -80,7 +80,7 @@ struct RawPreprocess {
     eta: Option<f64>,
     first_year: Option<i32>,
     last_year: Option<i32>,
-    cleaning: Option<String>,
+    cleaning: Option<Cleaning>,
     language: Option<String>,
 }
 
@@ -107,21 +107,20 @@ pub struct Model {
     pub prior_variance: f64,
 }
 
-/// How the initial embeddings are drawn (scaled by `init_scale`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Init {
-    /// Every step its own i.i.d. N(0, s²) draw: unrelated frames at every step.
-    Independent,
-    /// One i.i.d. draw shared by all steps: one frame everywhere.
-    Shared,
-    /// A draw from the Ornstein–Uhlenbeck prior scaled by s (the smoothing algorithm's start,
-    /// whose samples follow the prior): frames that drift slowly along the chain.
-    Prior,
+crate::spec_choice! {
+    /// How the initial embeddings are drawn (scaled by `init_scale`).
+    #[derive(Default)]
+    pub enum Init ("initialisation") {
+        /// Every step its own i.i.d. N(0, s²) draw: unrelated frames at every step.
+        Independent = "independent",
+        /// One i.i.d. draw shared by all steps: one frame everywhere.
+        Shared = "shared",
+        /// A draw from the Ornstein–Uhlenbeck prior scaled by s (the smoothing algorithm's
+        /// start, whose samples follow the prior): frames that drift slowly along the chain.
+        #[default]
+        Prior = "prior",
+    }
 }
-
-/// Names of the initialisations.
-pub const INITS: &[&str] = &["independent", "shared", "prior"];
 
 /// One fit regime: what the sweep varies.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -139,7 +138,7 @@ impl Regime {
     pub fn label(&self) -> String {
         format!(
             "bin={},counts={},init={},scale={}",
-            self.bin_years, self.count_scale, INITS[self.init as usize], self.init_scale
+            self.bin_years, self.count_scale, self.init, self.init_scale
         )
     }
 }
@@ -217,21 +216,6 @@ const DEFAULT_QUERIES: &[&str] = &[
     "women",
 ];
 
-fn parse_init(doc: &SpecDocument, name: &str) -> Result<Init> {
-    match name {
-        "independent" => Ok(Init::Independent),
-        "shared" => Ok(Init::Shared),
-        "prior" => Ok(Init::Prior),
-        other => Err(doc.error(
-            "fit.init",
-            format!(
-                "unknown initialisation {other:?}; known: {}",
-                INITS.join(", ")
-            ),
-        )),
-    }
-}
-
 /// The optimisers named at `fit.optimizers` (default: the baseline and Goldstone-GD), each
 /// once; Goldstone-GD only with a gauge variant that has a gauge phase.
 pub(crate) fn parse_optimizers(
@@ -281,16 +265,7 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<DweSpec> {
             format!("{b} is before preprocess.first_year = {a}"),
         ));
     }
-    let cleaning_name = p.cleaning.clone().unwrap_or_else(|| "speech".into());
-    let cleaning = Cleaning::parse(&cleaning_name).ok_or_else(|| {
-        doc.error(
-            "preprocess.cleaning",
-            format!(
-                "unknown cleaning {cleaning_name:?}; known: {}",
-                CLEANINGS.join(", ")
-            ),
-        )
-    })?;
+    let cleaning = p.cleaning.unwrap_or_default();
     let m = raw.model.unwrap_or_default();
     let model = Model {
         dim: doc.at_least("model.dim", m.dim.unwrap_or(100), 1)?,
@@ -335,13 +310,7 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<DweSpec> {
     };
     let bins = f.bin_years.unwrap_or(Sweep::One(1)).values();
     let scales = f.count_scale.unwrap_or(Sweep::One(1.0)).values();
-    let inits = f
-        .init
-        .unwrap_or(Sweep::One("prior".into()))
-        .values()
-        .iter()
-        .map(|name| parse_init(doc, name))
-        .collect::<Result<Vec<_>>>()?;
+    let inits = f.init.unwrap_or(Sweep::One(Init::default())).values();
     let init_scales = f.init_scale.unwrap_or(Sweep::One(0.1)).values();
     for &b in &bins {
         doc.at_least("fit.bin_years", b, 1)?;

@@ -93,7 +93,7 @@ fit_tables! {
     mu_squared: f64,
     sigma_h: f64,
     train_mu: bool,
-    mode: String,
+    mode: GradientMode,
     chains: i64,
     gibbs_steps: i64,
     learning_rate: f64,
@@ -106,7 +106,7 @@ fit_tables! {
     flow_time: f64,
     record_every: i64,
     ensemble: i64,
-    init: String,
+    init: InitKind,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -222,15 +222,38 @@ pub struct FitParams {
     pub init: InitKind,
 }
 
-/// How W starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InitKind {
-    /// W_ij ~ N(0, init_scale²).
-    Random,
-    /// Column a = init_scale·√N_v · v_a, with v_a the target eigenvector of the a-th lowest κ:
-    /// the modes start decoupled, so each relaxes at its own linear rate.
-    Aligned,
+crate::spec_choice! {
+    /// How W starts.
+    #[derive(Default)]
+    pub enum InitKind ("initialisation") {
+        /// W_ij ~ N(0, init_scale²).
+        #[default]
+        Random = "random",
+        /// Column a = init_scale·√N_v · v_a, with v_a the target eigenvector of the a-th
+        /// lowest κ: the modes start decoupled, so each relaxes at its own linear rate.
+        Aligned = "aligned",
+    }
+}
+
+crate::spec_choice! {
+    /// Which gradient a fit follows: the exact expectation of the model or persistent
+    /// contrastive divergence (`chains` Markov chains, `gibbs_steps` sweeps per update).
+    #[derive(Default)]
+    pub enum GradientMode ("mode") {
+        #[default]
+        Exact = "exact",
+        Pcd = "pcd",
+    }
+}
+
+impl GradientMode {
+    /// The mode of a resolved negative phase.
+    pub fn of(phase: &NegativePhase) -> Self {
+        match phase {
+            NegativePhase::Exact => GradientMode::Exact,
+            NegativePhase::Pcd { .. } => GradientMode::Pcd,
+        }
+    }
 }
 
 impl FitParams {
@@ -371,7 +394,7 @@ fn expand_group(
         mu_squared: axis!(mu_squared, None),
         sigma_h: axis!(sigma_h, Some(1.0)),
         train_mu: axis!(train_mu, Some(false)),
-        mode: axis!(mode, Some("exact".to_string())),
+        mode: axis!(mode, Some(GradientMode::Exact)),
         chains: axis!(chains, Some(64)),
         gibbs_steps: axis!(gibbs_steps, Some(3)),
         learning_rate: axis!(learning_rate, None),
@@ -384,7 +407,7 @@ fn expand_group(
         flow_time: axis!(flow_time, None),
         record_every: axis!(record_every, Some(1)),
         ensemble: axis!(ensemble, Some(1)),
-        init: axis!(init, Some("random".to_string())),
+        init: axis!(init, Some(InitKind::Random)),
     };
     for (field, key, length) in axes.lengths() {
         if length == 0 && !matches!(field, "updates" | "flow_time") {
@@ -434,18 +457,12 @@ fn expand_group(
         let required = |v: Option<i64>| v.unwrap_or(i64::MIN);
         let real = |v: Option<f64>| v.unwrap_or(f64::NAN);
         let rate = positive(doc, &axes.learning_rate.key, real(p.learning_rate))?;
-        let negative_phase = match p.mode.as_deref().unwrap_or_default() {
-            "exact" => NegativePhase::Exact,
-            "pcd" => NegativePhase::Pcd {
+        let negative_phase = match p.mode.unwrap_or_default() {
+            GradientMode::Exact => NegativePhase::Exact,
+            GradientMode::Pcd => NegativePhase::Pcd {
                 chains: positive_int(doc, &axes.chains.key, required(p.chains))?,
                 gibbs_steps: positive_int(doc, &axes.gibbs_steps.key, required(p.gibbs_steps))?,
             },
-            other => {
-                return Err(doc.error(
-                    &axes.mode.key,
-                    format!("must be \"exact\" or \"pcd\", got {other:?}"),
-                ));
-            }
         };
         let momentum = real(p.momentum);
         if !(0.0..1.0).contains(&momentum) {
@@ -464,16 +481,7 @@ fn expand_group(
             let t = positive(doc, &axes.flow_time.key, real(p.flow_time))?;
             (t / rate).ceil() as usize
         };
-        let init = match p.init.as_deref().unwrap_or_default() {
-            "random" => InitKind::Random,
-            "aligned" => InitKind::Aligned,
-            other => {
-                return Err(doc.error(
-                    &axes.init.key,
-                    format!("must be \"random\" or \"aligned\", got {other:?}"),
-                ));
-            }
-        };
+        let init = p.init.unwrap_or_default();
         out.push(FitParams {
             group,
             sweep_point: axes.sweep_point(&index),

@@ -10,6 +10,7 @@ use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
 use crate::emit::table::Table;
 use crate::error::Result;
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
+use crate::spec::dwe::Init;
 
 #[derive(serde::Serialize)]
 pub struct EmitStage {
@@ -350,14 +351,14 @@ fn curves_figure(summary: &Summary) -> Figure {
 }
 
 fn sweep_figure(summary: &Summary) -> Figure {
-    let mut regimes: Vec<(usize, String, String, String)> = summary
+    let mut regimes: Vec<(usize, String, Init, String)> = summary
         .sweep
         .iter()
         .map(|r| {
             (
                 r.bin_years,
                 r.count_scale.to_string(),
-                r.init.clone(),
+                r.init,
                 r.init_scale.to_string(),
             )
         })

@@ -15,7 +15,7 @@ use crate::analysis::stats::finite_median as median;
 use crate::error::Result;
 use crate::fsutil::write_json;
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
-use crate::spec::dwe::{INITS, Optimizer, Regime};
+use crate::spec::dwe::{Init, Optimizer, Regime};
 
 /// Quantiles of one cosine distribution.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -67,7 +67,7 @@ pub struct RunRow {
 pub struct SweepRow {
     pub bin_years: usize,
     pub count_scale: f64,
-    pub init: String,
+    pub init: Init,
     pub init_scale: f64,
     pub optimizer: String,
     pub iteration: usize,
@@ -191,7 +191,7 @@ fn sweep_rows(regime: &Regime, out: &FitOutput, optimizers: &[Optimizer]) -> Vec
             rows.push(SweepRow {
                 bin_years: regime.bin_years,
                 count_scale: regime.count_scale,
-                init: INITS[regime.init as usize].into(),
+                init: regime.init,
                 init_scale: regime.init_scale,
                 steps: training.len(),
                 mean_positive_total: mean_total,

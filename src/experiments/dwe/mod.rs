@@ -21,6 +21,9 @@ use crate::pipeline::{Plan, PlanBuilder, StageHandle};
 use crate::spec::dwe::{DweSpec, parse};
 use crate::spec::{Header, SpecDocument};
 
+/// The `[experiment] kind` of this family's specs.
+pub const KIND: &str = "dwe";
+
 /// Plans a dwe experiment; the corpus is looked up in `<root>/data/registry.toml`.
 pub fn plan(doc: &SpecDocument, header: Header, root: &Path) -> Result<Plan> {
     let spec = parse(doc, header)?;

@@ -39,7 +39,7 @@ fn plan_corpus(
     }
     let compared = SpecDocument::load(&path)?;
     let header = compared.header()?;
-    if header.kind != "dwe" {
+    if header.kind != super::dwe::KIND {
         return Err(doc.error(
             key,
             format!("{name:?} is a {:?} experiment, not a dwe one", header.kind),
@@ -77,6 +77,9 @@ fn plan_corpus(
         },
     )
 }
+
+/// The `[experiment] kind` of this family's specs.
+pub const KIND: &str = "dwe-planted";
 
 /// Plans a dwe-planted experiment; `root` holds the data registry of compared experiments.
 pub fn plan(doc: &SpecDocument, header: Header, root: &Path) -> Result<Plan> {

@@ -21,6 +21,9 @@ use crate::pipeline::{Plan, PlanBuilder};
 use crate::spec::goldstone_synthetic::parse;
 use crate::spec::{Header, SpecDocument};
 
+/// The `[experiment] kind` of this family's specs.
+pub const KIND: &str = "goldstone-synthetic";
+
 /// Plans the goldstone-synthetic experiment.
 pub fn plan(doc: &SpecDocument, header: Header, _root: &Path) -> Result<Plan> {
     let spec = parse(doc, header)?;

@@ -72,6 +72,9 @@ pub fn plan_counts(
     )
 }
 
+/// The `[experiment] kind` of this family's specs.
+pub const KIND: &str = "googlebooks";
+
 /// Plans a `googlebooks` experiment: the counts, then their tables and figure.
 pub fn plan(doc: &SpecDocument, header: Header, root: &Path) -> Result<Plan> {
     let spec = parse(doc, header)?;

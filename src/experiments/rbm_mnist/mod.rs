@@ -29,6 +29,9 @@ use crate::pipeline::{Plan, PlanBuilder};
 use crate::spec::rbm_mnist::{FitMethod, parse};
 use crate::spec::{Header, SpecDocument};
 
+/// The `[experiment] kind` of this family's specs.
+pub const KIND: &str = "rbm-mnist";
+
 /// Plans the rbm-mnist experiment; raw files are looked up in `<root>/data/registry.toml`.
 pub fn plan(doc: &SpecDocument, header: Header, root: &Path) -> Result<Plan> {
     let spec = parse(doc, header)?;

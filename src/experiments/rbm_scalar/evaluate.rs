@@ -278,11 +278,6 @@ impl Stage for EvaluateStage {
     }
 }
 
-/// Whether a fit used the exact negative phase.
-pub fn is_exact(fit: &FitParams) -> bool {
-    fit.negative_phase == NegativePhase::Exact
-}
-
 /// File-name prefix of this stage's arrays, `evaluate.<slug>`.
 fn array_prefix(label: &str) -> String {
     format!("evaluate.{}", slug(label))

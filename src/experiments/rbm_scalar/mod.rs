@@ -25,6 +25,9 @@ use crate::pipeline::{Plan, PlanBuilder};
 use crate::spec::rbm_scalar::parse;
 use crate::spec::{Header, SpecDocument};
 
+/// The `[experiment] kind` of this family's specs.
+pub const KIND: &str = "rbm-scalar";
+
 /// Plans the rbm-scalar experiment from its spec.
 pub fn plan(doc: &SpecDocument, header: Header, _root: &Path) -> Result<Plan> {
     let spec = parse(doc, header)?;
