@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 
 use crate::experiments;
 use crate::pipeline::execute::{Force, RunOptions, Workspace, decide, execute};
-use crate::pipeline::run_folder::latest_run;
+use crate::pipeline::run_folder::{RunStatus, latest_run, runs_of};
 use crate::pipeline::{Plan, StageKind};
 use crate::spec::SpecDocument;
 
@@ -69,8 +69,20 @@ enum Command {
         #[arg(long)]
         only: Option<String>,
     },
-    /// Check size and sha256 of every file in data/registry.toml.
-    Verify,
+    /// Check size and sha256 of every file in data/registry.toml (with --cache: re-read every
+    /// cache entry and check it against the hashes recorded when it was published).
+    Verify {
+        /// Check the stage cache under .symbreak/ instead of the raw data.
+        #[arg(long)]
+        cache: bool,
+    },
+    /// Remove cache entries that no experiment's state and no complete run refers to, scratch
+    /// folders of dead processes and the folders of interrupted runs.
+    Gc {
+        /// Say what would be removed and how many bytes that frees; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Download the registered raw files an experiment reads (present, verified files are kept).
     Fetch {
         /// Spec name in experiments/ or path to a spec file.
@@ -185,7 +197,9 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
             return diff(root, request);
         }
         Command::List => list(root, json),
-        Command::Verify => verify(root, json),
+        Command::Verify { cache: false } => verify(root, json),
+        Command::Verify { cache: true } => verify_cache(&workspace, json),
+        Command::Gc { dry_run } => gc(&workspace, dry_run, json),
         Command::Fetch {
             experiment,
             read_timeout,
@@ -267,6 +281,20 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
                     plan.experiment,
                     latest.as_deref().unwrap_or("none")
                 );
+                for (run, status, manifest) in runs_of(&workspace.results(), &plan.experiment) {
+                    match status {
+                        RunStatus::Complete => {}
+                        RunStatus::Interrupted => println!(
+                            "  run {run}: interrupted (process {} is gone; `symbreak gc` removes it)",
+                            manifest.pid
+                        ),
+                        RunStatus::Running => println!("  run {run}: running (pid {})", manifest.pid),
+                        RunStatus::Failed => println!(
+                            "  run {run}: failed: {}",
+                            manifest.error.as_deref().unwrap_or("(no error recorded)")
+                        ),
+                    }
+                }
                 for d in &decisions {
                     if d.run {
                         println!("  {}: stale ({})", d.id, d.reasons.join("; "));
@@ -548,6 +576,58 @@ fn verify(root: &Path, json: bool) -> anyhow::Result<()> {
             bad.join("\n")
         );
     }
+    Ok(())
+}
+
+fn verify_cache(workspace: &Workspace, json: bool) -> anyhow::Result<()> {
+    let clock = std::time::Instant::now();
+    let report = crate::pipeline::gc::verify_cache(workspace)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for bad in &report.bad {
+            println!("BAD  {}: {}", bad.entry.display(), bad.reason);
+        }
+        println!(
+            "{} entries ({}) checked in {:.2} s; {} failed",
+            report.entries,
+            crate::report::human_bytes(report.bytes),
+            clock.elapsed().as_secs_f64(),
+            report.bad.len()
+        );
+    }
+    if !report.bad.is_empty() {
+        bail!(
+            "{} of {} cache entries failed verification (the next run recomputes them; \
+             `symbreak gc` removes those nothing refers to)",
+            report.bad.len(),
+            report.entries
+        );
+    }
+    Ok(())
+}
+
+fn gc(workspace: &Workspace, dry_run: bool, json: bool) -> anyhow::Result<()> {
+    let report = crate::pipeline::gc::collect_garbage(workspace, dry_run)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let verb = if dry_run { "would remove" } else { "removed" };
+    for dir in report
+        .entries_removed
+        .iter()
+        .chain(&report.interrupted_runs_removed)
+    {
+        println!("{verb} {}", dir.display());
+    }
+    println!(
+        "{verb} {} cache entries and {} interrupted runs ({}); kept {} entries",
+        report.entries_removed.len(),
+        report.interrupted_runs_removed.len(),
+        crate::report::human_bytes(report.bytes_freed),
+        report.entries_kept
+    );
     Ok(())
 }
 

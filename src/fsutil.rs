@@ -46,12 +46,6 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_str(&text).map_err(|e| Error::artefact("json", path, e))
 }
 
-/// Copies `from` to `to` atomically.
-pub fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
-    let bytes = std::fs::read(from).map_err(|e| Error::io("reading", from, e))?;
-    write_atomic(to, &bytes)
-}
-
 /// Names of the files `<dir>/*.<extension>` without the extension, sorted (none if `dir` is
 /// missing).
 pub fn file_stems(dir: &Path, extension: &str) -> std::collections::BTreeSet<String> {

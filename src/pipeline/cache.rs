@@ -8,8 +8,13 @@
 //! renamed into place only when complete, so an entry that exists is whole.
 //!
 //! `state/<experiment>.json` remembers the key record each instance had when it last ran, so a
-//! stale instance can say *why* it must rerun. `hash-memo.json` remembers input-file hashes by
-//! size and modification time, so unchanged large inputs are not re-read.
+//! stale instance can say *why* it must rerun. `hash-memo.json` remembers file hashes by size,
+//! times and inode, so unchanged large inputs and entries are not re-read.
+//!
+//! An entry is trusted only as published: `meta.json` records the size and blake3 of each of its
+//! files, which are read-only, and every lookup checks them ([`Cache::check_entry`]; the memo
+//! makes that cheap for untouched files). An entry that fails is a miss: it is recomputed and
+//! replaced, and the run says why.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -127,14 +132,149 @@ pub struct EntryMeta {
     pub started: String,
     pub finished: String,
     pub seconds: f64,
+    /// Every other file of the entry (path relative to it, `/`-separated) as published; an entry
+    /// without this record predates verification and is recomputed.
+    #[serde(default)]
+    pub files: Option<BTreeMap<String, FileRecord>>,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// Size and content hash of one file of an entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub bytes: u64,
+    pub blake3: String,
+}
+
+/// What a cache lookup found.
+#[derive(Debug)]
+pub enum EntryCheck {
+    Missing,
+    /// Every file is present, unaltered, and nothing else is there.
+    Valid,
+    /// The entry exists but cannot be trusted; the reason names the file.
+    Corrupt(String),
+}
+
+/// A file's identity and change stamps: any write or `chmod` moves `ctime`, which no user can
+/// set back, so an unchanged stamp means unchanged content.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct MemoEntry {
     size: u64,
     mtime_ns: u128,
+    #[serde(default)]
+    ctime_ns: i128,
+    #[serde(default)]
+    inode: u64,
     blake3: String,
 }
+
+impl MemoEntry {
+    fn stamp(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            size: meta.len(),
+            mtime_ns: meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+            inode: meta.ino(),
+            blake3: String::new(),
+        }
+    }
+
+    fn same_file(&self, other: &MemoEntry) -> bool {
+        (self.size, self.mtime_ns, self.ctime_ns, self.inode)
+            == (other.size, other.mtime_ns, other.ctime_ns, other.inode)
+    }
+}
+
+/// blake3 of files, re-read only when a file's stamp ([`MemoEntry`]) changed; kept in
+/// `hash-memo.json` across runs. Two processes saving at once lose only memo entries, which
+/// costs a re-read, never a wrong hash.
+pub struct HashMemo {
+    path: PathBuf,
+    entries: BTreeMap<String, MemoEntry>,
+    dirty: bool,
+}
+
+impl HashMemo {
+    /// Size and blake3 of the regular file at `path`.
+    pub fn hash(&mut self, path: &Path) -> Result<FileRecord> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io("reading", path, e))?;
+        let name = path.to_string_lossy().to_string();
+        let mut now = MemoEntry::stamp(&meta);
+        match self.entries.get(&name) {
+            Some(known) if known.same_file(&now) => now.blake3 = known.blake3.clone(),
+            _ => {
+                now.blake3 = hash_file(path)?;
+                self.entries.insert(name, now.clone());
+                self.dirty = true;
+            }
+        }
+        Ok(FileRecord {
+            bytes: now.size,
+            blake3: now.blake3,
+        })
+    }
+
+    /// A memo that knows nothing and is never saved: every file is read again.
+    pub fn fresh() -> Self {
+        Self {
+            path: PathBuf::new(),
+            entries: BTreeMap::new(),
+            dirty: false,
+        }
+    }
+
+    /// Writes the memo back if it learnt anything, dropping files that no longer exist.
+    pub fn save(&mut self) -> Result<()> {
+        if !self.dirty || self.path.as_os_str().is_empty() {
+            return Ok(());
+        }
+        self.entries.retain(|name, _| Path::new(name).exists());
+        write_json(&self.path, &self.entries)?;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+/// The regular files below `dir` (relative, `/`-separated); a symlink or any other kind of file
+/// is refused, never followed.
+pub(crate) fn list_files(dir: &Path) -> std::result::Result<Vec<String>, String> {
+    fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) -> std::result::Result<(), String> {
+        let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            let rel = format!("{prefix}{name}");
+            let kind = entry.file_type().map_err(|e| format!("{rel}: {e}"))?;
+            if kind.is_symlink() {
+                return Err(format!("{rel} is a symbolic link"));
+            } else if kind.is_dir() {
+                walk(&entry.path(), &format!("{rel}/"), out)?;
+            } else if kind.is_file() {
+                out.push(rel);
+            } else {
+                return Err(format!("{rel} is not a regular file"));
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, "", &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+/// A run's hold on its experiment (see [`Cache::lock_experiment`]), released when dropped.
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+/// Name of the entry's own record, beside its files.
+const META_FILE: &str = "meta.json";
 
 /// The cache rooted at a `.symbreak/` folder.
 pub struct Cache {
@@ -144,6 +284,152 @@ pub struct Cache {
 impl Cache {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
+    }
+
+    /// Refuses a `.symbreak/` that is, or whose `tmp`, `cache`, `state` or `locks` folder is, a
+    /// symbolic link: sweeps and removals there must never reach a folder outside the project.
+    pub fn check_layout(&self) -> Result<()> {
+        let mut paths = vec![self.root.clone()];
+        paths.extend(
+            ["tmp", "cache", "state", "locks"]
+                .iter()
+                .map(|sub| self.root.join(sub)),
+        );
+        for path in paths {
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(Error::Other(format!(
+                    "{} is a symbolic link; the cache must be a real folder inside the project \
+                     (remove the link; `symbreak` recreates the folder)",
+                    path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the lock of `experiment` for this process's run, waiting (after saying so through
+    /// `waiting`, with the holder's pid and host) while another run of it holds the lock. Runs of
+    /// different experiments do not wait for each other; entries they share are published
+    /// first-writer-wins. The lock dies with the process, however it ends.
+    pub fn lock_experiment(&self, experiment: &str, waiting: impl Fn(&str)) -> Result<RunLock> {
+        use std::io::{Read, Seek, Write};
+        self.check_layout()?;
+        let dir = self.root.join("locks");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating folder", &dir, e))?;
+        let path = dir.join(format!("{experiment}.lock"));
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io("opening lock", &path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                waiting(&format!(
+                    "waiting for the other run of {experiment} ({}) to finish",
+                    holder.trim()
+                ));
+                file.lock().map_err(|e| Error::io("locking", &path, e))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("locking", &path, e)),
+        }
+        let host = super::run_folder::host_info()
+            .get("hostname")
+            .cloned()
+            .unwrap_or_default();
+        let holder = format!("pid {} on host {host}", std::process::id());
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(holder.as_bytes()))
+            .map_err(|e| Error::io("writing lock", &path, e))?;
+        Ok(RunLock { _file: file })
+    }
+
+    /// The memo of file hashes.
+    pub fn hash_memo(&self) -> HashMemo {
+        let path = self.root.join("hash-memo.json");
+        HashMemo {
+            entries: read_json(&path).unwrap_or_default(),
+            path,
+            dirty: false,
+        }
+    }
+
+    /// Every entry folder: (kind, key, folder), sorted.
+    pub fn entries(&self) -> Vec<(String, String, PathBuf)> {
+        let mut out = Vec::new();
+        let kinds = std::fs::read_dir(self.root.join("cache"))
+            .into_iter()
+            .flatten()
+            .flatten();
+        for kind in kinds.filter(|k| k.file_type().is_ok_and(|t| t.is_dir())) {
+            let kind_name = kind.file_name().to_string_lossy().to_string();
+            for entry in std::fs::read_dir(kind.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let key = entry.file_name().to_string_lossy().to_string();
+                out.push((kind_name.clone(), key, entry.path()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Every experiment's remembered key records (`state/*.json`).
+    pub fn all_states(&self) -> BTreeMap<String, BTreeMap<String, KeyRecord>> {
+        let mut out = BTreeMap::new();
+        for entry in std::fs::read_dir(self.root.join("state"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if let Some(experiment) = name.strip_suffix(".json") {
+                out.insert(experiment.to_string(), self.load_state(experiment));
+            }
+        }
+        out
+    }
+
+    /// Locks of every experiment that has run here, taken without waiting; an error names the
+    /// experiment whose run holds its lock (maintenance must not run beside a run).
+    pub fn lock_all_idle(&self) -> Result<Vec<RunLock>> {
+        self.check_layout()?;
+        let mut held = Vec::new();
+        for entry in std::fs::read_dir(self.root.join("locks"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = entry.path();
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::io("opening lock", &path, e))?;
+            match file.try_lock() {
+                Ok(()) => held.push(RunLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    let _ = std::io::Read::read_to_string(&mut file, &mut holder);
+                    return Err(Error::Other(format!(
+                        "a run of {} is in progress ({}); try again when it has finished",
+                        path.file_stem().unwrap_or_default().to_string_lossy(),
+                        holder.trim()
+                    )));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(Error::io("locking", &path, e));
+                }
+            }
+        }
+        Ok(held)
     }
 
     /// Folder of a finished entry.
@@ -161,48 +447,167 @@ impl Cache {
             .map_err(|e| Error::io("creating scratch folder", &tmp, e))
     }
 
-    /// Moves a finished scratch folder into place as the entry for `key`, replacing any old one.
+    /// Checks the entry `kind/key` against the record written when it was published.
+    pub fn check_entry(&self, kind: &str, key: &str, memo: &mut HashMemo) -> EntryCheck {
+        let dir = self.entry_dir(kind, key);
+        match std::fs::symlink_metadata(&dir) {
+            Err(_) => return EntryCheck::Missing,
+            Ok(m) if !m.is_dir() => {
+                return EntryCheck::Corrupt(format!("{} is not a folder", dir.display()));
+            }
+            Ok(_) => {}
+        }
+        let meta: EntryMeta = match read_json(&dir.join(META_FILE)) {
+            Ok(meta) => meta,
+            Err(e) => return EntryCheck::Corrupt(format!("{META_FILE}: {e}")),
+        };
+        let Some(recorded) = meta.files.as_ref() else {
+            return EntryCheck::Corrupt("no file hashes recorded (an older entry)".into());
+        };
+        if meta.key != key {
+            return EntryCheck::Corrupt(format!("{META_FILE} is the record of key {}", meta.key));
+        }
+        let found = match list_files(&dir) {
+            Ok(found) => found,
+            Err(reason) => return EntryCheck::Corrupt(reason),
+        };
+        let found: std::collections::BTreeSet<&str> = found
+            .iter()
+            .map(String::as_str)
+            .filter(|f| *f != META_FILE)
+            .collect();
+        if let Some(extra) = found.iter().find(|f| !recorded.contains_key(**f)) {
+            return EntryCheck::Corrupt(format!("{extra} was not published with the entry"));
+        }
+        for (name, want) in recorded {
+            if !found.contains(name.as_str()) {
+                return EntryCheck::Corrupt(format!("{name} is missing"));
+            }
+            match memo.hash(&dir.join(name)) {
+                Ok(got) if &got == want => {}
+                Ok(got) => {
+                    return EntryCheck::Corrupt(format!(
+                        "{name} changed since it was published ({} bytes, blake3 {}…; \
+                         recorded {} bytes, {}…)",
+                        got.bytes,
+                        &got.blake3[..12],
+                        want.bytes,
+                        &want.blake3[..12.min(want.blake3.len())]
+                    ));
+                }
+                Err(e) => return EntryCheck::Corrupt(format!("{name}: {e}")),
+            }
+        }
+        EntryCheck::Valid
+    }
+
+    /// Records the size and hash of every file of a finished scratch folder in its `meta.json`,
+    /// makes the files read-only, and moves the folder into place as the entry for its key.
+    ///
+    /// The rename is the publication: it fails while an entry exists, so two writers of one key
+    /// cannot interleave. A writer that finds a valid entry in place uses it (another process
+    /// published the same key first) unless `replace` (a forced rerun) asks for its own; an
+    /// entry that fails verification is moved aside and replaced.
     pub fn publish(
         &self,
         scratch: tempfile::TempDir,
         kind: &str,
         meta: &EntryMeta,
+        replace: bool,
     ) -> Result<PathBuf> {
-        write_json(&scratch.path().join("meta.json"), meta)?;
+        let built = scratch.path();
+        let mut files = BTreeMap::new();
+        let names = list_files(built).map_err(|reason| {
+            Error::Other(format!("stage output {}: {reason}", built.display()))
+        })?;
+        for name in names {
+            let path = built.join(&name);
+            files.insert(
+                name,
+                FileRecord {
+                    bytes: std::fs::metadata(&path)
+                        .map_err(|e| Error::io("reading", &path, e))?
+                        .len(),
+                    blake3: hash_file(&path)?,
+                },
+            );
+            set_read_only(&path)?;
+        }
+        let meta = EntryMeta {
+            files: Some(files),
+            ..meta.clone()
+        };
+        let meta_path = built.join(META_FILE);
+        write_json(&meta_path, &meta)?;
+        set_read_only(&meta_path)?;
         let dest = self.entry_dir(kind, &meta.key);
         let parent = dest.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(parent).map_err(|e| Error::io("creating folder", parent, e))?;
         let built = scratch.keep();
-        if dest.exists() {
-            let old = self.scratch_dir()?.keep();
-            std::fs::rename(&dest, old.join("old"))
-                .map_err(|e| Error::io("moving old entry aside", &dest, e))?;
-            std::fs::rename(&built, &dest).map_err(|e| Error::io("publishing entry", &dest, e))?;
-            let _ = std::fs::remove_dir_all(&old);
-        } else {
-            std::fs::rename(&built, &dest).map_err(|e| Error::io("publishing entry", &dest, e))?;
+        for _ in 0..3 {
+            match std::fs::rename(&built, &dest) {
+                Ok(()) => return Ok(dest),
+                Err(e) if !dest.exists() => {
+                    return Err(Error::io("publishing entry", &dest, e));
+                }
+                Err(_) => {}
+            }
+            let keep_theirs = !replace
+                && matches!(
+                    self.check_entry(kind, &meta.key, &mut self.hash_memo()),
+                    EntryCheck::Valid
+                );
+            if keep_theirs {
+                let _ = std::fs::remove_dir_all(&built);
+                return Ok(dest);
+            }
+            let aside = self.scratch_dir()?.keep();
+            match std::fs::rename(&dest, aside.join("replaced")) {
+                Ok(()) => {
+                    let _ = std::fs::remove_dir_all(&aside);
+                }
+                // Another writer moved it first; try again against whatever is there now.
+                Err(_) => {
+                    let _ = std::fs::remove_dir_all(&aside);
+                }
+            }
         }
-        Ok(dest)
+        let _ = std::fs::remove_dir_all(&built);
+        Err(Error::Other(format!(
+            "publishing entry {}: other writers kept replacing it",
+            dest.display()
+        )))
     }
 
     /// Metadata of a finished entry, if it exists.
     pub fn entry_meta(&self, kind: &str, key: &str) -> Option<EntryMeta> {
-        read_json(&self.entry_dir(kind, key).join("meta.json")).ok()
+        read_json(&self.entry_dir(kind, key).join(META_FILE)).ok()
     }
 
-    /// Removes scratch folders left by processes that no longer run (killed runs).
-    pub fn sweep_stale_scratch(&self) {
+    /// Removes scratch folders left by processes that no longer run (killed runs). Nothing is
+    /// followed: a symbolic link found there is removed as a link.
+    pub fn sweep_stale_scratch(&self) -> Result<()> {
+        self.check_layout()?;
         let Ok(entries) = std::fs::read_dir(self.root.join("tmp")) else {
-            return;
+            return Ok(());
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
             let pid = name.split('-').next().and_then(|p| p.parse::<u32>().ok());
             let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
-            if !alive {
-                let _ = std::fs::remove_dir_all(entry.path());
+            if alive {
+                continue;
+            }
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+                _ => {
+                    let _ = std::fs::remove_file(entry.path());
+                }
             }
         }
+        Ok(())
     }
 
     fn state_path(&self, experiment: &str) -> PathBuf {
@@ -218,76 +623,66 @@ impl Cache {
         write_json(&self.state_path(experiment), state)
     }
 
-    /// blake3 of each input file, re-reading only files whose size or mtime changed.
-    pub fn hash_inputs(&self, paths: &[PathBuf]) -> Result<BTreeMap<String, String>> {
-        if paths.is_empty() {
-            return Ok(BTreeMap::new());
-        }
-        let memo_path = self.root.join("hash-memo.json");
-        let mut memo: BTreeMap<String, MemoEntry> = read_json(&memo_path).unwrap_or_default();
+    /// blake3 of each input file, re-reading only files whose stamp changed.
+    pub fn hash_inputs(
+        &self,
+        paths: &[PathBuf],
+        memo: &mut HashMemo,
+    ) -> Result<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
-        let mut dirty = false;
         for path in paths {
-            let meta = std::fs::metadata(path).map_err(|e| Error::io("reading input", path, e))?;
-            let mtime_ns = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos());
-            let name = path.to_string_lossy().to_string();
-            let hash = match memo.get(&name) {
-                Some(m) if m.size == meta.len() && m.mtime_ns == mtime_ns => m.blake3.clone(),
-                _ => {
-                    let h = hash_file(path)?;
-                    memo.insert(
-                        name.clone(),
-                        MemoEntry {
-                            size: meta.len(),
-                            mtime_ns,
-                            blake3: h.clone(),
-                        },
-                    );
-                    dirty = true;
-                    h
-                }
-            };
-            out.insert(name, hash);
-        }
-        if dirty {
-            write_json(&memo_path, &memo)?;
+            let record = memo.hash(path)?;
+            out.insert(path.to_string_lossy().to_string(), record.blake3);
         }
         Ok(out)
     }
+}
+
+/// Removes the write permission of a published file (the entry is shared by every run that
+/// uses it and by the run folders copied from it).
+fn set_read_only(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o444))
+        .map_err(|e| Error::io("making read-only", path, e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Input hashes come from the memo while size and mtime are unchanged, and are recomputed
-    /// when either changes.
+    /// Input hashes come from the memo while a file's stamp is unchanged, and are recomputed
+    /// when it changes — even by a rewrite of the same size with its modification time set
+    /// back (the change time moves regardless).
     #[test]
-    fn input_hashes_are_memoised_by_size_and_mtime() {
+    fn input_hashes_are_memoised_by_file_stamp() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path().join(".symbreak"));
         let input = dir.path().join("data.bin");
         std::fs::write(&input, b"first").unwrap();
-        let first = cache.hash_inputs(std::slice::from_ref(&input)).unwrap();
-        let name = input.to_string_lossy().to_string();
-        assert_eq!(first[&name], blake3::hash(b"first").to_hex().to_string());
+        let hash_now = || {
+            let mut memo = cache.hash_memo();
+            let hashes = cache
+                .hash_inputs(std::slice::from_ref(&input), &mut memo)
+                .unwrap();
+            memo.save().unwrap();
+            hashes[&input.to_string_lossy().to_string()].clone()
+        };
+        let first = hash_now();
+        assert_eq!(first, blake3::hash(b"first").to_hex().to_string());
         // Plant a different hash in the memo: an unchanged file must be served from it.
         let memo_path = dir.path().join(".symbreak/hash-memo.json");
         let text = std::fs::read_to_string(&memo_path).unwrap();
-        std::fs::write(&memo_path, text.replace(&first[&name], "planted")).unwrap();
-        let memoised = cache.hash_inputs(std::slice::from_ref(&input)).unwrap();
-        assert_eq!(memoised[&name], "planted");
-        // A change of size invalidates the memo entry.
-        std::fs::write(&input, b"second, longer").unwrap();
-        let changed = cache.hash_inputs(std::slice::from_ref(&input)).unwrap();
-        assert_eq!(
-            changed[&name],
-            blake3::hash(b"second, longer").to_hex().to_string()
-        );
+        std::fs::write(&memo_path, text.replace(&first, "planted")).unwrap();
+        assert_eq!(hash_now(), "planted");
+        let modified = std::fs::metadata(&input).unwrap().modified().unwrap();
+        std::fs::write(&input, b"FIRST").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&input)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        assert_eq!(hash_now(), blake3::hash(b"FIRST").to_hex().to_string());
     }
 
     fn record(params: &[(&str, &str)], code: &str) -> KeyRecord {

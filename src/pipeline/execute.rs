@@ -13,7 +13,7 @@ use std::time::Instant;
 use indicatif::MultiProgress;
 use serde::Serialize;
 
-use super::cache::{Cache, EntryMeta, KeyRecord, change_reasons, key_record};
+use super::cache::{Cache, EntryCheck, EntryMeta, KeyRecord, change_reasons, key_record};
 use super::progress::RunLog;
 use super::run_folder::{GitInfo, Manifest, RunFolder, StageRecord, host_info};
 use super::{Plan, Progress, StageContext, StageKind};
@@ -82,6 +82,8 @@ pub struct Decision {
     pub key: String,
     pub cached: bool,
     pub run: bool,
+    /// Rerun on request although cached: its entry replaces the cached one.
+    pub forced: bool,
     pub reasons: Vec<String>,
     #[serde(skip)]
     pub record: KeyRecord,
@@ -90,7 +92,9 @@ pub struct Decision {
 /// Keys every instance and decides whether it runs.
 pub fn decide(plan: &Plan, workspace: &Workspace, force: Force) -> Result<Vec<Decision>> {
     let cache = workspace.cache();
+    cache.check_layout()?;
     let state = cache.load_state(&plan.experiment);
+    let mut memo = cache.hash_memo();
     let mut keys: BTreeMap<String, String> = BTreeMap::new();
     let mut decisions = Vec::with_capacity(plan.instances.len());
     for instance in &plan.instances {
@@ -104,14 +108,28 @@ pub fn decide(plan: &Plan, workspace: &Workspace, force: Force) -> Result<Vec<De
             })?;
             deps.insert(dep.clone(), key.clone());
         }
-        let inputs = cache.hash_inputs(&instance.inputs)?;
-        let record = key_record(instance, deps, inputs);
-        let cached = cache.entry_dir(instance.kind.name(), &record.key).is_dir();
-        let mut reasons = Vec::new();
-        if let Some(forced) = force.applies(instance.kind) {
-            reasons.push(forced);
+        let mut inputs = cache.hash_inputs(&instance.inputs, &mut memo)?;
+        for path in &instance.fetched_inputs {
+            let hash = if path.exists() {
+                memo.hash(path)?.blake3
+            } else {
+                "absent (an upstream fetch provides it)".to_string()
+            };
+            inputs.insert(path.to_string_lossy().to_string(), hash);
         }
-        if !cached {
+        let record = key_record(instance, deps, inputs);
+        let check = cache.check_entry(instance.kind.name(), &record.key, &mut memo);
+        let cached = matches!(check, EntryCheck::Valid);
+        let mut reasons = Vec::new();
+        let forced = force.applies(instance.kind);
+        if let Some(forced) = &forced {
+            reasons.push(forced.clone());
+        }
+        if let EntryCheck::Corrupt(why) = &check {
+            reasons.push(format!(
+                "WARNING: cache entry failed verification ({why}); recomputing it"
+            ));
+        } else if !cached {
             let previous = state.get(&id);
             if previous.is_some_and(|p| p.key == record.key) {
                 reasons.push("cache entry missing".into());
@@ -126,10 +144,12 @@ pub fn decide(plan: &Plan, workspace: &Workspace, force: Force) -> Result<Vec<De
             key: record.key.clone(),
             cached,
             run: !reasons.is_empty(),
+            forced: forced.is_some(),
             reasons,
             record,
         });
     }
+    memo.save()?;
     Ok(decisions)
 }
 
@@ -152,8 +172,19 @@ fn now_rfc3339() -> String {
 pub fn execute(plan: &Plan, workspace: &Workspace, options: &RunOptions) -> Result<RunSummary> {
     let clock = Instant::now();
     let cache = workspace.cache();
-    let decisions = decide(plan, workspace, options.force)?;
     let echo = !options.quiet;
+    // Held until the run ends: a second run of the experiment decides only after this one has
+    // published, so it reuses instead of recomputing.
+    let _lock = if options.dry_run {
+        None
+    } else {
+        Some(cache.lock_experiment(&plan.experiment, |message| {
+            if echo {
+                eprintln!("{message}");
+            }
+        })?)
+    };
+    let decisions = decide(plan, workspace, options.force)?;
     if options.dry_run {
         let log = RunLog::new(None, echo, None);
         for d in &decisions {
@@ -168,7 +199,7 @@ pub fn execute(plan: &Plan, workspace: &Workspace, options: &RunOptions) -> Resu
             stages: decisions,
         });
     }
-    cache.sweep_stale_scratch();
+    cache.sweep_stale_scratch()?;
     let git = GitInfo::probe(&workspace.root);
     let mut folder = RunFolder::create(&workspace.results(), &plan.experiment, &git)?;
     let log_path = folder.dir.join("log.txt");
@@ -216,9 +247,61 @@ pub fn execute(plan: &Plan, workspace: &Workspace, options: &RunOptions) -> Resu
         inputs,
         stages: Vec::new(),
         artefacts: Vec::new(),
+        pid: std::process::id(),
+        error: None,
     };
     folder.write_manifest(&manifest)?;
+    // From here on the folder exists and says `running`: whatever fails, it must say `failed`.
+    let outcome = run_and_assemble(
+        plan,
+        &cache,
+        options,
+        &decisions,
+        &mut folder,
+        &mut manifest,
+        &log,
+        multi,
+    );
+    match outcome {
+        Ok(()) => {
+            let seconds = clock.elapsed().as_secs_f64();
+            log.line(&format!(
+                "complete in {seconds:.2} s: {}",
+                folder.dir.display()
+            ));
+            Ok(RunSummary {
+                experiment: plan.experiment.clone(),
+                run_id: Some(folder.run_id.clone()),
+                run_dir: Some(folder.dir.clone()),
+                status: "complete".into(),
+                seconds,
+                stages: decisions,
+            })
+        }
+        Err(e) => {
+            manifest.status = "failed".into();
+            manifest.error = Some(with_causes(&e));
+            manifest.finished = Some(now_rfc3339());
+            if let Err(also) = folder.write_manifest(&manifest) {
+                log.line(&format!("could not mark the run failed: {also}"));
+            }
+            Err(e)
+        }
+    }
+}
 
+/// Runs the instances that must run, then assembles and completes the run folder.
+#[allow(clippy::too_many_arguments)]
+fn run_and_assemble(
+    plan: &Plan,
+    cache: &Cache,
+    options: &RunOptions,
+    decisions: &[Decision],
+    folder: &mut RunFolder,
+    manifest: &mut Manifest,
+    log: &RunLog,
+    multi: Option<MultiProgress>,
+) -> Result<()> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.jobs.max(1))
         .build()
@@ -244,7 +327,7 @@ pub fn execute(plan: &Plan, workspace: &Workspace, options: &RunOptions) -> Resu
                     running += 1;
                     let sender = sender.clone();
                     let multi = multi.clone();
-                    let (decisions, cache, log) = (&decisions, &cache, &log);
+                    let (decisions, cache, log) = (decisions, cache, log);
                     scope.spawn(move |_| {
                         let outcome =
                             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -290,34 +373,26 @@ pub fn execute(plan: &Plan, workspace: &Workspace, options: &RunOptions) -> Resu
         .filter_map(|d| records.get(&d.id).cloned())
         .collect();
     if let Some(e) = failure {
-        manifest.status = "failed".into();
-        manifest.finished = Some(now_rfc3339());
-        folder.write_manifest(&manifest)?;
         return Err(e);
     }
-    for d in &decisions {
-        folder.collect_artefacts(&d.id, &cache.entry_dir(d.kind.name(), &d.key))?;
+    for d in decisions {
+        let entry = cache.entry_dir(d.kind.name(), &d.key);
+        let meta = cache.entry_meta(d.kind.name(), &d.key).ok_or_else(|| {
+            Error::Other(format!(
+                "{}: cache entry {} vanished during the run",
+                d.id,
+                entry.display()
+            ))
+        })?;
+        folder.collect_artefacts(&d.id, &entry, &meta)?;
     }
     manifest.artefacts = folder.artefact_records()?;
     manifest.finished = Some(now_rfc3339());
     manifest.status = "complete".into();
     // The page describes the finished run; the manifest says "complete" only once it exists.
-    (options.report)(&folder.dir, &manifest)?;
-    folder.write_manifest(&manifest)?;
-    folder.mark_latest()?;
-    let seconds = clock.elapsed().as_secs_f64();
-    log.line(&format!(
-        "complete in {seconds:.2} s: {}",
-        folder.dir.display()
-    ));
-    Ok(RunSummary {
-        experiment: plan.experiment.clone(),
-        run_id: Some(folder.run_id.clone()),
-        run_dir: Some(folder.dir.clone()),
-        status: "complete".into(),
-        seconds,
-        stages: decisions,
-    })
+    (options.report)(&folder.dir, manifest)?;
+    folder.write_manifest(manifest)?;
+    folder.mark_latest()
 }
 
 /// Runs only the fetch instances of `plan` (those without upstream), `jobs` at a time, into the
@@ -456,8 +531,9 @@ fn run_instance(
         started,
         finished: now_rfc3339(),
         seconds: clock.elapsed().as_secs_f64(),
+        files: None,
     };
-    cache.publish(scratch, d.kind.name(), &meta)?;
+    cache.publish(scratch, d.kind.name(), &meta, d.forced)?;
     log.line(&format!("{}: done in {:.2} s", d.id, meta.seconds));
     Ok(record(false, &meta))
 }

@@ -16,6 +16,7 @@
 pub mod cache;
 pub mod execute;
 pub mod fingerprint;
+pub mod gc;
 pub mod plan;
 pub mod progress;
 pub mod run_folder;

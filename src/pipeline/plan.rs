@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 
 const UPSTREAM_MARKER: &str = "$symbreak-upstream";
 const INPUT_MARKER: &str = "$symbreak-input";
+const FETCHED_INPUT_MARKER: &str = "$symbreak-fetched-input";
 
 /// One kind of stage computation. Its fields are everything it reads besides upstream outputs
 /// and raw files (which it holds as [`StageHandle`]s and [`InputFile`]s): their serialisation is
@@ -70,11 +71,25 @@ impl Serialize for StageHandle {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InputFile {
     path: PathBuf,
+    fetched: bool,
 }
 
 impl InputFile {
+    /// A file that must exist when the plan is keyed (a registered, vendored file).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            fetched: false,
+        }
+    }
+
+    /// A file an upstream fetch instance provides: keyed by its content when present, and as
+    /// absent before its first download (the instance then reruns once, keyed by content).
+    pub fn fetched(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            fetched: true,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -85,7 +100,12 @@ impl InputFile {
 impl Serialize for InputFile {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(1))?;
-        map.serialize_entry(INPUT_MARKER, &self.path.to_string_lossy())?;
+        let marker = if self.fetched {
+            FETCHED_INPUT_MARKER
+        } else {
+            INPUT_MARKER
+        };
+        map.serialize_entry(marker, &self.path.to_string_lossy())?;
         map.end()
     }
 }
@@ -101,6 +121,8 @@ pub struct StageInstance {
     pub deps: BTreeSet<String>,
     /// Raw input files whose contents the result depends on: the files the task holds.
     pub inputs: Vec<PathBuf>,
+    /// Files the task reads that upstream fetch instances provide ([`InputFile::fetched`]).
+    pub fetched_inputs: Vec<PathBuf>,
     pub code: &'static CodeGroup,
     pub(crate) task: Arc<dyn RunStage>,
 }
@@ -147,7 +169,8 @@ impl PlanBuilder {
             .map_err(|e| Error::Other(format!("stage {id}: its task does not serialise: {e}")))?;
         let mut deps = BTreeSet::new();
         let mut inputs = BTreeSet::new();
-        let params = replace_markers(value, &mut deps, &mut inputs);
+        let mut fetched_inputs = BTreeSet::new();
+        let params = replace_markers(value, &mut deps, &mut inputs, &mut fetched_inputs);
         if let Some(unknown) = deps.iter().find(|d| !self.ids.contains(*d)) {
             return Err(Error::Other(format!(
                 "stage {id} reads {unknown}, which is not planned before it"
@@ -160,6 +183,7 @@ impl PlanBuilder {
             params,
             deps,
             inputs: inputs.into_iter().collect(),
+            fetched_inputs: fetched_inputs.into_iter().collect(),
             code: T::code(),
             task: Arc::new(task),
         });
@@ -177,6 +201,7 @@ fn replace_markers(
     value: serde_json::Value,
     deps: &mut BTreeSet<String>,
     inputs: &mut BTreeSet<PathBuf>,
+    fetched_inputs: &mut BTreeSet<PathBuf>,
 ) -> serde_json::Value {
     use serde_json::Value;
     match value {
@@ -190,17 +215,21 @@ fn replace_markers(
                     inputs.insert(PathBuf::from(path));
                     return Value::String(path.clone());
                 }
+                if let Some(Value::String(path)) = map.get(FETCHED_INPUT_MARKER) {
+                    fetched_inputs.insert(PathBuf::from(path));
+                    return Value::String(path.clone());
+                }
             }
             Value::Object(
                 map.into_iter()
-                    .map(|(k, v)| (k, replace_markers(v, deps, inputs)))
+                    .map(|(k, v)| (k, replace_markers(v, deps, inputs, fetched_inputs)))
                     .collect(),
             )
         }
         Value::Array(items) => Value::Array(
             items
                 .into_iter()
-                .map(|v| replace_markers(v, deps, inputs))
+                .map(|v| replace_markers(v, deps, inputs, fetched_inputs))
                 .collect(),
         ),
         other => other,

@@ -2,10 +2,12 @@
 //!
 //! The run id is `<UTC yyyymmddThhmmssZ>-<git sha7>[-dirty]` (with `-2`, `-3`, … if taken). The
 //! folder holds `manifest.json`, `log.txt`, and the artefacts `tables/`, `arrays/`, `figures/`
-//! linked or copied from the stage outputs. The manifest is written with `status = "running"`
-//! when the run starts and rewritten atomically with `status = "complete"` only after every
-//! artefact is in place; then `results/<experiment>/latest` (a symlink) is switched to the new
-//! folder. A killed run therefore never looks complete, and never becomes `latest`.
+//! copied (never linked: editing a run folder must not edit the cache) from the stage outputs.
+//! The manifest is written with `status = "running"` when the run starts and rewritten
+//! atomically with `status = "complete"` only after every artefact each stage instance published
+//! is in place with the hash it was published with, and nothing else is; then
+//! `results/<experiment>/latest` (a symlink) is switched to the new folder. A killed run
+//! therefore never looks complete, and never becomes `latest`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,8 +15,9 @@ use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
+use super::cache::{EntryMeta, FileRecord, list_files};
 use crate::error::{Error, Result};
-use crate::fsutil::{copy_atomic, hash_file, write_json};
+use crate::fsutil::{hash_file, write_json};
 
 /// Git state of the working tree the run was made from.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -78,6 +81,9 @@ pub struct StageRecord {
     pub code_group: String,
 }
 
+/// The folders of a stage's output that are artefacts of the run.
+pub const ARTEFACT_FOLDERS: [&str; 3] = ["arrays", "figures", "tables"];
+
 /// One artefact file of the run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ArtefactRecord {
@@ -108,6 +114,13 @@ pub struct Manifest {
     pub inputs: BTreeMap<String, String>,
     pub stages: Vec<StageRecord>,
     pub artefacts: Vec<ArtefactRecord>,
+    /// The process that wrote the run (with `host`, how `status` tells an interrupted run from
+    /// a running one).
+    #[serde(default)]
+    pub pid: u32,
+    /// Why a `failed` run failed, with its causes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A run folder being written.
@@ -115,8 +128,8 @@ pub struct RunFolder {
     pub dir: PathBuf,
     pub run_id: String,
     experiment_dir: PathBuf,
-    /// Artefact path (`tables/x.csv`) → the stage instance it came from.
-    origins: BTreeMap<String, String>,
+    /// Artefact path (`tables/x.csv`) → the stage instance it came from and what it published.
+    origins: BTreeMap<String, (String, FileRecord)>,
 }
 
 impl RunFolder {
@@ -157,50 +170,96 @@ impl RunFolder {
         write_json(&self.dir.join("manifest.json"), manifest)
     }
 
-    /// Brings the artefact folders (`arrays`, `tables`, `figures`) of stage instance `stage`'s
-    /// output into the run folder. Cache entries are never modified in place (only replaced
-    /// whole), so files are hard-linked where the file system allows it and copied otherwise.
-    pub fn collect_artefacts(&mut self, stage: &str, stage_dir: &Path) -> Result<()> {
-        for sub in ["arrays", "tables", "figures"] {
-            let from = stage_dir.join(sub);
-            let Ok(entries) = std::fs::read_dir(&from) else {
+    /// Copies the artefacts (`arrays/`, `tables/`, `figures/`) of stage instance `stage`, whose
+    /// verified cache entry is `entry_dir` with record `meta`, into the run folder. Copies, not
+    /// links: the run folder's files are its own (copy-on-write where the file system has it).
+    pub fn collect_artefacts(
+        &mut self,
+        stage: &str,
+        entry_dir: &Path,
+        meta: &EntryMeta,
+    ) -> Result<()> {
+        let files = meta.files.as_ref().ok_or_else(|| {
+            Error::Other(format!(
+                "{stage}: cache entry {} has no file record",
+                entry_dir.display()
+            ))
+        })?;
+        for (name, record) in files {
+            if !ARTEFACT_FOLDERS
+                .iter()
+                .any(|sub| name.starts_with(&format!("{sub}/")))
+            {
                 continue;
-            };
-            let to = self.dir.join(sub);
-            std::fs::create_dir_all(&to).map_err(|e| Error::io("creating folder", &to, e))?;
-            for entry in entries.flatten() {
-                let dest = to.join(entry.file_name());
-                if std::fs::hard_link(entry.path(), &dest).is_err() {
-                    copy_atomic(&entry.path(), &dest)?;
-                }
-                self.origins.insert(
-                    format!("{sub}/{}", entry.file_name().to_string_lossy()),
-                    stage.to_string(),
-                );
             }
+            if let Some((other, _)) = self.origins.get(name) {
+                return Err(Error::Other(format!(
+                    "artefact {name} is written by both {other} and {stage}"
+                )));
+            }
+            let (from, to) = (entry_dir.join(name), self.dir.join(name));
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| Error::io("creating folder", parent, e))?;
+            }
+            std::fs::copy(&from, &to).map_err(|e| {
+                Error::Other(format!(
+                    "copying artefact {name} of {stage} from {}: {e}",
+                    from.display()
+                ))
+            })?;
+            self.origins
+                .insert(name.clone(), (stage.to_string(), record.clone()));
         }
         Ok(())
     }
 
-    /// Lists every artefact file with its size and hash, sorted by path.
+    /// Lists every artefact file with its size and hash, sorted by path, after checking that the
+    /// run folder holds exactly what the stages published: each collected artefact present and
+    /// unaltered, nothing else.
     pub fn artefact_records(&self) -> Result<Vec<ArtefactRecord>> {
         let mut out = Vec::new();
-        for sub in ["arrays", "figures", "tables"] {
+        for sub in ARTEFACT_FOLDERS {
             let dir = self.dir.join(sub);
-            let Ok(entries) = std::fs::read_dir(&dir) else {
+            if !dir.exists() {
                 continue;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                let bytes = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                let name = format!("{sub}/{}", entry.file_name().to_string_lossy());
+            }
+            let names = list_files(&dir)
+                .map_err(|reason| Error::Other(format!("run folder {sub}/: {reason}")))?;
+            for name in names {
+                let path = dir.join(&name);
+                let name = format!("{sub}/{name}");
+                let bytes = std::fs::metadata(&path)
+                    .map_err(|e| Error::io("reading", &path, e))?
+                    .len();
+                let blake3 = hash_file(&path)?;
+                let Some((stage, published)) = self.origins.get(&name) else {
+                    return Err(Error::Other(format!(
+                        "run folder holds {name}, which no stage instance published"
+                    )));
+                };
+                if published.blake3 != blake3 || published.bytes != bytes {
+                    return Err(Error::Other(format!(
+                        "run folder artefact {name} differs from what {stage} published"
+                    )));
+                }
                 out.push(ArtefactRecord {
-                    stage: self.origins.get(&name).cloned(),
+                    stage: Some(stage.clone()),
                     path: name,
                     bytes,
-                    blake3: hash_file(&path)?,
+                    blake3,
                 });
             }
+        }
+        if let Some(missing) = self
+            .origins
+            .keys()
+            .find(|name| !out.iter().any(|r| &r.path == *name))
+        {
+            return Err(Error::Other(format!(
+                "run folder lacks artefact {missing} of {}",
+                self.origins[missing].0
+            )));
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
@@ -220,6 +279,54 @@ impl RunFolder {
         std::fs::write(&tmp, &self.run_id).map_err(|e| Error::io("writing latest", &tmp, e))?;
         std::fs::rename(&tmp, &link).map_err(|e| Error::io("switching latest", &link, e))
     }
+}
+
+/// What a run folder's manifest says, with `running` split by whether its process lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Complete,
+    Failed,
+    /// Its process runs (or runs on another host, where this one cannot tell).
+    Running,
+    /// It says `running`, but its process on this host is gone (killed, machine stopped).
+    Interrupted,
+}
+
+/// The status of the run a manifest describes.
+pub fn run_status(manifest: &Manifest) -> RunStatus {
+    match manifest.status.as_str() {
+        "complete" => RunStatus::Complete,
+        "failed" => RunStatus::Failed,
+        _ => {
+            let here = host_info().get("hostname") == manifest.host.get("hostname");
+            let alive = manifest.pid != 0 && Path::new(&format!("/proc/{}", manifest.pid)).exists();
+            if here && !alive {
+                RunStatus::Interrupted
+            } else {
+                RunStatus::Running
+            }
+        }
+    }
+}
+
+/// Every run of `experiment` with its status, oldest first.
+pub fn runs_of(results_root: &Path, experiment: &str) -> Vec<(String, RunStatus, Manifest)> {
+    let mut out = Vec::new();
+    let dir = results_root.join(experiment);
+    for run in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        if !run.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if let Ok(manifest) =
+            crate::fsutil::read_json::<Manifest>(&run.path().join("manifest.json"))
+        {
+            let name = run.file_name().to_string_lossy().to_string();
+            out.push((name, run_status(&manifest), manifest));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 /// The run id `latest` points to, if any.

@@ -290,7 +290,7 @@ fn artefact_sections(run_dir: &Path, artefacts: &[&ArtefactRecord]) -> Result<St
     Ok(out)
 }
 
-fn human_bytes(bytes: u64) -> String {
+pub(crate) fn human_bytes(bytes: u64) -> String {
     let b = bytes as f64;
     if b >= 1e9 {
         format!("{:.1} GB", b / 1e9)

@@ -222,7 +222,7 @@ impl Stage for EvaluateStage {
         let mut sweep = Vec::new();
         let mut headline = None;
         for (k, (regime, id)) in self.regimes.iter().enumerate() {
-            let out = fit::load(ctx.upstream(id)?)?;
+            let out = fit::load(ctx.upstream(id)?, regime)?;
             sweep.extend(sweep_rows(regime, &out, &self.optimizers));
             if k == 0 {
                 headline = Some(out);

@@ -7,8 +7,9 @@
 //!
 //! Outputs: `checkpoints.json` (loss parts, ψ, first↔last cosine medians and mirror walls at
 //! every recording point), `runs.json` (wall times, held-out log-likelihoods), `steps.json`,
-//! `arrays/cosine.npy` and `cosine_aligned.npy` (optimiser × seed × V), `arrays/first.npy` and
-//! `last.npy` (optimiser × seed × d × V: U at the first and last training step) and, for the
+//! `arrays/fit.<regime>.cosine.npy` and `.cosine_aligned.npy` (optimiser × seed × V),
+//! `.first.npy` and `.last.npy` (optimiser × seed × d × V: U at the first and last training
+//! step) and, for the
 //! headline regime, `arrays/embeddings.<optimizer>.{u,v}.npy` (T × V × d, f32, seed 0).
 
 use std::collections::BTreeMap;
@@ -23,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::preprocess;
 use crate::analysis::stats::finite_median;
 use crate::corpus::counts::{PairCounts, negative_marginals};
-use crate::emit::npy;
+use crate::emit::{npy, slug};
 use crate::error::{Error, Result};
 use crate::fsutil::{read_json, write_json};
 use crate::models::dwe::kernel::{CountsIndex, StepIndex, Want, context_slots, step_terms};
@@ -446,11 +447,11 @@ impl Stage for FitStage {
                 }
             }
         }
-        let arrays = ctx.out_dir.join("arrays");
-        npy::write(&arrays.join("cosine.npy"), &cosine)?;
-        npy::write(&arrays.join("cosine_aligned.npy"), &aligned)?;
-        npy::write(&arrays.join("first.npy"), &first)?;
-        npy::write(&arrays.join("last.npy"), &last)?;
+        let path = |what: &str| array_path(ctx.out_dir, &self.regime, what);
+        npy::write(&path("cosine"), &cosine)?;
+        npy::write(&path("cosine_aligned"), &aligned)?;
+        npy::write(&path("first"), &first)?;
+        npy::write(&path("last"), &last)?;
         write_json(&ctx.out_dir.join("steps.json"), &layout)?;
         write_json(&ctx.out_dir.join("runs.json"), &runs)?;
         write_json(&ctx.out_dir.join("checkpoints.json"), &checkpoints)
@@ -484,17 +485,24 @@ pub struct FitOutput {
     pub last: Array4<f64>,
 }
 
-/// Reads the outputs of a fit instance.
-pub fn load(dir: &Path) -> Result<FitOutput> {
-    let arrays = dir.join("arrays");
+/// `arrays/fit.<regime>.<what>.npy`: every regime's fit has its own artefact names, so the
+/// regimes of one run folder do not collide.
+fn array_path(dir: &Path, regime: &Regime, what: &str) -> std::path::PathBuf {
+    dir.join("arrays")
+        .join(format!("fit.{}.{what}.npy", slug(&regime.label())))
+}
+
+/// Reads the outputs of the fit instance of `regime`.
+pub fn load(dir: &Path, regime: &Regime) -> Result<FitOutput> {
+    let path = |what: &str| array_path(dir, regime, what);
     Ok(FitOutput {
         layout: read_json(&dir.join("steps.json"))?,
         checkpoints: read_json(&dir.join("checkpoints.json"))?,
         runs: read_json(&dir.join("runs.json"))?,
-        cosine: npy::read(&arrays.join("cosine.npy"))?,
-        aligned: npy::read(&arrays.join("cosine_aligned.npy"))?,
-        first: npy::read(&arrays.join("first.npy"))?,
-        last: npy::read(&arrays.join("last.npy"))?,
+        cosine: npy::read(&path("cosine"))?,
+        aligned: npy::read(&path("cosine_aligned"))?,
+        first: npy::read(&path("first"))?,
+        last: npy::read(&path("last"))?,
     })
 }
 

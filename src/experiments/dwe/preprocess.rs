@@ -3,11 +3,12 @@
 //! Δτ = 2 there); the vocabulary is the top V words by summed per-step relative frequency; counts
 //! follow [`crate::corpus::counts`].
 //!
-//! Outputs: `arrays/counts.offsets.npy` (i64, T + 1: step t owns entries offsets[t]..offsets[t+1]),
-//! `arrays/counts.{word,context}.npy` (u32) and `counts.value.npy` (f32, exact: multiples of ¼)
-//! — all non-zero n⁺ entries sorted by step, word, context — `arrays/steps.year.npy`,
-//! `arrays/negative.{unigram,smoothed}.npy` (f32, T × V: P_t and P'_t) and `corpus.json`
-//! (vocabulary with scores, per-step token counts).
+//! Outputs, private to the stages downstream (the data a fit reads, not a result; a run of
+//! several corpora would otherwise hold several under one name): `counts/counts.offsets.npy`
+//! (i64, T + 1: step t owns entries offsets[t]..offsets[t+1]), `counts/counts.{word,context}.npy`
+//! (u32) and `counts.value.npy` (f32, exact: multiples of ¼) — all non-zero n⁺ entries sorted by
+//! step, word, context — `counts/steps.year.npy`, `counts/negative.{unigram,smoothed}.npy` (f32,
+//! T × V: P_t and P'_t) and `corpus.json` (vocabulary with scores, per-step token counts).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -71,6 +72,9 @@ struct YearTally {
     frequencies: HashMap<u32, f64>,
 }
 
+/// The folder of a counts stage's output that holds the count arrays.
+const COUNTS_FOLDER: &str = "counts";
+
 /// The count arrays, filled one step at a time in year order.
 pub(crate) struct CountArrays {
     offsets: Vec<i64>,
@@ -117,7 +121,7 @@ impl CountArrays {
     }
 
     pub(crate) fn write(self, out_dir: &Path, summary: CorpusSummary) -> Result<()> {
-        let arrays = out_dir.join("arrays");
+        let arrays = out_dir.join(COUNTS_FOLDER);
         npy::write(
             &arrays.join("counts.offsets.npy"),
             &Array1::from(self.offsets),
@@ -287,7 +291,7 @@ pub fn load_summary(dir: &std::path::Path) -> Result<CorpusSummary> {
 pub fn load_counts(
     dir: &std::path::Path,
 ) -> Result<(Vec<f64>, Vec<crate::models::dwe::StepCounts>, usize)> {
-    let arrays = dir.join("arrays");
+    let arrays = dir.join(COUNTS_FOLDER);
     let offsets: Array1<i64> = npy::read_as(&arrays.join("counts.offsets.npy"))?;
     let words: Array1<u32> = npy::read_as(&arrays.join("counts.word.npy"))?;
     let contexts: Array1<u32> = npy::read_as(&arrays.join("counts.context.npy"))?;

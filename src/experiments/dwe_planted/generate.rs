@@ -1,7 +1,7 @@
 //! Generate stage `preprocess[T=…,N=…,seed=…]`: the planted truth of (T, seed) — the same for
 //! every count scale — and Poisson counts with N_t = N per step, written in the dwe count layout
-//! (steps numbered 0…T−1, words `w0`…) plus `truth.{words,contexts}.npy` (T × d × V) and
-//! `truth.json` (rates, planted words).
+//! (steps numbered 0…T−1, words `w0`…) plus `truth/truth.{words,contexts}.npy` (T × d × V) and
+//! `truth.json` (rates, planted words), all private to the fit that reads them.
 
 use ndarray::Array3;
 use serde::{Deserialize, Serialize};
@@ -75,7 +75,8 @@ impl Stage for GenerateStage {
                 megabytes_per_second: 0.0,
             },
         )?;
-        let arrays_dir = ctx.out_dir.join("arrays");
+        // The truth is the data a fit is scored against, private like the counts it generated.
+        let arrays_dir = ctx.out_dir.join("truth");
         npy::write(&arrays_dir.join("truth.words.npy"), &truth.words)?;
         npy::write(&arrays_dir.join("truth.contexts.npy"), &truth.contexts)?;
         write_json(
@@ -94,8 +95,8 @@ impl Stage for GenerateStage {
 /// Reads the truth written by [`GenerateStage`] and s² of its random coordinates.
 pub fn load_truth(dir: &std::path::Path) -> Result<(PlantedTruth, f64)> {
     let facts: TruthFacts = read_json(&dir.join("truth.json"))?;
-    let words: Array3<f64> = npy::read(&dir.join("arrays").join("truth.words.npy"))?;
-    let contexts: Array3<f64> = npy::read(&dir.join("arrays").join("truth.contexts.npy"))?;
+    let words: Array3<f64> = npy::read(&dir.join("truth").join("truth.words.npy"))?;
+    let contexts: Array3<f64> = npy::read(&dir.join("truth").join("truth.contexts.npy"))?;
     let truth = PlantedTruth {
         words,
         contexts,

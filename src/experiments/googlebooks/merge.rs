@@ -21,13 +21,13 @@ use crate::emit::npy;
 use crate::error::{Error, Result};
 use crate::experiments::dwe::preprocess::{CorpusSummary, CountArrays, StepSummary};
 use crate::fsutil::{read_json, write_json};
-use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
+use crate::pipeline::{CodeGroup, InputFile, Stage, StageContext, StageHandle, StageKind};
 
 #[derive(serde::Serialize)]
 pub struct MergeStage {
     pub reduces: Vec<StageHandle>,
     pub totals_fetch: StageHandle,
-    pub totals_path: PathBuf,
+    pub totals_path: InputFile,
     pub lock: PathBuf,
     pub vocabulary: usize,
     pub gamma: f64,
@@ -61,9 +61,9 @@ impl Stage for MergeStage {
                 fetched.file, fetched.url
             )));
         }
-        let sha = crate::data::registry::sha256_file(&self.totals_path)?;
-        check_read(&self.lock, &self.totals_path, &sha)?;
-        let totals: BTreeMap<i32, f64> = read_total_counts(&self.totals_path)?
+        let sha = crate::data::registry::sha256_file(self.totals_path.path())?;
+        check_read(&self.lock, self.totals_path.path(), &sha)?;
+        let totals: BTreeMap<i32, f64> = read_total_counts(self.totals_path.path())?
             .into_iter()
             .filter(|(y, _)| (self.first_year..=self.last_year).contains(y))
             .collect();
@@ -86,7 +86,7 @@ impl Stage for MergeStage {
             let total = totals.get(&year).copied().ok_or_else(|| {
                 Error::Other(format!(
                     "{}: no total count for {year}, which the slices have",
-                    self.totals_path.display()
+                    self.totals_path.path().display()
                 ))
             })?;
             *score.entry(word).or_insert(0.0) += count / total;

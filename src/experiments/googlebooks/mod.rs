@@ -20,7 +20,7 @@ use std::path::Path;
 
 use crate::data::googlebooks::{locations, ngram_file, total_counts_file, url};
 use crate::error::Result;
-use crate::pipeline::{Plan, PlanBuilder, StageHandle};
+use crate::pipeline::{InputFile, Plan, PlanBuilder, StageHandle};
 use crate::spec::googlebooks::{Counts, GoogleBooks, parse};
 use crate::spec::{Header, SpecDocument};
 
@@ -48,7 +48,7 @@ pub fn plan_counts(
             label,
             reduce::ReduceStage {
                 suffix: suffix.clone(),
-                path: folder.join(&file),
+                path: InputFile::fetched(folder.join(&file)),
                 lock: lock.clone(),
                 fetch: fetched,
                 options: options.clone(),
@@ -62,7 +62,7 @@ pub fn plan_counts(
         merge::MergeStage {
             reduces,
             totals_fetch,
-            totals_path: folder.join(&totals_file),
+            totals_path: InputFile::fetched(folder.join(&totals_file)),
             lock,
             vocabulary: counts.vocabulary,
             gamma: counts.gamma,

@@ -11,12 +11,12 @@ use crate::corpus::ngram::{ReduceOptions, SliceCounts, SliceStats, reduce_file};
 use crate::data::googlebooks::check_read;
 use crate::error::Result;
 use crate::fsutil::{read_json, write_json};
-use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
+use crate::pipeline::{CodeGroup, InputFile, Stage, StageContext, StageHandle, StageKind};
 
 #[derive(serde::Serialize)]
 pub struct ReduceStage {
     pub suffix: String,
-    pub path: PathBuf,
+    pub path: InputFile,
     pub lock: PathBuf,
     pub fetch: StageHandle,
     pub options: ReduceOptions,
@@ -45,15 +45,16 @@ impl Stage for ReduceStage {
         let (counts, stats) = if fetched.is_missing() {
             (SliceCounts::default(), SliceStats::default())
         } else {
-            if !self.path.exists() {
+            let path = self.path.path();
+            if !path.exists() {
                 return Err(crate::error::Error::Other(format!(
                     "{} is gone since it was fetched; `symbreak run <experiment> --stage fetch` \
                      downloads it again",
-                    self.path.display()
+                    path.display()
                 )));
             }
-            let (counts, stats) = reduce_file(&self.path, &self.options)?;
-            check_read(&self.lock, &self.path, &stats.sha256)?;
+            let (counts, stats) = reduce_file(path, &self.options)?;
+            check_read(&self.lock, path, &stats.sha256)?;
             (counts, stats)
         };
         counts.write(&ctx.out_dir.join("slice"))?;
