@@ -375,6 +375,7 @@ fn run_and_assemble(
     if let Some(e) = failure {
         return Err(e);
     }
+    pause_point("artefacts-collecting");
     for d in decisions {
         let entry = cache.entry_dir(d.kind.name(), &d.key);
         let meta = cache.entry_meta(d.kind.name(), &d.key).ok_or_else(|| {
@@ -391,7 +392,9 @@ fn run_and_assemble(
     manifest.status = "complete".into();
     // The page describes the finished run; the manifest says "complete" only once it exists.
     (options.report)(&folder.dir, manifest)?;
+    pause_point("report-written");
     folder.write_manifest(manifest)?;
+    pause_point("manifest-complete");
     folder.mark_latest()
 }
 
@@ -451,6 +454,33 @@ pub fn execute_fetch(
         )));
     }
     Ok(out)
+}
+
+/// Where a run can be held for fault-injection tests: with `SYMBREAK_PAUSE_AT=<point>` and
+/// `SYMBREAK_PAUSE_FILE=<path>` set, the first time the run reaches `point` it creates the file
+/// and waits while the file exists (at most a minute), so a test can kill or disturb the run at
+/// that instant. Without both variables it does nothing.
+pub(crate) fn pause_point(point: &str) {
+    static PAUSED: std::sync::Once = std::sync::Once::new();
+    let (Ok(at), Ok(file)) = (
+        std::env::var("SYMBREAK_PAUSE_AT"),
+        std::env::var("SYMBREAK_PAUSE_FILE"),
+    ) else {
+        return;
+    };
+    if at != point {
+        return;
+    }
+    PAUSED.call_once(|| {
+        let file = PathBuf::from(file);
+        if std::fs::write(&file, point).is_err() {
+            return;
+        }
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        while file.exists() && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
 }
 
 /// An error's message followed by those of its causes.
@@ -534,6 +564,7 @@ fn run_instance(
         files: None,
     };
     cache.publish(scratch, d.kind.name(), &meta, d.forced)?;
+    pause_point("entry-published");
     log.line(&format!("{}: done in {:.2} s", d.id, meta.seconds));
     Ok(record(false, &meta))
 }

@@ -303,3 +303,41 @@ fn paper_configuration_downloads_from_a_loopback_server() {
             .exists()
     );
 }
+
+/// Regression: the slice files' content was in no key, so a changed slice was served the old
+/// counts from the cache. Now the reduce instance is stale, names the file, and the run refuses
+/// the content the lock did not pin.
+#[test]
+fn googlebooks_keys_follow_the_slice_contents() {
+    let ws = sample_workspace();
+    ws.run(&["run", "googlebooks-sample", "--quiet"])
+        .expect_code(0);
+    let slice = ws
+        .path()
+        .join("data/googlebooks/googlebooks-eng-all-4gram-20120701-zz.gz");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b"zz top of the\t1900\t7\t3\n").unwrap();
+    let member = gz.finish().unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&slice)
+        .unwrap()
+        .write_all(&member)
+        .unwrap();
+    let status = ws.run(&["status", "googlebooks-sample"]);
+    status.expect_code(0);
+    assert!(
+        status
+            .stdout()
+            .contains("preprocess[slice=zz]: stale (input changed:"),
+        "{}",
+        status.stdout()
+    );
+    let run = ws.run(&["run", "googlebooks-sample", "--quiet"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr().contains("changed since it was pinned"),
+        "{}",
+        run.stderr()
+    );
+}

@@ -12,6 +12,7 @@ mod diff;
 mod dwe;
 mod goldstone;
 mod googlebooks;
+mod integrity;
 mod mnist;
 mod physics;
 mod results;
