@@ -229,6 +229,7 @@ fn ngram_reduction() -> crate::Result<Vec<BenchResult>> {
         pos: PosMode::Untagged,
         pairs: PairMode::First,
         max_malformed: 0.0,
+        n: Some(5),
     };
     let mut text_bytes = 0;
     let (secs, reps) = time(

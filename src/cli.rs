@@ -323,6 +323,22 @@ fn diff(root: &Path, request: DiffArgs) -> anyhow::Result<u8> {
             bail!("{name} must be a finite number ≥ 0, not {value}");
         }
     }
+    // The page goes into a folder that exists (or the --figures folder this command makes): a
+    // mistyped path creates nothing.
+    if let Some(page) = &request.html {
+        let parent = page
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let beside_figures = request.figures.as_deref() == Some(parent);
+        if !parent.is_dir() && !beside_figures {
+            bail!(
+                "--html {}: the folder {} does not exist",
+                page.display(),
+                parent.display()
+            );
+        }
+    }
     let results = Workspace::new(root).results();
     let experiment = request.experiment.as_deref();
     let old = resolve::resolve(root, &results, &request.old, experiment)?;

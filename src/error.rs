@@ -39,9 +39,11 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
-    /// An artefact could not be encoded (tables, arrays, figures).
-    #[error("writing {what}: {message}: {path}", path = .path.display())]
+    /// An artefact could not be encoded or decoded (tables, arrays, figures, JSON records).
+    #[error("{action} {what}: {message}: {path}", path = .path.display())]
     Artefact {
+        /// `writing` or `reading`.
+        action: &'static str,
         what: &'static str,
         path: PathBuf,
         message: String,
@@ -64,6 +66,17 @@ impl Error {
     /// An encoding error for an artefact at `path`.
     pub fn artefact(what: &'static str, path: impl AsRef<Path>, message: impl ToString) -> Self {
         Error::Artefact {
+            action: "writing",
+            what,
+            path: path.as_ref().to_path_buf(),
+            message: message.to_string(),
+        }
+    }
+
+    /// A decoding error for a file at `path` (an artefact, a record or a raw file).
+    pub fn unreadable(what: &'static str, path: impl AsRef<Path>, message: impl ToString) -> Self {
+        Error::Artefact {
+            action: "reading",
             what,
             path: path.as_ref().to_path_buf(),
             message: message.to_string(),

@@ -32,10 +32,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Serializes `value` as pretty JSON (maps sorted) and writes it atomically.
-pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+/// Serializes `value` as pretty JSON (maps sorted) and writes it atomically — after checking
+/// that the text reads back as a `T`. JSON has no NaN or infinity: serde writes them as `null`,
+/// which a number field then refuses; the check makes the writer fail, naming the field, rather
+/// than publish a record its readers cannot read.
+pub fn write_json<T: serde::Serialize + serde::de::DeserializeOwned>(
+    path: &Path,
+    value: &T,
+) -> Result<()> {
     let mut text =
         serde_json::to_string_pretty(value).map_err(|e| Error::artefact("json", path, e))?;
+    let mut reader = serde_json::Deserializer::from_str(&text);
+    if let Err(e) = serde_path_to_error::deserialize::<_, T>(&mut reader) {
+        return Err(Error::artefact(
+            "json",
+            path,
+            format!(
+                "{} does not read back ({}): a NaN or infinity where a number is expected?",
+                e.path(),
+                e.inner()
+            ),
+        ));
+    }
     text.push('\n');
     write_atomic(path, text.as_bytes())
 }
@@ -43,7 +61,7 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
 /// Reads and deserializes JSON from `path`.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::artefact("json", path, e))
+    serde_json::from_str(&text).map_err(|e| Error::unreadable("json", path, e))
 }
 
 /// Names of the files `<dir>/*.<extension>` without the extension, sorted (none if `dir` is

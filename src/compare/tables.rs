@@ -152,7 +152,7 @@ impl Keyed {
             .iter()
             .map(|c| Ok((c.name().to_string(), Cells::of(c)?)))
             .collect::<PolarsResult<_>>()
-            .map_err(|e| Error::artefact("parquet table", path, e))?;
+            .map_err(|e| Error::unreadable("parquet table", path, e))?;
         let height = table.frame.height();
         let key_cells: Vec<&Cells> = key_columns
             .iter()

@@ -75,6 +75,8 @@ pub struct ReduceOptions {
     pub pairs: PairMode,
     /// Largest tolerated fraction of malformed lines.
     pub max_malformed: f64,
+    /// Tokens per n-gram of the slice (`None`: any); a line with another count is malformed.
+    pub n: Option<usize>,
 }
 
 /// One token of an n-gram.
@@ -138,6 +140,8 @@ pub enum Malformed {
     /// Not exactly four TAB-separated fields (the number found).
     Fields(usize),
     EmptyNgram,
+    /// Another number of tokens than the slice's n (found, expected).
+    Order(usize, usize),
     Year,
     MatchCount,
     VolumeCount,
@@ -149,6 +153,7 @@ impl std::fmt::Display for Malformed {
         match self {
             Malformed::Fields(n) => write!(f, "{n} TAB-separated fields instead of 4"),
             Malformed::EmptyNgram => write!(f, "empty n-gram"),
+            Malformed::Order(found, n) => write!(f, "{found} tokens in a {n}-gram slice"),
             Malformed::Year => write!(f, "year is not an integer"),
             Malformed::MatchCount => write!(f, "match_count is not a positive integer"),
             Malformed::VolumeCount => write!(f, "volume_count is not a positive integer"),
@@ -431,6 +436,12 @@ impl<'o> Reducer<'o> {
         self.current.ids.clear();
         self.current.pairs.clear();
         let text = std::str::from_utf8(text).map_err(|_| Malformed::NotUtf8)?;
+        if let Some(n) = self.options.n {
+            let found = text.split(' ').filter(|t| !t.is_empty()).count();
+            if found != n {
+                return Err(Malformed::Order(found, n));
+            }
+        }
         let Some((words, starts_with_word)) = ngram_words(text, self.options) else {
             self.current.skipped = true;
             return Ok(());
@@ -995,6 +1006,7 @@ mod tests {
             pos: PosMode::Untagged,
             pairs,
             max_malformed: 0.5,
+            n: None,
         }
     }
 
@@ -1156,6 +1168,23 @@ mod tests {
         merged.write(&dir.path().join("out")).unwrap();
         let back = SliceCounts::read(&dir.path().join("out")).unwrap();
         assert_eq!(back.by_text(), merged.by_text());
+    }
+
+    /// Regression: a 5-gram line in a 4-gram slice was counted as valid.
+    #[test]
+    fn a_line_of_another_order_is_malformed() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "a b c d\t1900\t1\t1\na b c d e\t1900\t1\t1\n";
+        let o = ReduceOptions {
+            n: Some(4),
+            ..options(PairMode::First)
+        };
+        let (_, stats) = reduce_file(&write(dir.path(), "o.gz", text), &o).unwrap();
+        assert_eq!(stats.malformed, 1);
+        assert_eq!(
+            stats.first_malformed,
+            [(2, "5 tokens in a 4-gram slice".to_string())]
+        );
     }
 
     #[test]

@@ -104,14 +104,14 @@ pub fn read(path: &Path) -> Result<Idx> {
     let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
     decode(&bytes)
         .and_then(|plain| parse(&plain))
-        .map_err(|message| Error::artefact("IDX file", path, message))
+        .map_err(|message| Error::unreadable("IDX file", path, message))
 }
 
 /// Images as rows of pixels scaled to [0, 1]: `count × (rows · cols)`.
 pub fn read_images(path: &Path) -> Result<Array2<f64>> {
     let idx = read(path)?;
     if idx.dims.len() != 3 {
-        return Err(Error::artefact(
+        return Err(Error::unreadable(
             "IDX file",
             path,
             format!(
@@ -130,7 +130,7 @@ pub fn read_images(path: &Path) -> Result<Array2<f64>> {
 pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
     let idx = read(path)?;
     if idx.dims.len() != 1 {
-        return Err(Error::artefact(
+        return Err(Error::unreadable(
             "IDX file",
             path,
             format!("expected 1 dimension (labels), found {:?}", idx.dims),

@@ -587,7 +587,7 @@ pub fn side_by_side(left: &Path, right: &Path, captions: [&str; 2], out: &Path) 
     let decode = |path: &Path| {
         image::open(path)
             .map(|i| i.to_rgb8())
-            .map_err(|e| Error::artefact("figure", path, e))
+            .map_err(|e| Error::unreadable("figure", path, e))
     };
     let (a, b) = (decode(left)?, decode(right)?);
     let changed = if a.dimensions() == b.dimensions() {

@@ -27,5 +27,5 @@ pub fn read<D: Dimension>(path: &Path) -> Result<Array<f64, D>> {
 /// Reads an array of element type `A` and dimension `D` from `path`.
 pub fn read_as<A: ReadableElement, D: Dimension>(path: &Path) -> Result<Array<A, D>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
-    Array::<A, D>::read_npy(file).map_err(|e| Error::artefact("npy array", path, e))
+    Array::<A, D>::read_npy(file).map_err(|e| Error::unreadable("npy array", path, e))
 }

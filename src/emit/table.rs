@@ -140,7 +140,7 @@ pub fn read_parquet(path: &Path) -> Result<LoadedTable> {
     let mut reader = ParquetReader::new(file);
     let metadata = reader
         .get_metadata()
-        .map_err(|e| Error::artefact("parquet table", path, e))?
+        .map_err(|e| Error::unreadable("parquet table", path, e))?
         .clone();
     let list = |key: &str| {
         metadata
@@ -153,7 +153,7 @@ pub fn read_parquet(path: &Path) -> Result<LoadedTable> {
     let (keys, wall_clock) = (list(KEYS_METADATA), list(WALL_CLOCK_METADATA));
     let frame = reader
         .finish()
-        .map_err(|e| Error::artefact("parquet table", path, e))?;
+        .map_err(|e| Error::unreadable("parquet table", path, e))?;
     Ok(LoadedTable {
         frame,
         keys,

@@ -108,6 +108,15 @@ pub fn decide(plan: &Plan, workspace: &Workspace, force: Force) -> Result<Vec<De
             })?;
             deps.insert(dep.clone(), key.clone());
         }
+        if let Some(missing) = instance.inputs.iter().find(|p| !p.exists()) {
+            return Err(Error::Other(format!(
+                "{id} reads {}, which is missing: `symbreak verify` says how to supply it \
+                 (`symbreak fetch {}` downloads the files that have mirrors; the others are \
+                 rebuilt as their `source` in data/registry.toml says)",
+                missing.display(),
+                plan.experiment
+            )));
+        }
         let mut inputs = cache.hash_inputs(&instance.inputs, &mut memo)?;
         for path in &instance.fetched_inputs {
             let hash = if path.exists() {

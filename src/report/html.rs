@@ -149,7 +149,7 @@ pub fn csv_table(path: &Path, max_rows: usize) -> Result<(String, usize)> {
         .with_infer_schema_length(Some(0))
         .try_into_reader_with_file_path(Some(path.to_path_buf()))
         .and_then(|reader| reader.finish())
-        .map_err(|e| Error::artefact("csv table", path, e))?;
+        .map_err(|e| Error::unreadable("csv table", path, e))?;
     let header: Vec<String> = frame
         .get_column_names()
         .iter()
@@ -160,7 +160,7 @@ pub fn csv_table(path: &Path, max_rows: usize) -> Result<(String, usize)> {
         .iter()
         .map(|c| c.str())
         .collect::<PolarsResult<_>>()
-        .map_err(|e| Error::artefact("csv table", path, e))?;
+        .map_err(|e| Error::unreadable("csv table", path, e))?;
     let total = frame.height();
     let mut out = table_head(&header);
     for i in 0..total.min(max_rows) {

@@ -257,6 +257,12 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<DweSpec> {
             format!("must be in [0, 1], got {gamma}"),
         ));
     }
+    if let Some(year) = p.first_year {
+        doc.calendar_year("preprocess.first_year", year)?;
+    }
+    if let Some(year) = p.last_year {
+        doc.calendar_year("preprocess.last_year", year)?;
+    }
     if let (Some(a), Some(b)) = (p.first_year, p.last_year)
         && a > b
     {

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::gauge::GaugeVariant;
-use super::{Header, SpecDocument};
+use super::{Header, MAX_UPDATES, SpecDocument};
 use crate::error::Result;
 use crate::models::goldstone::train::{InnerOptimizer, Schedule};
 
@@ -112,6 +112,11 @@ pub struct GoldstoneSyntheticSpec {
     pub sizes: Vec<usize>,
 }
 
+/// The longest side of any matrix or chain here.
+const MAX_SIDE: usize = 10_000;
+/// The most values one array of a fit may hold (0.8 GB of f64).
+const MAX_VALUES: f64 = 1e8;
+
 /// Parses and validates the spec in `doc`.
 pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneSyntheticSpec> {
     let raw: RawSpec = doc.deserialize()?;
@@ -119,7 +124,12 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneSyntheticSpe
     let at_least = |key: &str, value: usize, min: usize| doc.at_least(key, value, min);
     let data = raw.data.unwrap_or_default();
     let model = raw.model.unwrap_or_default();
-    let steps = at_least("model.steps", model.steps.unwrap_or(30), 2)?;
+    let steps = doc.at_most(
+        "model.steps",
+        at_least("model.steps", model.steps.unwrap_or(30), 2)?,
+        MAX_SIDE,
+        "time steps of the chain",
+    )?;
     let couplings = match (model.couplings, model.coupling) {
         (Some(_), Some(_)) => {
             return Err(doc.error(
@@ -171,7 +181,12 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneSyntheticSpe
         },
     };
     let goldstone = raw.goldstone.unwrap_or_default();
-    let k2 = at_least("goldstone.k2", goldstone.k2.unwrap_or(10), 1)?;
+    let k2 = doc.at_most(
+        "goldstone.k2",
+        at_least("goldstone.k2", goldstone.k2.unwrap_or(10), 1)?,
+        1_000_000,
+        "natural-gradient steps of one gauge phase",
+    )?;
     let variants = goldstone
         .variants
         .unwrap_or_else(|| GaugeVariant::ALL.to_vec());
@@ -199,18 +214,37 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneSyntheticSpe
         ));
     }
     let fit = raw.fit.unwrap_or_default();
-    let seeds = at_least("fit.seeds", fit.seeds.unwrap_or(10), 1)?;
+    let seeds = doc.at_most(
+        "fit.seeds",
+        at_least("fit.seeds", fit.seeds.unwrap_or(10), 1)?,
+        10_000,
+        "runs of one fit instance",
+    )?;
     let init_scales = fit.init_scales.unwrap_or_else(|| vec![0.1, 1.0]);
-    if init_scales.is_empty() {
-        return Err(doc.error("fit.init_scales", "needs at least one scale"));
-    }
+    doc.distinct("fit.init_scales", &init_scales)?;
     for &s in &init_scales {
         positive("fit.init_scales", s)?;
     }
+    doc.instance_count(
+        "fit.init_scales",
+        (variants.len() * init_scales.len()) as u128,
+    )?;
     let iterations = at_least(
         "optimizer.iterations",
         optimizer_raw.iterations.unwrap_or(10_000),
         1,
+    )?;
+    doc.at_most(
+        "optimizer.iterations",
+        iterations as f64,
+        MAX_UPDATES,
+        "iterations of one run",
+    )?;
+    doc.at_most(
+        "optimizer.iterations",
+        (seeds as f64) * (iterations as f64 + 1.0),
+        MAX_VALUES,
+        "every seed's loss curve is kept: fit.seeds × (iterations + 1) values",
     )?;
     let mut snapshots = fit
         .snapshots
@@ -230,6 +264,7 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneSyntheticSpe
         .unwrap_or_default()
         .thresholds
         .unwrap_or_else(|| vec![0.1, 0.01]);
+    doc.distinct("evaluate.thresholds", &thresholds)?;
     for &t in &thresholds {
         positive("evaluate.thresholds", t)?;
     }
@@ -238,13 +273,42 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneSyntheticSpe
         .unwrap_or_default()
         .sizes
         .unwrap_or_else(|| vec![10, 30, 100, 188, 209]);
+    doc.distinct("dispersion.sizes", &sizes)?;
     if sizes.iter().any(|&t| t < 2) {
         return Err(doc.error("dispersion.sizes", "every chain needs at least 2 steps"));
     }
-    let rows = at_least("data.rows", data.rows.unwrap_or(10), 1)?;
-    let cols = at_least("data.cols", data.cols.unwrap_or(10), 1)?;
-    let dim = at_least("model.dim", model.dim.unwrap_or(3), 1)?;
-    let rank = at_least("data.rank", data.rank.unwrap_or(3), 1)?;
+    for &size in &sizes {
+        doc.at_most(
+            "dispersion.sizes",
+            size,
+            MAX_SIDE,
+            "the Laplacian of a chain is diagonalised densely",
+        )?;
+    }
+    let side = |key: &str, value: Option<usize>, default: usize| -> Result<usize> {
+        doc.at_most(
+            key,
+            at_least(key, value.unwrap_or(default), 1)?,
+            MAX_SIDE,
+            "a side of the data or embedding matrices",
+        )
+    };
+    let rows = side("data.rows", data.rows, 10)?;
+    let cols = side("data.cols", data.cols, 10)?;
+    let dim = side("model.dim", model.dim, 3)?;
+    let rank = side("data.rank", data.rank, 3)?;
+    doc.at_most(
+        "model.dim",
+        (steps * dim * (rows + cols)) as f64,
+        MAX_VALUES,
+        "one run's embeddings hold model.steps × dim × (rows + cols) values",
+    )?;
+    doc.at_most(
+        "fit.snapshots",
+        (seeds * snapshots.len() * steps * dim * cols) as f64,
+        MAX_VALUES,
+        "snapshots keep fit.seeds × snapshots × steps × dim × cols values",
+    )?;
     if dim > rows.min(cols) {
         return Err(doc.error(
             "model.dim",
@@ -263,7 +327,12 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneSyntheticSpe
         optimizer,
         schedule,
         iterations,
-        k1: at_least("goldstone.k1", goldstone.k1.unwrap_or(50), 1)?,
+        k1: doc.at_most(
+            "goldstone.k1",
+            at_least("goldstone.k1", goldstone.k1.unwrap_or(50), 1)?,
+            iterations,
+            "iterations between gauge phases: at most optimizer.iterations",
+        )?,
         k2,
         variants,
         default_variant,

@@ -56,6 +56,7 @@ impl GoogleBooks {
             pos: self.pos,
             pairs: self.pairs,
             max_malformed: self.max_malformed,
+            n: Some(self.n),
         }
     }
 }
@@ -169,6 +170,8 @@ pub fn year_range(doc: &SpecDocument, first: Option<i32>, last: Option<i32>) -> 
             "a Google Books source needs last_year",
         )
     })?;
+    let first = doc.calendar_year("preprocess.first_year", first)?;
+    let last = doc.calendar_year("preprocess.last_year", last)?;
     if last < first {
         return Err(doc.error(
             "preprocess.last_year",

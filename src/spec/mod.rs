@@ -24,6 +24,14 @@ use toml::de::{DeTable, DeValue};
 
 use crate::error::{Error, Result};
 
+/// The most stage instances one spec may plan (the largest default, dwe-googlebooks, plans
+/// 1407).
+pub const MAX_INSTANCES: usize = 10_000;
+
+/// The most updates or iterations of one training run: 10⁸ takes days at the fastest rates
+/// here, so more is a typo (a learning rate of 1e-300 asks for 10³⁰⁰).
+pub const MAX_UPDATES: f64 = 1e8;
+
 /// A spec file's text, path and parsed TOML tree with spans.
 pub struct SpecDocument {
     pub path: PathBuf,
@@ -98,6 +106,74 @@ impl SpecDocument {
             Err(self.error(
                 key_path,
                 format!("must be a finite number > 0, got {value}"),
+            ))
+        }
+    }
+
+    /// `value` if it is at most `max`, else an error naming `key_path`, the bound and `why` it
+    /// exists (sizes are bounded so that a typo cannot fill the memory or run for years).
+    pub fn at_most<T: PartialOrd + std::fmt::Display>(
+        &self,
+        key_path: &str,
+        value: T,
+        max: T,
+        why: &str,
+    ) -> Result<T> {
+        if value <= max {
+            Ok(value)
+        } else {
+            Err(self.error(
+                key_path,
+                format!("must be at most {max} ({why}), got {value}"),
+            ))
+        }
+    }
+
+    /// An error unless `values` is non-empty and lists nothing twice (each value becomes a stage
+    /// instance or a table row).
+    pub fn distinct<T: PartialEq + std::fmt::Debug>(
+        &self,
+        key_path: &str,
+        values: &[T],
+    ) -> Result<()> {
+        if values.is_empty() {
+            return Err(self.error(key_path, "must list at least one value"));
+        }
+        match values
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| values[..i].contains(v).then_some(v))
+        {
+            Some(twice) => Err(self.error(key_path, format!("lists {twice:?} twice"))),
+            None => Ok(()),
+        }
+    }
+
+    /// `count` stage instances (or sweep points) planned from `key_path`, if at most
+    /// [`MAX_INSTANCES`].
+    pub fn instance_count(&self, key_path: &str, count: u128) -> Result<usize> {
+        if count <= MAX_INSTANCES as u128 {
+            Ok(count as usize)
+        } else {
+            Err(self.error(
+                key_path,
+                format!(
+                    "plans {count} stage instances, more than {MAX_INSTANCES} (split the sweep \
+                     into several specs)"
+                ),
+            ))
+        }
+    }
+
+    /// `year` if it is a calendar year of printed text (1000–3000), else an error naming
+    /// `key_path` (year arithmetic sizes arrays, so an absurd year must not reach it).
+    pub fn calendar_year(&self, key_path: &str, year: i32) -> Result<i32> {
+        if (1000..=3000).contains(&year) {
+            Ok(year)
+        } else {
+            Err(self.error(
+                key_path,
+                format!("must be a year from 1000 to 3000, got {year}"),
             ))
         }
     }
@@ -228,7 +304,7 @@ impl<T: Clone> Sweep<T> {
     }
 }
 
-impl<'de, T: DeserializeOwned> serde::Deserialize<'de> for Sweep<T> {
+impl<'de, T: DeserializeOwned + PartialEq + std::fmt::Debug> serde::Deserialize<'de> for Sweep<T> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error as _;
         let value = toml::Value::deserialize(deserializer)?;
@@ -237,11 +313,19 @@ impl<'de, T: DeserializeOwned> serde::Deserialize<'de> for Sweep<T> {
                 if items.is_empty() {
                     return Err(D::Error::custom("a sweep needs at least one value"));
                 }
-                items
+                let values = items
                     .into_iter()
                     .map(|item| item.try_into::<T>().map_err(D::Error::custom))
-                    .collect::<Result<Vec<T>, _>>()
-                    .map(Sweep::Many)
+                    .collect::<Result<Vec<T>, _>>()?;
+                // Two equal points would be one stage instance planned twice.
+                if let Some(twice) = values
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, v)| values[..i].contains(v).then_some(v))
+                {
+                    return Err(D::Error::custom(format!("a sweep lists {twice:?} twice")));
+                }
+                Ok(Sweep::Many(values))
             }
             other => other
                 .try_into::<T>()

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Header, SpecDocument, Sweep};
+use super::{Header, MAX_UPDATES, SpecDocument, Sweep};
 use crate::analysis::relaxation::RelaxationWindow;
 use crate::error::Result;
 use crate::models::rbm::train::NegativePhase;
@@ -305,6 +305,21 @@ pub struct RbmScalarSpec {
     pub toy: ToyParams,
 }
 
+/// The largest N_v or N_h: every update diagonalises dense N × N matrices.
+const MAX_UNITS: usize = 1000;
+/// Masses (m², μ²) whose kernels stay well conditioned in double precision.
+const MIN_MASS_SQUARED: f64 = 1e-6;
+const MAX_MASS_SQUARED: f64 = 1e6;
+/// Bounds of the sampling and ensemble sizes: far above any use, far below an allocation that
+/// cannot succeed.
+const MAX_CHAINS: usize = 100_000;
+const MAX_GIBBS_STEPS: usize = 100_000;
+const MAX_SAMPLES: usize = 10_000_000;
+const MAX_ENSEMBLE: usize = 10_000;
+const MAX_BINS: usize = 10_000;
+/// The most records one fit keeps (each holds the spectrum of every run of the ensemble).
+const MAX_RECORDS: usize = 1_000_000;
+
 /// Parses and validates the rbm-scalar spec in `doc`.
 pub fn parse(doc: &SpecDocument, header: Header) -> Result<RbmScalarSpec> {
     let raw: RawSpec = doc.deserialize()?;
@@ -312,9 +327,25 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<RbmScalarSpec> {
     if n_visible < 2 {
         return Err(doc.error("target.n_visible", format!("must be >= 2, got {n_visible}")));
     }
+    let n_visible = doc.at_most(
+        "target.n_visible",
+        n_visible,
+        MAX_UNITS,
+        "every update diagonalises dense N_v × N_v matrices",
+    )?;
+    let mass_squared = positive(doc, "target.mass_squared", raw.target.mass_squared)?;
+    if !(MIN_MASS_SQUARED..=MAX_MASS_SQUARED).contains(&mass_squared) {
+        return Err(doc.error(
+            "target.mass_squared",
+            format!(
+                "must be in [{MIN_MASS_SQUARED:e}, {MAX_MASS_SQUARED:e}] (outside, K_φ = −Δ + m² \
+                 is singular or its spectrum is flat in double precision), got {mass_squared}"
+            ),
+        ));
+    }
     let target = TargetParams {
         n_visible,
-        mass_squared: positive(doc, "target.mass_squared", raw.target.mass_squared)?,
+        mass_squared,
     };
     let defaults = raw.fit.defaults();
     let mut fits = Vec::new();
@@ -444,7 +475,10 @@ fn expand_group(
 
     // Every combination, the first axis varying slowest; an empty axis counts once.
     let radices: Vec<usize> = axes.lengths().iter().map(|(_, _, n)| (*n).max(1)).collect();
-    let count: usize = radices.iter().product();
+    let count = doc.instance_count(
+        &format!("fit.{}", group.name()),
+        radices.iter().map(|&r| r as u128).product(),
+    )?;
     let mut out = Vec::with_capacity(count);
     for flat in 0..count {
         let mut index = vec![0; radices.len()];
@@ -460,8 +494,18 @@ fn expand_group(
         let negative_phase = match p.mode.unwrap_or_default() {
             GradientMode::Exact => NegativePhase::Exact,
             GradientMode::Pcd => NegativePhase::Pcd {
-                chains: positive_int(doc, &axes.chains.key, required(p.chains))?,
-                gibbs_steps: positive_int(doc, &axes.gibbs_steps.key, required(p.gibbs_steps))?,
+                chains: doc.at_most(
+                    &axes.chains.key,
+                    positive_int(doc, &axes.chains.key, required(p.chains))?,
+                    MAX_CHAINS,
+                    "each chain holds N_v + N_h values updated every Gibbs sweep",
+                )?,
+                gibbs_steps: doc.at_most(
+                    &axes.gibbs_steps.key,
+                    positive_int(doc, &axes.gibbs_steps.key, required(p.gibbs_steps))?,
+                    MAX_GIBBS_STEPS,
+                    "sweeps per update",
+                )?,
             },
         };
         let momentum = real(p.momentum);
@@ -476,17 +520,50 @@ fn expand_group(
             return Err(doc.error(&axes.decay.key, format!("must be in (0, 1], got {decay}")));
         }
         let updates = if use_updates {
-            positive_int(doc, &axes.updates.key, required(p.updates))?
+            let updates = positive_int(doc, &axes.updates.key, required(p.updates))?;
+            doc.at_most(
+                &axes.updates.key,
+                updates as f64,
+                MAX_UPDATES,
+                "updates of one fit",
+            )? as usize
         } else {
             let t = positive(doc, &axes.flow_time.key, real(p.flow_time))?;
-            (t / rate).ceil() as usize
+            updates_for(doc, &axes.flow_time.key, t, rate)?
         };
+        let record_every = positive_int(doc, &axes.record_every.key, required(p.record_every))?;
+        let record_every = doc.at_most(
+            &axes.record_every.key,
+            record_every,
+            updates,
+            "a fit records its start and every record_every-th update; more than the updates \
+             leaves a trajectory without records",
+        )?;
+        doc.at_most(
+            &axes.record_every.key,
+            updates / record_every,
+            MAX_RECORDS,
+            "records per fit: raise record_every",
+        )?;
+        let n_hidden = doc.at_most(
+            &axes.n_hidden.key,
+            positive_int(doc, &axes.n_hidden.key, required(p.n_hidden))?,
+            MAX_UNITS,
+            "W is N_v × N_h and updated densely",
+        )?;
+        let mu_squared = positive(doc, &axes.mu_squared.key, real(p.mu_squared))?;
+        let mu_squared = doc.at_most(
+            &axes.mu_squared.key,
+            mu_squared,
+            MAX_MASS_SQUARED,
+            "the hidden mass sets the scale of every mode",
+        )?;
         let init = p.init.unwrap_or_default();
         out.push(FitParams {
             group,
             sweep_point: axes.sweep_point(&index),
-            n_hidden: positive_int(doc, &axes.n_hidden.key, required(p.n_hidden))?,
-            mu_squared: positive(doc, &axes.mu_squared.key, real(p.mu_squared))?,
+            n_hidden,
+            mu_squared,
             sigma_h: positive(doc, &axes.sigma_h.key, real(p.sigma_h))?,
             train_mu: p.train_mu.unwrap_or(false),
             negative_phase,
@@ -497,8 +574,13 @@ fn expand_group(
             decay_every: positive_int(doc, &axes.decay_every.key, required(p.decay_every))?,
             init_scale: non_negative(doc, &axes.init_scale.key, real(p.init_scale))?,
             updates,
-            record_every: positive_int(doc, &axes.record_every.key, required(p.record_every))?,
-            ensemble: positive_int(doc, &axes.ensemble.key, required(p.ensemble))?,
+            record_every,
+            ensemble: doc.at_most(
+                &axes.ensemble.key,
+                positive_int(doc, &axes.ensemble.key, required(p.ensemble))?,
+                MAX_ENSEMBLE,
+                "independent runs of one fit",
+            )?,
             init,
         });
     }
@@ -528,19 +610,48 @@ fn validate_evaluate(doc: &SpecDocument, raw: RawEvaluate) -> Result<EvaluatePar
             format!("must be in (0, 0.5), got {tail_fraction}"),
         ));
     }
-    Ok(EvaluateParams {
-        samples: positive_int(doc, "evaluate.samples", raw.samples.unwrap_or(5000))?,
-        gibbs_steps: positive_int(doc, "evaluate.gibbs_steps", raw.gibbs_steps.unwrap_or(100))?,
-        jackknife_bins: positive_int(
-            doc,
+    let samples = doc.at_most(
+        "evaluate.samples",
+        positive_int(doc, "evaluate.samples", raw.samples.unwrap_or(5000))?,
+        MAX_SAMPLES,
+        "samples are held in memory, N_v values each",
+    )?;
+    let jackknife_bins = positive_int(
+        doc,
+        "evaluate.jackknife_bins",
+        raw.jackknife_bins.unwrap_or(50),
+    )?;
+    if jackknife_bins < 2 {
+        return Err(doc.error(
             "evaluate.jackknife_bins",
-            raw.jackknife_bins.unwrap_or(50),
+            format!("must be at least 2 (a jackknife error needs two bins), got {jackknife_bins}"),
+        ));
+    }
+    let jackknife_bins = doc.at_most(
+        "evaluate.jackknife_bins",
+        jackknife_bins,
+        samples,
+        "each bin needs a sample: at most evaluate.samples",
+    )?;
+    Ok(EvaluateParams {
+        samples,
+        gibbs_steps: doc.at_most(
+            "evaluate.gibbs_steps",
+            positive_int(doc, "evaluate.gibbs_steps", raw.gibbs_steps.unwrap_or(100))?,
+            MAX_GIBBS_STEPS,
+            "sweeps between samples",
         )?,
+        jackknife_bins,
         max_distance: positive_int(doc, "evaluate.max_distance", raw.max_distance.unwrap_or(5))?,
-        histogram_bins: positive_int(
-            doc,
+        histogram_bins: doc.at_most(
             "evaluate.histogram_bins",
-            raw.histogram_bins.unwrap_or(40),
+            positive_int(
+                doc,
+                "evaluate.histogram_bins",
+                raw.histogram_bins.unwrap_or(40),
+            )?,
+            MAX_BINS,
+            "bins of one histogram",
         )?,
         relaxation: RelaxationWindow {
             upper,
@@ -558,6 +669,19 @@ fn validate_evaluate(doc: &SpecDocument, raw: RawEvaluate) -> Result<EvaluatePar
 fn validate_toy(doc: &SpecDocument, raw: RawToy) -> Result<ToyParams> {
     let learning_rate = positive(doc, "toy.learning_rate", raw.learning_rate.unwrap_or(1e-4))?;
     let flow_time = positive(doc, "toy.flow_time", raw.flow_time.unwrap_or(40.0))?;
+    let updates = updates_for(doc, "toy.flow_time", flow_time, learning_rate)?;
+    let record_every = doc.at_most(
+        "toy.record_every",
+        positive_int(doc, "toy.record_every", raw.record_every.unwrap_or(100))?,
+        updates,
+        "the toy records every record_every-th update: at most its updates",
+    )?;
+    doc.at_most(
+        "toy.record_every",
+        updates / record_every,
+        MAX_RECORDS,
+        "records of the toy: raise record_every",
+    )?;
     let kappa_1 = positive(doc, "toy.kappa_1", raw.kappa_1.unwrap_or(4.0))?;
     let kappa_2 = positive(doc, "toy.kappa_2", raw.kappa_2.unwrap_or(8.0))?;
     let mu_squared = positive(doc, "toy.mu_squared", raw.mu_squared.unwrap_or(9.0))?;
@@ -575,9 +699,25 @@ fn validate_toy(doc: &SpecDocument, raw: RawToy) -> Result<ToyParams> {
         theta_0: raw.theta_0.unwrap_or(1.2),
         xi_0: positive(doc, "toy.xi_0", raw.xi_0.unwrap_or(1.0))?,
         learning_rate,
-        updates: (flow_time / learning_rate).ceil() as usize,
-        record_every: positive_int(doc, "toy.record_every", raw.record_every.unwrap_or(100))?,
+        updates,
+        record_every,
     })
+}
+
+/// ⌈flow time / learning rate⌉ updates, refused above [`MAX_UPDATES`] before anything is sized
+/// from it.
+fn updates_for(doc: &SpecDocument, key: &str, flow_time: f64, learning_rate: f64) -> Result<usize> {
+    let updates = (flow_time / learning_rate).ceil();
+    if updates > MAX_UPDATES {
+        return Err(doc.error(
+            key,
+            format!(
+                "flow_time / learning_rate = {updates:e} updates, more than {MAX_UPDATES:e} \
+                 (days of training; a typo in either?)"
+            ),
+        ));
+    }
+    Ok(updates as usize)
 }
 
 fn positive(doc: &SpecDocument, key: &str, v: f64) -> Result<f64> {

@@ -251,11 +251,17 @@ fn bad_arguments_exit_2_with_a_clear_message() {
         (vec!["diff", "no-such-thing"], "neither a run folder"),
         (vec!["diff", ".", ".", "--rel-tol", "-1"], "--rel-tol"),
         (vec!["diff", ".", ".", "--format", "xml"], "xml"),
+        (
+            vec!["diff", ".", ".", "--html", "no/such/dir/x.html"],
+            "does not exist",
+        ),
     ] {
         let run = ws.run(&args);
         run.expect_code(2);
         assert!(run.stderr().contains(says), "{args:?}: {}", run.stderr());
     }
+    // Regression: a mistyped --html path created its folders.
+    assert!(!ws.path().join("no").exists());
 }
 
 /// Every run writes report.html: provenance, parameters, each table and figure of the run.

@@ -144,3 +144,70 @@ fn a_dwe_year_range_that_runs_backwards_names_the_key() {
     );
     assert!(run.stderr().contains(&expected), "{}", run.stderr());
 }
+
+/// Regressions of values the validator accepted and the program then crashed on or sized an
+/// impossible allocation from (issue 19, item 7); each is refused at its key with the bound.
+#[test]
+fn sizes_beyond_their_bounds_are_refused_at_their_key() {
+    expect_spec_error(
+        |t| t.replace("learning_rate = 1e-3", "learning_rate = 1e-300"),
+        "toy.flow_time: flow_time / learning_rate = 1.9999999999999999e301 updates, more than 1e8",
+    );
+    expect_spec_error(
+        |t| t.replace("n_visible = 10", "n_visible = 2000000000"),
+        "target.n_visible: must be at most 1000",
+    );
+    expect_spec_error(
+        |t| t.replace("mass_squared = 4.0", "mass_squared = 1e-300"),
+        "target.mass_squared: must be in [1e-6, 1e6]",
+    );
+    let scales: Vec<f64> = (1..=2000).map(|i| f64::from(i) * 1e-4).collect();
+    expect_spec_error(
+        |t| {
+            t.replace(
+                "n_hidden = [8, 4]",
+                &format!("n_hidden = [8, 4]\ninit_scale = {scales:?}\nl2 = {scales:?}"),
+            )
+        },
+        "fit.cutoff_hidden: plans 8000000 stage instances, more than 10000",
+    );
+    expect_other_spec_error(
+        "goldstone-synthetic-smoke",
+        |t| t.replace("steps = 12", "steps = 9223372036854775807"),
+        "model.steps: must be at most 10000",
+    );
+    expect_other_spec_error(
+        "googlebooks-sample",
+        |t| t.replace("first_year = 1800", "first_year = -2000000000"),
+        "preprocess.first_year: must be a year from 1000 to 3000",
+    );
+    expect_other_spec_error(
+        "goldstone-synthetic-smoke",
+        |t| t.replace("sizes = [10, 30]", "sizes = []"),
+        "dispersion.sizes: must list at least one value",
+    );
+}
+
+fn expect_other_spec_error(name: &str, edit: impl Fn(&str) -> String, expected: &str) {
+    let ws = Workspace::with_spec(name);
+    ws.edit_spec(name, edit);
+    let run = ws.run(&["run", name, "--quiet"]);
+    run.expect_code(2);
+    let err = run.stderr();
+    assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Regressions: a sweep listing a value twice planned one instance twice and ended in "stage
+/// graph has a cycle"; `record_every` beyond the updates left a trajectory of NaN cells.
+#[test]
+fn duplicate_sweep_values_and_empty_trajectories_are_refused() {
+    expect_spec_error(
+        |t| t.replace("n_hidden = [8, 4]", "n_hidden = [8, 8]"),
+        "fit.cutoff_hidden.n_hidden: a sweep lists 8 twice",
+    );
+    expect_spec_error(
+        |t| t.replace("record_every = 100", "record_every = 100000000"),
+        "toy.record_every: must be at most 20000",
+    );
+}

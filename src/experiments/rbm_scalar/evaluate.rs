@@ -60,8 +60,9 @@ pub struct ModeRelaxation {
     pub tau_fit_late_error: Option<f64>,
     /// 1/(α γ_a), in updates.
     pub tau_predicted: f64,
-    /// −1/ln(1 − α γ_a): the same for the discrete update.
-    pub tau_predicted_discrete: f64,
+    /// −1/ln|1 − α γ_a|: the same for the discrete update, which overshoots and alternates for
+    /// α γ_a > 1; none for α γ_a ≥ 2, where the linearised update does not relax at all.
+    pub tau_predicted_discrete: Option<f64>,
 }
 
 /// Everything [`EvaluateStage`] measured.
@@ -219,7 +220,7 @@ impl Stage for EvaluateStage {
                     tau_fit_late: late_tau.as_ref().map(|f| f.tau),
                     tau_fit_late_error: late_tau.as_ref().map(|f| f.tau_error),
                     tau_predicted: 1.0 / (rate * gamma),
-                    tau_predicted_discrete: -1.0 / (1.0 - rate * gamma).ln(),
+                    tau_predicted_discrete: discrete_relaxation_time(rate * gamma),
                 }
             })
             .collect();
@@ -278,6 +279,18 @@ impl Stage for EvaluateStage {
     }
 }
 
+/// Updates per e-fold of x ↦ (1 − αγ)x, the linearised discrete update of a mode with rate γ.
+fn discrete_relaxation_time(alpha_gamma: f64) -> Option<f64> {
+    let factor = (1.0 - alpha_gamma).abs();
+    (factor < 1.0).then(|| {
+        if factor == 0.0 {
+            0.0
+        } else {
+            -1.0 / factor.ln()
+        }
+    })
+}
+
 /// File-name prefix of this stage's arrays, `evaluate.<slug>`.
 fn array_prefix(label: &str) -> String {
     format!("evaluate.{}", slug(label))
@@ -306,6 +319,21 @@ pub fn load(dir: &std::path::Path, label: &str) -> Result<EvaluateOutput> {
 mod tests {
     use super::*;
     use crate::analysis::lattice::{free_field_kernel, free_field_spectrum};
+
+    /// The discrete relaxation time is the decay of |1 − αγ|ⁿ: it matches the continuous 1/(αγ)
+    /// for small steps, shrinks to zero at αγ = 1, grows again while the update overshoots, and
+    /// does not exist from αγ = 2 on (regression: it was written as NaN, i.e. JSON null, which
+    /// the emit stage could not read — rbm-scalar with target.mass_squared = 1.5).
+    #[test]
+    fn discrete_relaxation_time_follows_the_update_factor() {
+        let small = discrete_relaxation_time(1e-4).unwrap();
+        assert!((small * 1e-4 - 1.0).abs() < 1e-4);
+        assert_eq!(discrete_relaxation_time(1.0), Some(0.0));
+        let over = discrete_relaxation_time(1.5).unwrap();
+        assert!((over - 1.0 / 2f64.ln()).abs() < 1e-12);
+        assert_eq!(discrete_relaxation_time(2.0), None);
+        assert_eq!(discrete_relaxation_time(3.0), None);
+    }
 
     /// The predicted spectrum of a regulated model reproduces its defining cases.
     #[test]

@@ -19,7 +19,7 @@ struct RelaxationRow {
     kappa: f64,
     gamma: f64,
     tau_predicted: f64,
-    tau_predicted_discrete: f64,
+    tau_predicted_discrete: Option<f64>,
     tau_fit: Option<f64>,
     tau_fit_error: Option<f64>,
     ratio: Option<f64>,
