@@ -4,6 +4,7 @@
 //! side ([`figures`]) and an HTML page of the whole comparison. The arguments are resolved to
 //! runs by [`resolve`].
 
+pub mod arrays;
 pub mod figures;
 pub mod resolve;
 pub mod tables;
@@ -191,7 +192,11 @@ fn compare_pair(
         old_commit: a.manifest.git.short(),
         new_commit: b.manifest.git.short(),
         parameters,
-        differences: tables::compare_runs(experiment, &a.dir, &b.dir, options)?,
+        differences: {
+            let mut differences = tables::compare_runs(experiment, &a.dir, &b.dir, options)?;
+            differences.extend(arrays::compare_runs(experiment, &a.dir, &b.dir, options)?);
+            differences
+        },
         old_dir: a.dir.clone(),
         new_dir: b.dir.clone(),
     })

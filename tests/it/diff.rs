@@ -78,6 +78,15 @@ fn a_changed_parameter_shows_as_exactly_its_changed_rows() {
     assert_eq!(parameters[0]["old"], "0.001");
     assert_eq!(parameters[0]["new"], "0.002");
     let differences = experiment["differences"].as_array().unwrap();
+    // The toy's records are an array too: half as many rows, so its shape differs.
+    let (arrays, differences): (Vec<_>, Vec<_>) = differences
+        .iter()
+        .partition(|d| d["table"].as_str().unwrap().starts_with("arrays/"));
+    assert_eq!(arrays.len(), 1, "{arrays:?}");
+    assert_eq!(arrays[0]["table"], "arrays/toy.angle.npy");
+    assert_eq!(arrays[0]["column"], "shape");
+    assert_eq!(arrays[0]["old"], "[201, 5]");
+    assert_eq!(arrays[0]["new"], "[101, 5]");
     let mut reported: Vec<String> = differences
         .iter()
         .map(|d| {
@@ -129,7 +138,7 @@ fn a_changed_parameter_shows_as_exactly_its_changed_rows() {
             .contains("| table | key | column | old | new | delta | rel |")
     );
     let csv = ws.run(&["diff", arg(&a), arg(&b), "--format", "csv"]);
-    assert_eq!(csv.stdout().lines().count(), 1 + 2 + expected.len());
+    assert_eq!(csv.stdout().lines().count(), 1 + 2 + expected.len() + 1);
 
     // --all lists the equal cells of every table too.
     let all = ws.run(&["diff", arg(&a), arg(&b), "--all", "--format", "json"]);
