@@ -274,7 +274,12 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<DweSpec> {
     let cleaning = p.cleaning.unwrap_or_default();
     let m = raw.model.unwrap_or_default();
     let model = Model {
-        dim: doc.at_least("model.dim", m.dim.unwrap_or(100), 1)?,
+        dim: doc.at_most(
+            "model.dim",
+            doc.at_least("model.dim", m.dim.unwrap_or(100), 1)?,
+            1000,
+            "embedding dimension",
+        )?,
         diffusion: doc.positive("model.diffusion", m.diffusion.unwrap_or(1e-3))?,
         prior_variance: doc.positive("model.prior_variance", m.prior_variance.unwrap_or(1.0))?,
     };
@@ -298,7 +303,12 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<DweSpec> {
         }
     };
     let fit = Fit {
-        iterations: doc.at_least("fit.iterations", f.iterations.unwrap_or(2000), 1)?,
+        iterations: doc.at_most(
+            "fit.iterations",
+            doc.at_least("fit.iterations", f.iterations.unwrap_or(2000), 1)? as f64,
+            super::MAX_UPDATES,
+            "iterations of one run",
+        )? as usize,
         minibatch: doc.at_least("fit.minibatch", f.minibatch.unwrap_or(1000), 1)?,
         rate: doc.positive("fit.rate", f.rate.unwrap_or(0.1))?,
         offset: doc.positive("fit.offset", f.offset.unwrap_or(1000.0))?,
@@ -309,7 +319,12 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<DweSpec> {
         k1: doc.at_least("fit.k1", f.k1.unwrap_or(10), 1)?,
         k2: doc.at_least("fit.k2", f.k2.unwrap_or(10), 1)?,
         gauge,
-        seeds: doc.at_least("fit.seeds", f.seeds.unwrap_or(3), 1)?,
+        seeds: doc.at_most(
+            "fit.seeds",
+            doc.at_least("fit.seeds", f.seeds.unwrap_or(3), 1)?,
+            1000,
+            "runs per optimiser and regime, each keeping its first and last embeddings",
+        )?,
         holdout,
         record_every: doc.at_least("fit.record_every", f.record_every.unwrap_or(100), 1)?,
         optimizers,
@@ -327,6 +342,10 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<DweSpec> {
     for &c in &init_scales {
         doc.positive("fit.init_scale", c)?;
     }
+    doc.instance_count(
+        "fit",
+        (bins.len() * scales.len() * inits.len() * init_scales.len()) as u128,
+    )?;
     let mut regimes = Vec::new();
     for &bin_years in &bins {
         for &count_scale in &scales {
@@ -380,6 +399,33 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<DweSpec> {
             ));
         }
     };
+    let preprocess = Preprocess {
+        vocabulary: doc.at_most(
+            "preprocess.vocabulary",
+            doc.at_least("preprocess.vocabulary", p.vocabulary.unwrap_or(10_000), 2)?,
+            100_000,
+            "words, each with a d-vector per time step and role",
+        )?,
+        window: doc.at_least("preprocess.window", p.window.unwrap_or(4), 1)?,
+        gamma,
+        eta: doc.positive("preprocess.eta", p.eta.unwrap_or(1.0))?,
+        first_year: p.first_year,
+        last_year: p.last_year,
+        cleaning,
+        language: p.language,
+    };
+    doc.at_most(
+        "model.dim",
+        (model.dim * preprocess.vocabulary) as f64,
+        1e7,
+        "model.dim × preprocess.vocabulary values per time step and role",
+    )?;
+    doc.at_most(
+        "fit.seeds",
+        (fit.seeds * fit.optimizers.len() * model.dim * preprocess.vocabulary) as f64,
+        1e8,
+        "every run keeps its first and last embeddings: seeds × optimisers × d × V values",
+    )?;
     Ok(DweSpec {
         header,
         model,
@@ -388,15 +434,6 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<DweSpec> {
         evaluate,
         corpus,
         googlebooks,
-        preprocess: Preprocess {
-            vocabulary: doc.at_least("preprocess.vocabulary", p.vocabulary.unwrap_or(10_000), 2)?,
-            window: doc.at_least("preprocess.window", p.window.unwrap_or(4), 1)?,
-            gamma,
-            eta: doc.positive("preprocess.eta", p.eta.unwrap_or(1.0))?,
-            first_year: p.first_year,
-            last_year: p.last_year,
-            cleaning,
-            language: p.language,
-        },
+        preprocess,
     })
 }

@@ -143,15 +143,15 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<PlantedSpec> {
     }
     let s = raw.sweep.unwrap_or_default();
     let steps = s.steps.unwrap_or_else(|| vec![100, 200]);
+    doc.distinct("sweep.steps", &steps)?;
     for &st in &steps {
         doc.at_least("sweep.steps", st, 3)?;
+        doc.at_most("sweep.steps", st, 10_000, "time steps of the planted chain")?;
     }
     let counts = s.counts.unwrap_or_else(|| vec![1e5, 1e6, 1e7]);
+    doc.distinct("sweep.counts", &counts)?;
     for &n in &counts {
         doc.positive("sweep.counts", n)?;
-    }
-    if steps.is_empty() || counts.is_empty() {
-        return Err(doc.error("sweep", "needs at least one value of steps and of counts"));
     }
     let f = raw.fit.unwrap_or_default();
     let gauge = f.gauge.unwrap_or(GaugeVariant::ExpClip);

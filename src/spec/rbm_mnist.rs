@@ -247,9 +247,7 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<RbmMnistSpec> {
     let learning_rates = relaxation
         .learning_rates
         .unwrap_or_else(|| vec![4e-6, 2e-6]);
-    if learning_rates.is_empty() {
-        return Err(doc.error("relaxation.learning_rates", "needs at least one rate"));
-    }
+    doc.distinct("relaxation.learning_rates", &learning_rates)?;
     for &rate in &learning_rates {
         positive("relaxation.learning_rates", rate)?;
     }

@@ -186,6 +186,27 @@ fn sizes_beyond_their_bounds_are_refused_at_their_key() {
         |t| t.replace("sizes = [10, 30]", "sizes = []"),
         "dispersion.sizes: must list at least one value",
     );
+    // These two panicked or aborted on an allocation in the dwe fit.
+    expect_other_spec_error(
+        "dwe-sotu-smoke",
+        |t| t.replace("dim = 10", "dim = 2000000000"),
+        "model.dim: must be at most 1000",
+    );
+    expect_other_spec_error(
+        "dwe-sotu-smoke",
+        |t| t.replace("seeds = 2", "seeds = 2000000000"),
+        "fit.seeds: must be at most 1000",
+    );
+    expect_other_spec_error(
+        "rbm-mnist-smoke",
+        |t| {
+            t.replace(
+                "learning_rates = [4e-6, 2e-6]",
+                "learning_rates = [4e-6, 4e-6]",
+            )
+        },
+        "relaxation.learning_rates: lists 4e-6 twice",
+    );
 }
 
 fn expect_other_spec_error(name: &str, edit: impl Fn(&str) -> String, expected: &str) {
