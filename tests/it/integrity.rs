@@ -255,7 +255,7 @@ fn a_symlink_in_a_cache_entry_is_not_served() {
 
 #[test]
 fn two_runs_of_one_experiment_both_succeed_and_compute_once() {
-    for _ in 0..3 {
+    for _ in 0..20 {
         let ws = Workspace::with_spec(EXP);
         let children: Vec<Child> = (0..2)
             .map(|_| {
