@@ -58,6 +58,7 @@ fn run_paused_at(ws: &Workspace, point: &str) -> (Child, PathBuf) {
         .command(&["run", EXP, "--quiet"])
         .env("SYMBREAK_PAUSE_AT", point)
         .env("SYMBREAK_PAUSE_FILE", &marker)
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -101,6 +102,11 @@ fn a_result_file_edited_in_a_run_folder_leaves_the_cache_alone() {
     ws.run(&["run", EXP, "--quiet"]).expect_code(0);
     let table = ws.latest(EXP).join("tables/speedup.csv");
     let original = std::fs::read(&table).unwrap();
+    // Published entries are read-only (root writes anyway, hence the copy below).
+    for entry in entries(&ws, "emit") {
+        let meta = std::fs::metadata(entry.join("tables/speedup.csv")).unwrap();
+        assert!(meta.permissions().readonly(), "a cache file is writable");
+    }
     append(&table, b"edited\n");
     let again = ws.run(&["run", EXP, "--json"]);
     again.expect_code(0);
@@ -336,4 +342,42 @@ fn a_run_killed_at_any_instant_leaves_consistent_state_and_shows_interrupted() {
         assert_eq!(recovery.json()["status"], "complete");
         assert_consistent(&ws);
     }
+}
+
+/// Regression: a read error was labelled "writing …" (here a parquet table `diff` reads).
+#[test]
+fn a_file_that_cannot_be_read_says_reading() {
+    let ws = Workspace::with_spec(EXP);
+    ws.run(&["run", EXP, "--quiet"]).expect_code(0);
+    ws.run(&["run", EXP, "--quiet", "--from", "emit"])
+        .expect_code(0);
+    let runs = run_dirs(&ws);
+    let table = runs[0].join("tables/speedup.parquet");
+    append(&table, b"");
+    std::fs::write(&table, b"not parquet").unwrap();
+    let diff = ws.run(&["diff", runs[0].to_str().unwrap(), runs[1].to_str().unwrap()]);
+    diff.expect_code(2);
+    assert!(
+        diff.stderr().contains("reading parquet table"),
+        "{}",
+        diff.stderr()
+    );
+}
+
+/// Regression: a missing registered input failed with a bare I/O error; it now says how to
+/// supply the file.
+#[test]
+fn a_missing_registered_input_says_how_to_supply_it() {
+    let ws = Workspace::with_data("rbm-mnist-smoke", &["mnist/t10k-images-idx3-ubyte.gz"]);
+    let run = ws.run(&["run", "rbm-mnist-smoke", "--quiet"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr()
+            .contains("train-images-idx3-ubyte.gz, which is missing")
+            && run
+                .stderr()
+                .contains("`symbreak verify` says how to supply it"),
+        "{}",
+        run.stderr()
+    );
 }
