@@ -6,17 +6,7 @@ use crate::util::Workspace;
 const EXP: &str = "rbm-scalar-smoke";
 
 fn expect_spec_error(edit: impl Fn(&str) -> String, expected: &str) {
-    let ws = Workspace::with_spec(EXP);
-    ws.edit_spec(EXP, edit);
-    let run = ws.run(&["run", EXP, "--quiet"]);
-    run.expect_code(2);
-    let err = run.stderr();
-    assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert!(
-        !ws.path().join("results").exists(),
-        "a bad spec must not start a run"
-    );
+    expect_other_spec_error(EXP, edit, expected);
 }
 
 fn line_of(text: &str, needle: &str) -> usize {
@@ -209,6 +199,7 @@ fn sizes_beyond_their_bounds_are_refused_at_their_key() {
     );
 }
 
+/// The spec `name` with `edit` applied is refused with `expected` on stderr, before any run.
 fn expect_other_spec_error(name: &str, edit: impl Fn(&str) -> String, expected: &str) {
     let ws = Workspace::with_spec(name);
     ws.edit_spec(name, edit);
@@ -217,6 +208,10 @@ fn expect_other_spec_error(name: &str, edit: impl Fn(&str) -> String, expected: 
     let err = run.stderr();
     assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
     assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        !ws.path().join("results").exists(),
+        "a bad spec must not start a run"
+    );
 }
 
 /// Regressions: a sweep listing a value twice planned one instance twice and ended in "stage
