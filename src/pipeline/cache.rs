@@ -268,6 +268,20 @@ pub(crate) fn list_files(dir: &Path) -> std::result::Result<Vec<String>, String>
     Ok(out)
 }
 
+/// Takes the lock on `file` without waiting: `None` when taken, else who holds it (the pid and
+/// host its holder wrote into it).
+fn try_lock(file: &mut std::fs::File, path: &Path) -> Result<Option<String>> {
+    match file.try_lock() {
+        Ok(()) => Ok(None),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = std::io::Read::read_to_string(file, &mut holder);
+            Ok(Some(holder.trim().to_string()))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("locking", path, e)),
+    }
+}
+
 /// A run's hold on its experiment (see [`Cache::lock_experiment`]), released when dropped.
 pub struct RunLock {
     _file: std::fs::File,
@@ -312,7 +326,7 @@ impl Cache {
     /// different experiments do not wait for each other; entries they share are published
     /// first-writer-wins. The lock dies with the process, however it ends.
     pub fn lock_experiment(&self, experiment: &str, waiting: impl Fn(&str)) -> Result<RunLock> {
-        use std::io::{Read, Seek, Write};
+        use std::io::{Seek, Write};
         self.check_layout()?;
         let dir = self.root.join("locks");
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating folder", &dir, e))?;
@@ -324,18 +338,11 @@ impl Cache {
             .truncate(false)
             .open(&path)
             .map_err(|e| Error::io("opening lock", &path, e))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                waiting(&format!(
-                    "waiting for the other run of {experiment} ({}) to finish",
-                    holder.trim()
-                ));
-                file.lock().map_err(|e| Error::io("locking", &path, e))?;
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("locking", &path, e)),
+        if let Some(holder) = try_lock(&mut file, &path)? {
+            waiting(&format!(
+                "waiting for the other run of {experiment} ({holder}) to finish"
+            ));
+            file.lock().map_err(|e| Error::io("locking", &path, e))?;
         }
         let host = super::run_folder::host_info()
             .get("hostname")
@@ -413,21 +420,13 @@ impl Cache {
                 .write(true)
                 .open(&path)
                 .map_err(|e| Error::io("opening lock", &path, e))?;
-            match file.try_lock() {
-                Ok(()) => held.push(RunLock { _file: file }),
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    let mut holder = String::new();
-                    let _ = std::io::Read::read_to_string(&mut file, &mut holder);
-                    return Err(Error::Other(format!(
-                        "a run of {} is in progress ({}); try again when it has finished",
-                        path.file_stem().unwrap_or_default().to_string_lossy(),
-                        holder.trim()
-                    )));
-                }
-                Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(Error::io("locking", &path, e));
-                }
+            if let Some(holder) = try_lock(&mut file, &path)? {
+                return Err(Error::Other(format!(
+                    "a run of {} is in progress ({holder}); try again when it has finished",
+                    path.file_stem().unwrap_or_default().to_string_lossy(),
+                )));
             }
+            held.push(RunLock { _file: file });
         }
         Ok(held)
     }
@@ -561,16 +560,10 @@ impl Cache {
                 let _ = std::fs::remove_dir_all(&built);
                 return Ok(dest);
             }
+            // If another writer moved it first, the next round meets whatever is there now.
             let aside = self.scratch_dir()?.keep();
-            match std::fs::rename(&dest, aside.join("replaced")) {
-                Ok(()) => {
-                    let _ = std::fs::remove_dir_all(&aside);
-                }
-                // Another writer moved it first; try again against whatever is there now.
-                Err(_) => {
-                    let _ = std::fs::remove_dir_all(&aside);
-                }
-            }
+            let _ = std::fs::rename(&dest, aside.join("replaced"));
+            let _ = std::fs::remove_dir_all(&aside);
         }
         let _ = std::fs::remove_dir_all(&built);
         Err(Error::Other(format!(

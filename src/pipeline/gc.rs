@@ -10,9 +10,8 @@ use serde::Serialize;
 
 use super::cache::{EntryCheck, HashMemo, list_files};
 use super::execute::Workspace;
-use super::run_folder::{Manifest, RunStatus, run_status};
+use super::run_folder::{Manifest, RunStatus, runs_of};
 use crate::error::{Error, Result};
-use crate::fsutil::read_json;
 
 /// One entry that failed `verify --cache`.
 #[derive(Clone, Debug, Serialize)]
@@ -75,8 +74,8 @@ pub fn collect_garbage(workspace: &Workspace, dry_run: bool) -> Result<GcReport>
         dry_run,
         ..GcReport::default()
     };
-    for (run_dir, manifest) in run_folders(&workspace.results()) {
-        match run_status(&manifest) {
+    for (run_dir, status, manifest) in run_folders(&workspace.results()) {
+        match status {
             RunStatus::Complete => {
                 wanted.extend(manifest.stages.iter().map(|s| s.key.clone()));
             }
@@ -108,25 +107,16 @@ pub fn collect_garbage(workspace: &Workspace, dry_run: bool) -> Result<GcReport>
     Ok(report)
 }
 
-/// Every run folder under `results/<experiment>/` with a readable manifest.
-fn run_folders(results: &Path) -> Vec<(PathBuf, Manifest)> {
+/// Every run folder under `results/<experiment>/` with a readable manifest, and its status.
+fn run_folders(results: &Path) -> Vec<(PathBuf, RunStatus, Manifest)> {
     let mut out = Vec::new();
     for experiment in std::fs::read_dir(results).into_iter().flatten().flatten() {
         if !experiment.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        for run in std::fs::read_dir(experiment.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            // `latest` is a link to one of the others.
-            if !run.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            if let Ok(manifest) = read_json::<Manifest>(&run.path().join("manifest.json")) {
-                out.push((run.path(), manifest));
-            }
+        let name = experiment.file_name().to_string_lossy().to_string();
+        for (run, status, manifest) in runs_of(results, &name) {
+            out.push((experiment.path().join(run), status, manifest));
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));

@@ -229,10 +229,8 @@ pub(crate) fn parse_optimizers(
     if optimizers.is_empty() {
         return Err(doc.error(key, "names no optimiser"));
     }
-    for (i, optimizer) in optimizers.iter().enumerate() {
-        if optimizers[..i].contains(optimizer) {
-            return Err(doc.error(key, format!("{:?} is listed twice", optimizer.name())));
-        }
+    if let Some(twice) = super::first_repeat(&optimizers) {
+        return Err(doc.error(key, format!("{:?} is listed twice", twice.name())));
     }
     if optimizers.contains(&Optimizer::Goldstone) && !gauge.has_phase() {
         return Err(doc.error(

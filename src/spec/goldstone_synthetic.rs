@@ -193,11 +193,7 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneSyntheticSpe
     if !variants.contains(&GaugeVariant::Baseline) {
         return Err(doc.error("goldstone.variants", "must include \"baseline\""));
     }
-    if let Some(twice) = variants
-        .iter()
-        .enumerate()
-        .find_map(|(i, v)| variants[..i].contains(v).then_some(v))
-    {
+    if let Some(twice) = super::first_repeat(&variants) {
         return Err(doc.error(
             "goldstone.variants",
             format!("{:?} is listed twice", twice.name()),

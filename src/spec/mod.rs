@@ -139,11 +139,7 @@ impl SpecDocument {
         if values.is_empty() {
             return Err(self.error(key_path, "must list at least one value"));
         }
-        match values
-            .iter()
-            .enumerate()
-            .find_map(|(i, v)| values[..i].contains(v).then_some(v))
-        {
+        match first_repeat(values) {
             Some(twice) => Err(self.error(key_path, format!("lists {twice:?} twice"))),
             None => Ok(()),
         }
@@ -287,6 +283,14 @@ macro_rules! spec_choice {
     };
 }
 
+/// The first value of `values` that an earlier one equals.
+pub(crate) fn first_repeat<T: PartialEq>(values: &[T]) -> Option<&T> {
+    values
+        .iter()
+        .enumerate()
+        .find_map(|(i, v)| values[..i].contains(v).then_some(v))
+}
+
 /// A parameter given either as one value or as a list of values to sweep over.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Sweep<T> {
@@ -318,11 +322,7 @@ impl<'de, T: DeserializeOwned + PartialEq + std::fmt::Debug> serde::Deserialize<
                     .map(|item| item.try_into::<T>().map_err(D::Error::custom))
                     .collect::<Result<Vec<T>, _>>()?;
                 // Two equal points would be one stage instance planned twice.
-                if let Some(twice) = values
-                    .iter()
-                    .enumerate()
-                    .find_map(|(i, v)| values[..i].contains(v).then_some(v))
-                {
+                if let Some(twice) = first_repeat(&values) {
                     return Err(D::Error::custom(format!("a sweep lists {twice:?} twice")));
                 }
                 Ok(Sweep::Many(values))
