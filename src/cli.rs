@@ -285,10 +285,17 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
                     match status {
                         RunStatus::Complete => {}
                         RunStatus::Interrupted => println!(
-                            "  run {run}: interrupted (process {} is gone; `symbreak gc` removes it)",
-                            manifest.pid
+                            "  run {run}: interrupted ({}; `symbreak gc` removes it)",
+                            // Manifests written before the pid was recorded say 0.
+                            if manifest.pid == 0 {
+                                "its manifest records no process".to_string()
+                            } else {
+                                format!("process {} is gone", manifest.pid)
+                            }
                         ),
-                        RunStatus::Running => println!("  run {run}: running (pid {})", manifest.pid),
+                        RunStatus::Running => {
+                            println!("  run {run}: running (pid {})", manifest.pid)
+                        }
                         RunStatus::Failed => println!(
                             "  run {run}: failed: {}",
                             manifest.error.as_deref().unwrap_or("(no error recorded)")

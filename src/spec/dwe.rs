@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::gauge::GaugeVariant;
-use super::{Header, SpecDocument, Sweep};
+use super::{Header, MAX_VOCABULARY, MAX_WINDOW, SpecDocument, Sweep};
 use crate::corpus::Cleaning;
 use crate::error::Result;
 
@@ -401,10 +401,15 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<DweSpec> {
         vocabulary: doc.at_most(
             "preprocess.vocabulary",
             doc.at_least("preprocess.vocabulary", p.vocabulary.unwrap_or(10_000), 2)?,
-            100_000,
+            MAX_VOCABULARY,
             "words, each with a d-vector per time step and role",
         )?,
-        window: doc.at_least("preprocess.window", p.window.unwrap_or(4), 1)?,
+        window: doc.at_most(
+            "preprocess.window",
+            doc.at_least("preprocess.window", p.window.unwrap_or(4), 1)?,
+            MAX_WINDOW,
+            "context words each side of a token",
+        )?,
         gamma,
         eta: doc.positive("preprocess.eta", p.eta.unwrap_or(1.0))?,
         first_year: p.first_year,

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Header, SpecDocument};
+use super::{Header, MAX_VOCABULARY, MAX_WINDOW, SpecDocument};
 use crate::corpus::ngram::{Case, PairMode, PosMode, ReduceOptions};
 use crate::data::googlebooks::{CORPORA, DEFAULT_BASE_URL, expand_slices};
 use crate::error::Result;
@@ -236,6 +236,9 @@ pub struct GoogleBooksSpec {
     pub figure_words: usize,
 }
 
+const MAX_TOP_PAIRS: usize = 1_000_000;
+const MAX_FIGURE_WORDS: usize = 50;
+
 /// Parses and validates a `googlebooks` spec.
 pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoogleBooksSpec> {
     let raw: RawSpec = doc.deserialize()?;
@@ -249,18 +252,42 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoogleBooksSpec> {
             format!("must be in [0, 1], got {gamma}"),
         ));
     }
+    let vocabulary = doc.at_most(
+        "preprocess.vocabulary",
+        doc.at_least("preprocess.vocabulary", c.vocabulary.unwrap_or(100), 1)?,
+        MAX_VOCABULARY,
+        "words, each with a tally per year",
+    )?;
+    let window = doc.at_most(
+        "preprocess.window",
+        doc.at_least("preprocess.window", c.window.unwrap_or(4), 1)?,
+        MAX_WINDOW,
+        "c_max of the window weights",
+    )?;
     let e = raw.emit.unwrap_or_default();
+    let top_pairs = doc.at_most(
+        "emit.top_pairs",
+        doc.at_least("emit.top_pairs", e.top_pairs.unwrap_or(200), 1)?,
+        MAX_TOP_PAIRS,
+        "rows of the co-occurrence table",
+    )?;
+    let figure_words = doc.at_most(
+        "emit.figure_words",
+        doc.at_least("emit.figure_words", e.figure_words.unwrap_or(6), 1)?,
+        MAX_FIGURE_WORDS.min(vocabulary),
+        "lines of the frequency figure, each a word of the vocabulary",
+    )?;
     Ok(GoogleBooksSpec {
         header,
         source,
         counts: Counts {
-            vocabulary: doc.at_least("preprocess.vocabulary", c.vocabulary.unwrap_or(100), 1)?,
-            window: doc.at_least("preprocess.window", c.window.unwrap_or(4), 1)?,
+            vocabulary,
+            window,
             gamma,
             first_year,
             last_year,
         },
-        top_pairs: doc.at_least("emit.top_pairs", e.top_pairs.unwrap_or(200), 1)?,
-        figure_words: doc.at_least("emit.figure_words", e.figure_words.unwrap_or(6), 1)?,
+        top_pairs,
+        figure_words,
     })
 }

@@ -32,6 +32,23 @@ pub const MAX_INSTANCES: usize = 10_000;
 /// here, so more is a typo (a learning rate of 1e-300 asks for 10³⁰⁰).
 pub const MAX_UPDATES: f64 = 1e8;
 
+/// Masses (m², μ²) whose kernels stay well conditioned in double precision.
+pub const MIN_MASS_SQUARED: f64 = 1e-6;
+pub const MAX_MASS_SQUARED: f64 = 1e6;
+/// Bounds of the Gibbs sampling sizes: far above any use, far below an allocation or a run time
+/// that cannot succeed.
+pub const MAX_CHAINS: usize = 100_000;
+pub const MAX_GIBBS_STEPS: usize = 100_000;
+/// The most records one training run keeps.
+pub const MAX_RECORDS: usize = 1_000_000;
+
+/// The largest vocabulary: each word has a row per time step in the unigram tables and a
+/// d-vector per time step and role in an embedding.
+pub const MAX_VOCABULARY: usize = 100_000;
+/// The widest co-occurrence window c_max (words each side): the counting pass costs O(c_max)
+/// per token.
+pub const MAX_WINDOW: usize = 100;
+
 /// A spec file's text, path and parsed TOML tree with spans.
 pub struct SpecDocument {
     pub path: PathBuf,

@@ -9,7 +9,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Header, SpecDocument, Sweep};
+use super::{
+    Header, MAX_CHAINS, MAX_GIBBS_STEPS, MAX_MASS_SQUARED, MAX_RECORDS, MAX_UPDATES,
+    MIN_MASS_SQUARED, SpecDocument, Sweep,
+};
 use crate::analysis::relaxation::RelaxationWindow;
 use crate::error::Result;
 use crate::models::rbm::train::NegativePhase;
@@ -157,6 +160,17 @@ pub struct RbmMnistSpec {
 }
 
 const PIXELS: usize = 784;
+/// Regenerated test digits are drawn in the regeneration figures' six-column grids.
+const MAX_TEST_DIGITS: usize = 120;
+const MAX_THRESHOLDS: usize = 100;
+/// σ_h is a scale of the hidden units relative to pixel values in [0, 1].
+const MAX_SIGMA_H: f64 = 1e3;
+
+/// `value` as a count of iterations if it is at most [`MAX_UPDATES`].
+fn iteration_count(doc: &SpecDocument, key: &str, value: usize) -> Result<usize> {
+    doc.at_most(key, value as f64, MAX_UPDATES, "days of training; a typo?")?;
+    Ok(value)
+}
 
 /// Parses and validates the rbm-mnist spec in `doc`.
 pub fn parse(doc: &SpecDocument, header: Header) -> Result<RbmMnistSpec> {
@@ -165,11 +179,30 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<RbmMnistSpec> {
     let at_least_one = |key: &str, value: usize| doc.at_least(key, value, 1);
     let model = raw.model.unwrap_or_default();
     let mu_squared = positive("model.mu_squared", model.mu_squared.unwrap_or(144.0))?;
-    let sigma_h = positive("model.sigma_h", model.sigma_h.unwrap_or(1.0))?;
+    if !(MIN_MASS_SQUARED..=MAX_MASS_SQUARED).contains(&mu_squared) {
+        return Err(doc.error(
+            "model.mu_squared",
+            format!(
+                "must be in [{MIN_MASS_SQUARED:e}, {MAX_MASS_SQUARED:e}] (1/μ² is the variance \
+                 threshold of a learnable mode; pixel variances are below 1), got {mu_squared}"
+            ),
+        ));
+    }
+    let sigma_h = doc.at_most(
+        "model.sigma_h",
+        positive("model.sigma_h", model.sigma_h.unwrap_or(1.0))?,
+        MAX_SIGMA_H,
+        "the hidden scale relative to pixel values in [0, 1]",
+    )?;
     let preprocess = raw.preprocess.unwrap_or_default();
-    let test_digits = at_least_one(
+    let test_digits = doc.at_most(
         "preprocess.test_digits",
-        preprocess.test_digits.unwrap_or(24),
+        at_least_one(
+            "preprocess.test_digits",
+            preprocess.test_digits.unwrap_or(24),
+        )?,
+        MAX_TEST_DIGITS,
+        "each is drawn in the regeneration figures",
     )?;
 
     let fit = raw.fit.unwrap_or_default();
@@ -179,12 +212,7 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<RbmMnistSpec> {
     if n_hidden.iter().any(|&n| n == 0 || n > PIXELS) {
         return Err(doc.error("fit.n_hidden", format!("every N_h must be in 1..={PIXELS}")));
     }
-    let mut seen = n_hidden.clone();
-    seen.sort_unstable();
-    seen.dedup();
-    if seen.len() != n_hidden.len() {
-        return Err(doc.error("fit.n_hidden", "a hidden-layer size is listed twice"));
-    }
+    doc.distinct("fit.n_hidden", &n_hidden)?;
     let step = positive("fit.step", fit.step.unwrap_or(0.5))?;
     if step > 1.0 {
         return Err(doc.error("fit.step", format!("must be in (0, 1], got {step}")));
@@ -199,8 +227,18 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<RbmMnistSpec> {
             let negative_phase = match fit.negative_phase.as_deref().unwrap_or("exact") {
                 "exact" => NegativePhase::Exact,
                 "pcd" => NegativePhase::Pcd {
-                    chains: at_least_one("fit.chains", fit.chains.unwrap_or(64))?,
-                    gibbs_steps: at_least_one("fit.gibbs_steps", fit.gibbs_steps.unwrap_or(1))?,
+                    chains: doc.at_most(
+                        "fit.chains",
+                        at_least_one("fit.chains", fit.chains.unwrap_or(64))?,
+                        MAX_CHAINS,
+                        "each chain holds 784 pixels and N_h hidden values",
+                    )?,
+                    gibbs_steps: doc.at_most(
+                        "fit.gibbs_steps",
+                        at_least_one("fit.gibbs_steps", fit.gibbs_steps.unwrap_or(1))?,
+                        MAX_GIBBS_STEPS,
+                        "sweeps per update",
+                    )?,
                 },
                 other => {
                     return Err(doc.error(
@@ -212,7 +250,11 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<RbmMnistSpec> {
             FitMethod::Gradient {
                 learning_rate: positive("fit.learning_rate", fit.learning_rate.unwrap_or(1e-6))?,
                 momentum,
-                updates: at_least_one("fit.updates", fit.updates.unwrap_or(1000))?,
+                updates: iteration_count(
+                    doc,
+                    "fit.updates",
+                    at_least_one("fit.updates", fit.updates.unwrap_or(1000))?,
+                )?,
                 negative_phase,
             }
         }
@@ -227,16 +269,26 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<RbmMnistSpec> {
         method,
         init_scale: positive("fit.init_scale", fit.init_scale.unwrap_or(0.1))?,
         step,
-        max_iterations: at_least_one("fit.max_iterations", fit.max_iterations.unwrap_or(2000))?,
+        max_iterations: iteration_count(
+            doc,
+            "fit.max_iterations",
+            at_least_one("fit.max_iterations", fit.max_iterations.unwrap_or(2000))?,
+        )?,
         tolerance: positive("fit.tolerance", fit.tolerance.unwrap_or(1e-6))?,
     };
 
-    let gibbs_steps = at_least_one(
+    // The Gibbs mean map is raised to this power as an i32.
+    let gibbs_steps = doc.at_most(
         "regeneration.gibbs_steps",
-        raw.regeneration
-            .unwrap_or_default()
-            .gibbs_steps
-            .unwrap_or(10),
+        at_least_one(
+            "regeneration.gibbs_steps",
+            raw.regeneration
+                .unwrap_or_default()
+                .gibbs_steps
+                .unwrap_or(10),
+        )?,
+        MAX_GIBBS_STEPS,
+        "Gibbs sweeps from each test digit",
     )?;
 
     let relaxation = raw.relaxation.unwrap_or_default();
@@ -248,6 +300,7 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<RbmMnistSpec> {
         .learning_rates
         .unwrap_or_else(|| vec![4e-6, 2e-6]);
     doc.distinct("relaxation.learning_rates", &learning_rates)?;
+    doc.instance_count("relaxation.learning_rates", learning_rates.len() as u128)?;
     for &rate in &learning_rates {
         positive("relaxation.learning_rates", rate)?;
     }
@@ -259,7 +312,8 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<RbmMnistSpec> {
         ));
     }
     let modes = relaxation.modes.unwrap_or_else(|| vec![1, 3, 7, 15]);
-    if modes.is_empty() || modes.iter().any(|&a| a >= relax_hidden) {
+    doc.distinct("relaxation.modes", &modes)?;
+    if modes.iter().any(|&a| a >= relax_hidden) {
         return Err(doc.error(
             "relaxation.modes",
             format!("needs mode indices below relaxation.n_hidden = {relax_hidden}"),
@@ -276,20 +330,48 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<RbmMnistSpec> {
             "upper and tail_fraction must be below 1",
         ));
     }
+    let updates = iteration_count(
+        doc,
+        "relaxation.updates",
+        at_least_one("relaxation.updates", relaxation.updates.unwrap_or(25_000))?,
+    )?;
+    let record_every = doc.at_most(
+        "relaxation.record_every",
+        at_least_one(
+            "relaxation.record_every",
+            relaxation.record_every.unwrap_or(5),
+        )?,
+        updates,
+        "a run records its start and every record_every-th update: at most its updates",
+    )?;
+    let records = doc.at_most(
+        "relaxation.record_every",
+        updates / record_every,
+        MAX_RECORDS,
+        "records per run: raise record_every",
+    )?;
+    // A run has records + 1 points; a window asking for more can never be fitted.
+    let min_points = match relaxation.min_points {
+        Some(given) => doc.at_most(
+            "relaxation.min_points",
+            given,
+            records + 1,
+            "the fit window is drawn from the records of one run",
+        )?,
+        None => 20,
+    }
+    .max(4);
     let relaxation = RelaxationSettings {
         n_hidden: relax_hidden,
         learning_rates,
         start_kernel_factor,
-        updates: at_least_one("relaxation.updates", relaxation.updates.unwrap_or(25_000))?,
-        record_every: at_least_one(
-            "relaxation.record_every",
-            relaxation.record_every.unwrap_or(5),
-        )?,
+        updates,
+        record_every,
         modes,
         window: RelaxationWindow {
             upper,
             tail_fraction,
-            min_points: relaxation.min_points.unwrap_or(20).max(4),
+            min_points,
         },
     };
 
@@ -298,6 +380,12 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<RbmMnistSpec> {
         .unwrap_or_default()
         .thresholds
         .unwrap_or_else(|| vec![1e-10, 1e-6, 1e-4, 1e-3, 1.0 / mu_squared, 1e-2, 1e-1]);
+    doc.at_most(
+        "spectrum.thresholds",
+        thresholds.len(),
+        MAX_THRESHOLDS,
+        "each is a column of the spectrum table",
+    )?;
     if thresholds.iter().any(|t| !(t.is_finite() && *t > 0.0)) {
         return Err(doc.error("spectrum.thresholds", "every threshold must be > 0"));
     }

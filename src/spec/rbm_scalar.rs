@@ -8,7 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Header, MAX_UPDATES, SpecDocument, Sweep};
+use super::{
+    Header, MAX_CHAINS, MAX_GIBBS_STEPS, MAX_MASS_SQUARED, MAX_RECORDS, MAX_UPDATES,
+    MIN_MASS_SQUARED, SpecDocument, Sweep,
+};
 use crate::analysis::relaxation::RelaxationWindow;
 use crate::error::Result;
 use crate::models::rbm::train::NegativePhase;
@@ -307,18 +310,11 @@ pub struct RbmScalarSpec {
 
 /// The largest N_v or N_h: every update diagonalises dense N × N matrices.
 const MAX_UNITS: usize = 1000;
-/// Masses (m², μ²) whose kernels stay well conditioned in double precision.
-const MIN_MASS_SQUARED: f64 = 1e-6;
-const MAX_MASS_SQUARED: f64 = 1e6;
 /// Bounds of the sampling and ensemble sizes: far above any use, far below an allocation that
 /// cannot succeed.
-const MAX_CHAINS: usize = 100_000;
-const MAX_GIBBS_STEPS: usize = 100_000;
 const MAX_SAMPLES: usize = 10_000_000;
 const MAX_ENSEMBLE: usize = 10_000;
 const MAX_BINS: usize = 10_000;
-/// The most records one fit keeps (each holds the spectrum of every run of the ensemble).
-const MAX_RECORDS: usize = 1_000_000;
 
 /// Parses and validates the rbm-scalar spec in `doc`.
 pub fn parse(doc: &SpecDocument, header: Header) -> Result<RbmScalarSpec> {

@@ -199,6 +199,82 @@ fn sizes_beyond_their_bounds_are_refused_at_their_key() {
     );
 }
 
+/// rbm-mnist and googlebooks, key by key: a regeneration step count beyond i32 wrapped to a
+/// negative power of the Gibbs map, and the sizes below were unbounded.
+#[test]
+fn mnist_and_googlebooks_sizes_are_bounded_at_their_key() {
+    let mnist = [
+        (
+            "gibbs_steps = 3",
+            "gibbs_steps = 4294967296",
+            "regeneration.gibbs_steps: must be at most 100000",
+        ),
+        (
+            "test_digits = 12",
+            "test_digits = 100000",
+            "preprocess.test_digits: must be at most 120",
+        ),
+        (
+            "mu_squared = 144.0",
+            "mu_squared = 1e300",
+            "model.mu_squared: must be in [1e-6, 1e6]",
+        ),
+        (
+            "updates = 3000",
+            "updates = 3000000000",
+            "relaxation.updates: must be at most 100000000",
+        ),
+        (
+            "record_every = 2",
+            "record_every = 5000",
+            "relaxation.record_every: must be at most 3000",
+        ),
+        (
+            "modes = [1, 3]",
+            "modes = [3, 3]",
+            "relaxation.modes: lists 3 twice",
+        ),
+        (
+            "modes = [1, 3]",
+            "modes = [1, 3]\nmin_points = 2000",
+            "relaxation.min_points: must be at most 1501",
+        ),
+        (
+            "n_hidden = [16, 4]",
+            "n_hidden = [16, 16]",
+            "fit.n_hidden: a sweep lists 16 twice",
+        ),
+    ];
+    for (from, to, expected) in mnist {
+        expect_other_spec_error("rbm-mnist-smoke", |t| t.replace(from, to), expected);
+    }
+    let books = [
+        (
+            "vocabulary = 40",
+            "vocabulary = 1000000000",
+            "preprocess.vocabulary: must be at most 100000",
+        ),
+        (
+            "window = 4 ",
+            "window = 100000 ",
+            "preprocess.window: must be at most 100",
+        ),
+        (
+            "top_pairs = 100",
+            "top_pairs = 100000000",
+            "emit.top_pairs: must be at most 1000000",
+        ),
+        (
+            "figure_words = 6",
+            "figure_words = 41",
+            "emit.figure_words: must be at most 40",
+        ),
+    ];
+    for (from, to, expected) in books {
+        expect_other_spec_error("googlebooks-sample", |t| t.replace(from, to), expected);
+    }
+}
+
 /// The spec `name` with `edit` applied is refused with `expected` on stderr, before any run.
 fn expect_other_spec_error(name: &str, edit: impl Fn(&str) -> String, expected: &str) {
     let ws = Workspace::with_spec(name);
