@@ -6,7 +6,15 @@
 //! one machine-readable document instead. Exit codes: 0 success (for `diff`: no differences),
 //! 1 differences found by `diff`, 2 error.
 
-use std::io::IsTerminal;
+/// Prints a line to stdout, returning the write error (a closed pipe, as in `symbreak status |
+/// head`, ends the command quietly in `main` instead of panicking as `println!` does).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout(), $($arg)*)?
+    };
+}
+
+use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -216,7 +224,7 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
         Command::Bench { only } => {
             let results = crate::bench::run(only.as_deref())?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&results)?);
+                say!("{}", serde_json::to_string_pretty(&results)?);
             } else {
                 for r in &results {
                     let gflops = if r.gflops > 0.0 {
@@ -224,9 +232,12 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
                     } else {
                         " ".repeat(16)
                     };
-                    println!(
+                    say!(
                         "{:<48} {:>14.4e} {:<15} {gflops}  {:>7.4} × reference",
-                        r.name, r.per_second, r.unit, r.ratio_to_reference
+                        r.name,
+                        r.per_second,
+                        r.unit,
+                        r.ratio_to_reference
                     );
                 }
             }
@@ -260,7 +271,7 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
             };
             let summary = execute(&plan, &workspace, &options)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&summary)?);
+                say!("{}", serde_json::to_string_pretty(&summary)?);
             }
             Ok(())
         }
@@ -274,9 +285,9 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
                     "latest": latest,
                     "stages": decisions,
                 });
-                println!("{}", serde_json::to_string_pretty(&doc)?);
+                say!("{}", serde_json::to_string_pretty(&doc)?);
             } else {
-                println!(
+                say!(
                     "{} — latest complete run: {}",
                     plan.experiment,
                     latest.as_deref().unwrap_or("none")
@@ -284,7 +295,7 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
                 for (run, status, manifest) in runs_of(&workspace.results(), &plan.experiment) {
                     match status {
                         RunStatus::Complete => {}
-                        RunStatus::Interrupted => println!(
+                        RunStatus::Interrupted => say!(
                             "  run {run}: interrupted ({}; `symbreak gc` removes it)",
                             // Manifests written before the pid was recorded say 0.
                             if manifest.pid == 0 {
@@ -294,9 +305,9 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
                             }
                         ),
                         RunStatus::Running => {
-                            println!("  run {run}: running (pid {})", manifest.pid)
+                            say!("  run {run}: running (pid {})", manifest.pid)
                         }
-                        RunStatus::Failed => println!(
+                        RunStatus::Failed => say!(
                             "  run {run}: failed: {}",
                             manifest.error.as_deref().unwrap_or("(no error recorded)")
                         ),
@@ -304,9 +315,9 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
                 }
                 for d in &decisions {
                     if d.run {
-                        println!("  {}: stale ({})", d.id, d.reasons.join("; "));
+                        say!("  {}: stale ({})", d.id, d.reasons.join("; "));
                     } else {
-                        println!("  {}: cached ({})", d.id, &d.key[..12]);
+                        say!("  {}: cached ({})", d.id, &d.key[..12]);
                     }
                 }
             }
@@ -427,7 +438,7 @@ fn fetch(
         .collect();
     if wanted.is_empty() && downloads.is_empty() {
         if !quiet {
-            println!(
+            say!(
                 "{} reads no raw data that could be downloaded",
                 plan.experiment
             );
@@ -447,7 +458,7 @@ fn fetch(
             } else {
                 "would be downloaded"
             };
-            println!("{}: {verdict} ({} bytes)", entry.name, entry.size);
+            say!("{}: {verdict} ({} bytes)", entry.name, entry.size);
             continue;
         }
         let progress = crate::pipeline::Progress::new(entry.name.clone(), bars.clone());
@@ -455,8 +466,8 @@ fn fetch(
         progress.finish();
         if !quiet {
             match outcome {
-                FetchOutcome::Present => println!("{}: present and verified", entry.name),
-                FetchOutcome::Downloaded { url, resumed_from } => println!(
+                FetchOutcome::Present => say!("{}: present and verified", entry.name),
+                FetchOutcome::Downloaded { url, resumed_from } => say!(
                     "{}: downloaded from {url}{}",
                     entry.name,
                     if resumed_from > 0 {
@@ -484,7 +495,7 @@ fn fetch(
         }
     }
     if !quiet {
-        println!(
+        say!(
             "{} files fetched or present and pinned, {} not on the server{}",
             fetched.len() - missing.len(),
             missing.len(),
@@ -539,19 +550,19 @@ fn announce_downloads(
         match size {
             Ok(Some(n)) => {
                 bytes += n;
-                println!("{id}: {url}: {n} bytes");
+                say!("{id}: {url}: {n} bytes");
             }
             Ok(None) => {
                 unknown += 1;
-                println!("{id}: {url}: size not announced");
+                say!("{id}: {url}: size not announced");
             }
             Err(why) => {
                 absent += 1;
-                println!("{id}: {url}: {why}");
+                say!("{id}: {url}: {why}");
             }
         }
     }
-    println!(
+    say!(
         "{}: {} files to download, {:.2} GB announced{}{}; {fetched} fetched already",
         plan.experiment,
         pending.len(),
@@ -584,11 +595,11 @@ fn verify(root: &Path, json: bool) -> anyhow::Result<()> {
             .iter()
             .map(|(f, s)| serde_json::json!({ "name": f.name, "file": f.file, "result": s }))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        say!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         for (f, s) in &states {
             let word = if *s == FileState::Ok { "ok" } else { "BAD" };
-            println!("{word:<4} {:<24} {}", f.name, f.file);
+            say!("{word:<4} {:<24} {}", f.name, f.file);
         }
     }
     if !bad.is_empty() {
@@ -606,12 +617,12 @@ fn verify_cache(workspace: &Workspace, json: bool) -> anyhow::Result<()> {
     let clock = std::time::Instant::now();
     let report = crate::pipeline::gc::verify_cache(workspace)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        say!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for bad in &report.bad {
-            println!("BAD  {}: {}", bad.entry.display(), bad.reason);
+            say!("BAD  {}: {}", bad.entry.display(), bad.reason);
         }
-        println!(
+        say!(
             "{} entries ({}) checked in {:.2} s; {} failed",
             report.entries,
             crate::report::human_bytes(report.bytes),
@@ -633,7 +644,7 @@ fn verify_cache(workspace: &Workspace, json: bool) -> anyhow::Result<()> {
 fn gc(workspace: &Workspace, dry_run: bool, json: bool) -> anyhow::Result<()> {
     let report = crate::pipeline::gc::collect_garbage(workspace, dry_run)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        say!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
     let verb = if dry_run { "would remove" } else { "removed" };
@@ -642,9 +653,9 @@ fn gc(workspace: &Workspace, dry_run: bool, json: bool) -> anyhow::Result<()> {
         .iter()
         .chain(&report.interrupted_runs_removed)
     {
-        println!("{verb} {}", dir.display());
+        say!("{verb} {}", dir.display());
     }
-    println!(
+    say!(
         "{verb} {} cache entries and {} interrupted runs ({}); kept {} entries",
         report.entries_removed.len(),
         report.interrupted_runs_removed.len(),
@@ -684,12 +695,12 @@ fn list(root: &Path, json: bool) -> anyhow::Result<()> {
         rows.push(row);
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        say!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         for r in &rows {
             match r["error"].as_str() {
-                Some(e) => println!("{:<24} invalid: {e}", r["name"].as_str().unwrap_or("")),
-                None => println!(
+                Some(e) => say!("{:<24} invalid: {e}", r["name"].as_str().unwrap_or("")),
+                None => say!(
                     "{:<24} {:<12} {:>3} stages  {}",
                     r["name"].as_str().unwrap_or(""),
                     r["kind"].as_str().unwrap_or(""),

@@ -109,7 +109,10 @@ impl RunLog {
                 Some(m) => {
                     let _ = m.println(message);
                 }
-                None => println!("{message}"),
+                // A closed stdout must not stop the run: the log file keeps the line.
+                None => {
+                    let _ = writeln!(std::io::stdout(), "{message}");
+                }
             }
         }
     }

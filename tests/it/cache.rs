@@ -172,6 +172,25 @@ fn status_reports_cached_and_stale() {
     assert!(!after.stdout().contains("stale"));
 }
 
+/// Regression: `symbreak status <exp> | head -1` panicked with "failed printing to stdout:
+/// Broken pipe". A reader that goes away ends the command quietly.
+#[test]
+fn status_into_a_closed_pipe_ends_quietly() {
+    let ws = Workspace::with_spec(EXP);
+    let mut child = ws
+        .command(&["status", EXP])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closing the read end before the command has planned makes every line hit a closed pipe.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
+
 /// Regression guard for interrupted runs: a run killed mid-stage leaves no folder that claims
 /// to be complete, `latest` keeps pointing at the last complete run, and the next run works.
 #[test]
