@@ -222,6 +222,29 @@ pub fn execute(plan: &Plan, workspace: &Workspace, options: &RunOptions) -> Resu
         plan.experiment,
         decisions.len()
     ));
+    if !git.binary_differs.is_empty() {
+        let shown: Vec<&str> = git
+            .binary_differs
+            .iter()
+            .take(5)
+            .map(String::as_str)
+            .collect();
+        let warning = format!(
+            "WARNING: this binary was built from other sources than the checkout ({}{}); the \
+             run is the binary's code, marked -dirty. Rebuild (`cargo build --release`) to run \
+             the checkout's code.",
+            shown.join(", "),
+            if git.binary_differs.len() > shown.len() {
+                ", …"
+            } else {
+                ""
+            }
+        );
+        log.line(&warning);
+        if !echo {
+            eprintln!("{warning}");
+        }
+    }
 
     let mut inputs = BTreeMap::new();
     for d in &decisions {

@@ -9,6 +9,7 @@
 //! (rustfmt) does not invalidate a cached fit, while any change to the code itself does.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::OnceLock;
 
 mod graph {
@@ -138,6 +139,41 @@ macro_rules! stage_code {
             $crate::pipeline::fingerprint::CodeGroup::new($name, file!());
         &CODE
     }};
+}
+
+/// The source files (relative to `src/`) whose text in the checkout at `repo` differs from the
+/// text this binary was built from, including files only one side has. Empty when they agree.
+pub fn sources_differing_from(repo: &Path) -> Vec<String> {
+    let mut differing = Vec::new();
+    let mut built: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    for (path, text, _) in graph::SOURCES {
+        built.insert(path);
+        if std::fs::read_to_string(repo.join("src").join(path))
+            .ok()
+            .as_deref()
+            != Some(*text)
+        {
+            differing.push(path.to_string());
+        }
+    }
+    let mut stack = vec![repo.join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && let Ok(relative) = path.strip_prefix(repo.join("src"))
+            {
+                let relative = relative.to_string_lossy().replace('\\', "/");
+                if !built.contains(relative.as_str()) {
+                    differing.push(relative);
+                }
+            }
+        }
+    }
+    differing.sort();
+    differing
 }
 
 /// The files `path` refers to directly, as the build script read them.

@@ -23,7 +23,12 @@ use crate::fsutil::{hash_file, write_json};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GitInfo {
     pub commit: String,
+    /// Uncommitted changes, or a binary built from other sources than the checkout.
     pub dirty: bool,
+    /// Source files (under `src/`) of the checkout that differ from those the running binary was
+    /// built from: the results are the binary's, not the commit's (a rebuild was forgotten).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binary_differs: Vec<String>,
 }
 
 /// The trimmed standard output of `git <args>` run in `dir`, if git ran and succeeded.
@@ -44,14 +49,24 @@ impl GitInfo {
     pub fn probe(dir: &Path) -> Self {
         let run = |args: &[&str]| git_output(dir, args);
         match run(&["rev-parse", "HEAD"]) {
-            Some(commit) => GitInfo {
-                dirty: run(&["status", "--porcelain", "--untracked-files=no"])
-                    .is_some_and(|s| !s.is_empty()),
-                commit,
-            },
+            Some(commit) => {
+                let binary_differs = run(&["rev-parse", "--show-toplevel"])
+                    .map(PathBuf::from)
+                    .filter(|top| is_this_project(top))
+                    .map(|top| super::fingerprint::sources_differing_from(&top))
+                    .unwrap_or_default();
+                GitInfo {
+                    dirty: !binary_differs.is_empty()
+                        || run(&["status", "--porcelain", "--untracked-files=no"])
+                            .is_some_and(|s| !s.is_empty()),
+                    commit,
+                    binary_differs,
+                }
+            }
             None => GitInfo {
                 commit: "none".into(),
                 dirty: false,
+                binary_differs: Vec::new(),
             },
         }
     }
@@ -65,6 +80,13 @@ impl GitInfo {
             sha
         }
     }
+}
+
+/// Whether the git checkout at `top` holds this project's sources (a workspace may be another
+/// repository that only holds specs and results; its commit says nothing about the code).
+fn is_this_project(top: &Path) -> bool {
+    std::fs::read_to_string(top.join("Cargo.toml"))
+        .is_ok_and(|t| t.lines().any(|l| l.trim() == "name = \"symbreak\""))
 }
 
 /// One stage instance as recorded in the manifest.

@@ -1,9 +1,8 @@
 //! `symbreak diff` across runs and revisions, and the report page of every run.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use crate::util::{Table, Workspace};
+use crate::util::{Table, Workspace, git};
 
 const EXP: &str = "rbm-scalar-smoke";
 
@@ -212,16 +211,6 @@ fn identical_runs_have_no_differences_and_tolerances_have_sharp_edges() {
     run(&["--rel-tol", "1.01e-4"]).expect_code(0);
     run(&["--rel-tol", "0", "--abs-tol", "1.01e-4"]).expect_code(0);
     run(&["--rel-tol", "0", "--abs-tol", "0.99e-4"]).expect_code(1);
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let status = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(status.status.success(), "git {args:?}: {status:?}");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::Workspace;
+use crate::util::{Workspace, git};
 
 const EXP: &str = "goldstone-synthetic-smoke";
 
@@ -380,4 +380,51 @@ fn a_missing_registered_input_says_how_to_supply_it() {
         "{}",
         run.stderr()
     );
+}
+
+/// Regression: a run from a checkout whose sources were edited after the last build was named
+/// after the checkout's commit, clean, though its results came from the older binary. The run
+/// is marked dirty, lists the differing files and warns; a workspace that is another
+/// repository (specs and results only) is unaffected.
+#[test]
+fn a_binary_built_from_other_sources_than_the_checkout_marks_the_run_dirty() {
+    let ws = Workspace::with_spec(EXP);
+    std::fs::write(ws.path().join(".gitignore"), "results/\n.symbreak/\n").unwrap();
+    git(ws.path(), &["init", "-q"]);
+    git(ws.path(), &["add", "."]);
+    git(ws.path(), &["commit", "-qm", "specs only"]);
+    let run = ws.run(&["run", EXP, "--quiet"]);
+    run.expect_code(0);
+    let clean = manifest(&ws.latest(EXP));
+    assert_eq!(clean["git"]["dirty"], false, "{clean}");
+    assert!(clean["git"].get("binary_differs").is_none(), "{clean}");
+
+    std::fs::write(
+        ws.path().join("Cargo.toml"),
+        "[package]\nname = \"symbreak\"\nversion = \"0.1.0\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(ws.path().join("src")).unwrap();
+    std::fs::write(
+        ws.path().join("src/lib.rs"),
+        "//! Edited after the build.\n",
+    )
+    .unwrap();
+    git(ws.path(), &["add", "."]);
+    git(ws.path(), &["commit", "-qm", "edited sources"]);
+    let run = ws.run(&["run", EXP, "--quiet"]);
+    run.expect_code(0);
+    assert!(
+        run.stderr()
+            .contains("WARNING: this binary was built from other sources"),
+        "{}",
+        run.stderr()
+    );
+    let latest = ws.latest(EXP);
+    let stale = manifest(&latest);
+    assert_eq!(stale["git"]["dirty"], true, "{stale}");
+    let differs = stale["git"]["binary_differs"].as_array().unwrap();
+    assert!(differs.iter().any(|f| f == "lib.rs"), "{stale}");
+    assert!(differs.iter().any(|f| f == "cli.rs"), "{stale}");
+    assert!(latest.to_string_lossy().ends_with("-dirty"), "{latest:?}");
 }

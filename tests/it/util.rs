@@ -222,3 +222,14 @@ pub fn render_headless(chromium: &Path, page: &Path, shot: &Path) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Runs `git <args>` in `dir` with a throwaway identity; panics if it fails.
+pub fn git(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "git {args:?}: {status:?}");
+}
