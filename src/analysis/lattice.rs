@@ -29,6 +29,36 @@ pub fn free_field_spectrum(n: usize, mass_squared: f64) -> Array1<f64> {
     Array1::from(kappa)
 }
 
+/// The real momentum modes of [`free_field_kernel`], κ ascending: the spectrum and, as columns,
+/// orthonormal eigenvectors (the constant mode, cos and sin of each momentum 0 < n < N/2, and
+/// the alternating mode for even N). A ± momentum pair is a cos/sin pair of adjacent columns
+/// with equal κ, so degenerate subspaces have a known basis instead of the arbitrary one an
+/// eigensolver returns.
+pub fn free_field_modes(n: usize, mass_squared: f64) -> (Array1<f64>, Array2<f64>) {
+    let kappa_of = |m: usize| {
+        let s = (std::f64::consts::PI * m as f64 / n as f64).sin();
+        mass_squared + 4.0 * s * s
+    };
+    let mut modes: Vec<(f64, Vec<f64>)> = vec![(kappa_of(0), vec![1.0 / (n as f64).sqrt(); n])];
+    let norm = (2.0 / n as f64).sqrt();
+    for m in 1..n.div_ceil(2) {
+        let phase = |x: usize| 2.0 * std::f64::consts::PI * (m * x) as f64 / n as f64;
+        modes.push((kappa_of(m), (0..n).map(|x| norm * phase(x).cos()).collect()));
+        modes.push((kappa_of(m), (0..n).map(|x| norm * phase(x).sin()).collect()));
+    }
+    if n.is_multiple_of(2) {
+        let alternating = (0..n)
+            .map(|x| if x % 2 == 0 { 1.0 } else { -1.0 } / (n as f64).sqrt())
+            .collect();
+        modes.push((kappa_of(n / 2), alternating));
+    }
+    // Stable: the cos/sin columns of a pair stay adjacent and in order.
+    modes.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let kappa = modes.iter().map(|m| m.0).collect();
+    let vectors = Array2::from_shape_fn((n, n), |(x, k)| modes[k].1[x]);
+    (kappa, vectors)
+}
+
 /// G(t) = (1/N) Σ_x C_{x, x+t} for t = 0…`max_distance`, periodic in x.
 pub fn translation_averaged_correlator(c: ArrayView2<'_, f64>, max_distance: usize) -> Vec<f64> {
     let n = c.nrows();
@@ -67,6 +97,21 @@ mod tests {
         assert_abs_diff_eq!(eig, free_field_spectrum(10, 4.0), epsilon = 1e-12);
         assert_abs_diff_eq!(eig[0], 4.0, epsilon = 1e-12);
         assert_abs_diff_eq!(eig[9], 8.0, epsilon = 1e-12);
+    }
+
+    #[test]
+    fn real_momentum_modes_diagonalise_the_kernel() {
+        for n in [9, 10] {
+            let k = free_field_kernel(n, 4.0);
+            let (kappa, u) = free_field_modes(n, 4.0);
+            assert_abs_diff_eq!(kappa, free_field_spectrum(n, 4.0), epsilon = 1e-12);
+            assert_abs_diff_eq!(u.t().dot(&u), Array2::eye(n), epsilon = 1e-13);
+            assert_abs_diff_eq!(
+                u.t().dot(&k).dot(&u),
+                Array2::from_diag(&kappa),
+                epsilon = 1e-12
+            );
+        }
     }
 
     #[test]

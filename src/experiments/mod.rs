@@ -4,6 +4,7 @@
 
 pub mod dwe;
 pub mod dwe_planted;
+pub mod goldstone_modes;
 pub mod goldstone_synthetic;
 pub mod googlebooks;
 pub mod rbm_mnist;
@@ -34,6 +35,10 @@ pub const FAMILIES: &[Family] = &[
     Family {
         kind: dwe_planted::KIND,
         plan: dwe_planted::plan,
+    },
+    Family {
+        kind: goldstone_modes::KIND,
+        plan: goldstone_modes::plan,
     },
     Family {
         kind: goldstone_synthetic::KIND,

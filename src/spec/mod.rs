@@ -12,6 +12,7 @@
 pub mod dwe;
 pub mod dwe_planted;
 pub mod gauge;
+pub mod goldstone_modes;
 pub mod goldstone_synthetic;
 pub mod googlebooks;
 pub mod rbm_mnist;

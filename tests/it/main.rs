@@ -11,6 +11,7 @@ mod data;
 mod diff;
 mod dwe;
 mod goldstone;
+mod goldstone_modes;
 mod googlebooks;
 mod integrity;
 mod mnist;

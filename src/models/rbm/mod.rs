@@ -18,6 +18,7 @@
 //! ln det K = (N_v − N_h) ln μ² + ln det M and Tr K⁻¹ = Tr M⁻¹ + (N_v − N_h)/μ². K is positive
 //! definite exactly when M is.
 
+pub mod hessian;
 pub mod ppca;
 pub mod train;
 

@@ -1,0 +1,207 @@
+//! Emit stage: the tables `hessian_zero_modes` (one row per configuration and point: predicted
+//! flat directions by cause against the count, threshold, gaps, largest eigenvalue, gradient
+//! norm) and `hessian_spectrum` (every eigenvalue against its closed form and what direction it
+//! is), and the figure `hessian_spectrum` (|eigenvalue| on a log scale per configuration, the
+//! predicted flat block marked).
+
+use serde::Serialize;
+
+use super::evaluate::{self, PointSpectrum};
+use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
+use crate::emit::table::Table;
+use crate::error::Result;
+use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
+use crate::spec::goldstone_modes::Configuration;
+
+#[derive(Serialize)]
+pub struct EmitStage {
+    pub configurations: Vec<(Configuration, StageHandle)>,
+}
+
+#[derive(Default, Serialize)]
+struct ZeroModeRow {
+    configuration: String,
+    point: String,
+    n_hidden: usize,
+    mu_squared: f64,
+    mu: &'static str,
+    coordinates: usize,
+    learned_modes: usize,
+    predicted_orbit: usize,
+    predicted_degenerate_level: usize,
+    predicted_mass_shift: usize,
+    predicted_flat: usize,
+    counted_flat: usize,
+    counted_negative: usize,
+    threshold: f64,
+    /// predicted gap / noise scale: the count is only as firm as this ratio is large.
+    gap_over_noise: f64,
+    gradient_norm: f64,
+    predicted_gap: f64,
+    measured_gap: Option<f64>,
+    predicted_largest: f64,
+    measured_largest: f64,
+    max_abs_deviation: f64,
+    updates: usize,
+}
+
+#[derive(Default, Serialize)]
+struct SpectrumRow {
+    configuration: String,
+    point: String,
+    index: usize,
+    measured: f64,
+    predicted: f64,
+    direction: String,
+}
+
+/// |h| below this is drawn at it: a log axis has no zero.
+const FLOOR: f64 = 1e-18;
+
+impl Stage for EmitStage {
+    const KIND: StageKind = StageKind::Emit;
+
+    fn code() -> &'static CodeGroup {
+        crate::stage_code!("goldstone-modes/emit")
+    }
+
+    fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
+        let mut zero_rows = Vec::new();
+        let mut spectrum_rows = Vec::new();
+        let mut panels = Vec::new();
+        for (configuration, handle) in &self.configurations {
+            let label = configuration.label();
+            let spectra: Vec<PointSpectrum> = evaluate::load(ctx.upstream(handle)?)?;
+            for s in &spectra {
+                zero_rows.push(ZeroModeRow {
+                    configuration: label.clone(),
+                    point: s.point.clone(),
+                    n_hidden: configuration.n_hidden,
+                    mu_squared: s.mu_squared,
+                    mu: if configuration.mu_trained {
+                        "trained"
+                    } else {
+                        "fixed"
+                    },
+                    coordinates: s.coordinates,
+                    learned_modes: s.learned,
+                    predicted_orbit: s.predicted_orbit,
+                    predicted_degenerate_level: s.predicted_degenerate_level,
+                    predicted_mass_shift: s.predicted_mass_shift,
+                    predicted_flat: s.predicted_flat,
+                    counted_flat: s.counted_flat,
+                    counted_negative: s.counted_negative,
+                    threshold: s.threshold,
+                    gap_over_noise: s.predicted_gap / s.noise_scale,
+                    gradient_norm: s.gradient_norm,
+                    predicted_gap: s.predicted_gap,
+                    measured_gap: s.measured_gap,
+                    predicted_largest: s.predicted_largest,
+                    measured_largest: s.measured_largest,
+                    max_abs_deviation: s.max_abs_deviation,
+                    updates: s.updates,
+                });
+                for (index, ((m, p), d)) in s
+                    .measured
+                    .iter()
+                    .zip(&s.predicted)
+                    .zip(&s.directions)
+                    .enumerate()
+                {
+                    spectrum_rows.push(SpectrumRow {
+                        configuration: label.clone(),
+                        point: s.point.clone(),
+                        index,
+                        measured: *m,
+                        predicted: *p,
+                        direction: d.clone(),
+                    });
+                }
+            }
+            panels.push(spectrum_panel(configuration, &spectra));
+        }
+        let tables = ctx.out_dir.join("tables");
+        Table::from_rows(
+            "hessian_zero_modes",
+            &["configuration", "point"],
+            &zero_rows,
+        )?
+        .write(&tables)?;
+        Table::from_rows(
+            "hessian_spectrum",
+            &["configuration", "point", "index"],
+            &spectrum_rows,
+        )?
+        .write(&tables)?;
+        let columns = panels.len().min(3);
+        Figure::grid(panels, columns, (520, 400))
+            .write(&ctx.out_dir.join("figures"), "hessian_spectrum")
+    }
+}
+
+/// One configuration: sorted |h| at both points, the closed form, the threshold, and a vertical
+/// line after the predicted flat block.
+fn spectrum_panel(configuration: &Configuration, spectra: &[PointSpectrum]) -> Panel {
+    let mut series = Vec::new();
+    let mut top = FLOOR;
+    for (color, s) in spectra.iter().enumerate() {
+        let points: Vec<(f64, f64)> = s
+            .measured
+            .iter()
+            .enumerate()
+            .map(|(k, v)| (k as f64, v.abs().max(FLOOR)))
+            .collect();
+        top = points.iter().fold(top, |m, p| m.max(p.1));
+        series.push(Series::new(
+            Some(format!("|h|, {} point", s.point)),
+            points,
+            color,
+            Style::Markers,
+        ));
+    }
+    if let Some(s) = spectra.first() {
+        let n = s.predicted.len() as f64;
+        series.push(Series::new(
+            Some("closed form (exact point)".into()),
+            s.predicted
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| **v > 0.0)
+                .map(|(k, v)| (k as f64, *v))
+                .collect(),
+            2,
+            Style::Line,
+        ));
+        let edge = s.predicted_flat as f64 - 0.5;
+        series.push(Series::new(
+            Some(format!("{} predicted flat directions", s.predicted_flat)),
+            vec![(edge, FLOOR), (edge, top * 2.0)],
+            3,
+            Style::Dashed,
+        ));
+        series.push(Series::hline(
+            Some("zero threshold (exact point)".into()),
+            s.threshold,
+            0.0,
+            n - 1.0,
+            4,
+        ));
+    }
+    Panel::Line(LineChart {
+        title: format!(
+            "N_h = {}, μ² = {}{}",
+            configuration.n_hidden,
+            configuration.mu_squared,
+            if configuration.mu_trained {
+                " (trained)"
+            } else {
+                ""
+            }
+        ),
+        x_label: "eigenvalue index (ascending)".into(),
+        y_label: "|Hessian eigenvalue|".into(),
+        log_x: false,
+        log_y: true,
+        series,
+    })
+}

@@ -1,0 +1,59 @@
+//! The Goldstone modes of the Gaussian RBM: the critique of "spontaneous symmetry breaking in
+//! deep networks" asks whether a network's continuous symmetry makes some weights Goldstone
+//! modes; the Gaussian RBM has one exactly (the likelihood depends on W only through WWᵀ, so
+//! W → WR, R ∈ O(N_h), is a symmetry), so the question has exact answers.
+//!
+//! ```text
+//! fit[<configuration>] (exact and trained stationary points)
+//!   └─ evaluate[<configuration>] (Hessian spectrum vs closed form, flat-direction counts)
+//! all ── emit
+//! ```
+
+mod emit;
+mod evaluate;
+mod fit;
+
+use std::path::Path;
+
+use crate::error::Result;
+use crate::pipeline::{Plan, PlanBuilder};
+use crate::spec::goldstone_modes::parse;
+use crate::spec::{Header, SpecDocument};
+
+/// The `[experiment] kind` of this family's specs.
+pub const KIND: &str = "goldstone-modes";
+
+/// Plans the goldstone-modes experiment.
+pub fn plan(doc: &SpecDocument, header: Header, _root: &Path) -> Result<Plan> {
+    let spec = parse(doc, header)?;
+    let mut plan = PlanBuilder::new();
+    let mut evaluated = Vec::new();
+    for configuration in &spec.configurations {
+        let label = configuration.label();
+        let fitted = plan.add(
+            label.clone(),
+            fit::FitStage {
+                target: spec.target.clone(),
+                configuration: configuration.clone(),
+                training: spec.training.clone(),
+                seed: spec.header.seed,
+            },
+        )?;
+        let handle = plan.add(
+            label,
+            evaluate::EvaluateStage {
+                target: spec.target.clone(),
+                configuration: configuration.clone(),
+                fit: fitted,
+            },
+        )?;
+        evaluated.push((configuration.clone(), handle));
+    }
+    plan.add(
+        "",
+        emit::EmitStage {
+            configurations: evaluated,
+        },
+    )?;
+    Ok(super::plan_of(doc, &spec.header, &spec, plan))
+}

@@ -1,0 +1,219 @@
+//! The spec of the Goldstone-mode study of the Gaussian RBM (`kind = "goldstone-modes"`), the
+//! measured answers to the open questions of the critique of "spontaneous symmetry breaking in
+//! deep networks": `[target]` the periodic free field the RBM learns (N_v, m², σ_h); `[hessian]`
+//! the configurations (N_h, μ², whether μ² is trained) whose Hessian spectra are counted at an
+//! exact fixed point and at a trained one, and the exact-gradient training that reaches it.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Header, MAX_MASS_SQUARED, MAX_UPDATES, MIN_MASS_SQUARED, SpecDocument};
+use crate::analysis::lattice::free_field_spectrum;
+use crate::error::Result;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    #[allow(dead_code)]
+    experiment: super::RawHeader,
+    target: Option<RawTarget>,
+    hessian: Option<RawHessian>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    n_visible: Option<usize>,
+    mass_squared: Option<f64>,
+    sigma_h: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHessian {
+    configurations: Option<Vec<RawConfiguration>>,
+    learning_rate: Option<f64>,
+    init_scale: Option<f64>,
+    gradient_tolerance: Option<f64>,
+    max_updates: Option<usize>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfiguration {
+    n_hidden: usize,
+    mu_squared: f64,
+    mu_trained: Option<bool>,
+}
+
+/// The free-field target.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Target {
+    pub n_visible: usize,
+    pub mass_squared: f64,
+    pub sigma_h: f64,
+}
+
+/// One model whose Hessian is counted.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Configuration {
+    pub n_hidden: usize,
+    /// μ² of the exact fixed point and the start of training.
+    pub mu_squared: f64,
+    /// μ² is trained and a coordinate of the Hessian.
+    pub mu_trained: bool,
+}
+
+impl Configuration {
+    /// The stage label, e.g. `n_hidden=10,mu_squared=9,mu=trained`.
+    pub fn label(&self) -> String {
+        format!(
+            "n_hidden={},mu_squared={},mu={}",
+            self.n_hidden,
+            self.mu_squared,
+            if self.mu_trained { "trained" } else { "fixed" }
+        )
+    }
+}
+
+/// Exact-gradient training to a stationary point.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Training {
+    pub learning_rate: f64,
+    pub init_scale: f64,
+    /// Training stops when ‖∇ℒ‖ falls below this.
+    pub gradient_tolerance: f64,
+    pub max_updates: usize,
+}
+
+/// Validated goldstone-modes spec.
+#[derive(Clone, Debug, Serialize)]
+pub struct GoldstoneModesSpec {
+    pub header: Header,
+    pub target: Target,
+    pub configurations: Vec<Configuration>,
+    pub training: Training,
+}
+
+/// The Hessian is dense in N_v·N_h (+1) coordinates and diagonalised per configuration.
+const MAX_COORDINATES: usize = 2000;
+
+/// Parses and validates the goldstone-modes spec in `doc`.
+pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneModesSpec> {
+    let raw: RawSpec = doc.deserialize()?;
+    let t = raw.target.unwrap_or_default();
+    let n_visible = doc.at_least("target.n_visible", t.n_visible.unwrap_or(10), 2)?;
+    let mass_squared = t.mass_squared.unwrap_or(4.0);
+    if !(MIN_MASS_SQUARED..=MAX_MASS_SQUARED).contains(&mass_squared) {
+        return Err(doc.error(
+            "target.mass_squared",
+            format!(
+                "must be in [{MIN_MASS_SQUARED:e}, {MAX_MASS_SQUARED:e}] (K_φ must stay well \
+                 conditioned), got {mass_squared}"
+            ),
+        ));
+    }
+    let sigma_h = doc.at_most(
+        "target.sigma_h",
+        doc.positive("target.sigma_h", t.sigma_h.unwrap_or(1.0))?,
+        1e3,
+        "the hidden width sets the scale of W",
+    )?;
+    let kappa = free_field_spectrum(n_visible, mass_squared);
+    let kappa_max = kappa[kappa.len() - 1];
+
+    let h = raw.hessian.unwrap_or_default();
+    let configurations: Vec<Configuration> = match h.configurations {
+        Some(list) => list
+            .into_iter()
+            .map(|c| Configuration {
+                n_hidden: c.n_hidden,
+                mu_squared: c.mu_squared,
+                mu_trained: c.mu_trained.unwrap_or(false),
+            })
+            .collect(),
+        None => vec![Configuration {
+            n_hidden: n_visible,
+            mu_squared: 9.0,
+            mu_trained: false,
+        }],
+    };
+    const KEY: &str = "hessian.configurations";
+    doc.distinct(KEY, &configurations)?;
+    doc.instance_count(KEY, configurations.len() as u128 * 2)?;
+    for c in &configurations {
+        let n_hidden = doc.at_least(&format!("{KEY}.n_hidden"), c.n_hidden, 1)?;
+        doc.at_most(
+            &format!("{KEY}.n_hidden"),
+            n_visible * n_hidden + 1,
+            MAX_COORDINATES,
+            "N_v·N_h (+1) coordinates of a dense Hessian",
+        )?;
+        if !(MIN_MASS_SQUARED..=MAX_MASS_SQUARED).contains(&c.mu_squared) {
+            return Err(doc.error(
+                &format!("{KEY}.mu_squared"),
+                format!(
+                    "must be in [{MIN_MASS_SQUARED:e}, {MAX_MASS_SQUARED:e}], got {}",
+                    c.mu_squared
+                ),
+            ));
+        }
+        if kappa.iter().any(|&k| (k - c.mu_squared).abs() <= 1e-9 * k) {
+            return Err(doc.error(
+                &format!("{KEY}.mu_squared"),
+                format!(
+                    "μ² = {} equals a target eigenvalue κ: the mode is marginal (neither learned \
+                     nor stable) and the fixed point is not isolated in its radial direction",
+                    c.mu_squared
+                ),
+            ));
+        }
+        // With μ² trained, ∂ℒ/∂μ² = ½ Σ_unlearned (1/κ_a − 1/μ²) vanishes only when no mode is
+        // left unlearned, so only then is the exact point stationary.
+        if c.mu_trained && !(n_hidden >= n_visible && c.mu_squared > kappa_max) {
+            return Err(doc.error(
+                &format!("{KEY}.mu_trained"),
+                format!(
+                    "a trained μ² is stationary only when every mode is learned: needs n_hidden \
+                     >= n_visible = {n_visible} and mu_squared > κ_max = {kappa_max}"
+                ),
+            ));
+        }
+    }
+
+    let learning_rate = doc.positive("hessian.learning_rate", h.learning_rate.unwrap_or(1.0))?;
+    let gradient_tolerance = doc.positive(
+        "hessian.gradient_tolerance",
+        h.gradient_tolerance.unwrap_or(1e-10),
+    )?;
+    if gradient_tolerance > 1e-4 {
+        return Err(doc.error(
+            "hessian.gradient_tolerance",
+            format!(
+                "must be at most 1e-4 (a point further from stationary has no exact flat \
+                 directions to count), got {gradient_tolerance}"
+            ),
+        ));
+    }
+    let max_updates = doc.at_least("hessian.max_updates", h.max_updates.unwrap_or(1_000_000), 1)?;
+    doc.at_most(
+        "hessian.max_updates",
+        max_updates as f64,
+        MAX_UPDATES,
+        "updates of one training run",
+    )?;
+    Ok(GoldstoneModesSpec {
+        header,
+        target: Target {
+            n_visible,
+            mass_squared,
+            sigma_h,
+        },
+        configurations,
+        training: Training {
+            learning_rate,
+            init_scale: doc.positive("hessian.init_scale", h.init_scale.unwrap_or(0.1))?,
+            gradient_tolerance,
+            max_updates,
+        },
+    })
+}
