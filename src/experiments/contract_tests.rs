@@ -147,6 +147,13 @@ fn seed_change_reruns_the_drawing_instances_of_dwe_planted() {
 }
 
 #[test]
+fn seed_change_reruns_the_drawing_instances_of_goldstone_modes() {
+    // Every fit draws its Haar rotation and its training start; the Hessians draw nothing
+    // but read the fits.
+    check_seed_change("goldstone-modes-smoke", |id| id.starts_with("fit["));
+}
+
+#[test]
 fn seed_change_reruns_nothing_of_googlebooks() {
     check_seed_change("googlebooks-sample", |_| false);
 }
@@ -157,6 +164,7 @@ fn every_family_is_covered_by_a_seed_test() {
     let covered = [
         "dwe",
         "dwe-planted",
+        "goldstone-modes",
         "goldstone-synthetic",
         "googlebooks",
         "rbm-mnist",
