@@ -2,7 +2,9 @@
 //! measured answers to the open questions of the critique of "spontaneous symmetry breaking in
 //! deep networks": `[target]` the periodic free field the RBM learns (N_v, m², σ_h); `[hessian]`
 //! the configurations (N_h, μ², whether μ² is trained) whose Hessian spectra are counted at an
-//! exact fixed point and at a trained one, and the exact-gradient training that reaches it.
+//! exact fixed point and at a trained one, and the exact-gradient training that reaches it;
+//! `[deformation]` the sizes and the log grid of strengths ε of the three deformations that
+//! might break the symmetry (see [`Deformation`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +19,44 @@ struct RawSpec {
     experiment: super::RawHeader,
     target: Option<RawTarget>,
     hessian: Option<RawHessian>,
+    deformation: Option<RawDeformation>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeformation {
+    n_hidden: Option<Vec<usize>>,
+    mu_squared: Option<f64>,
+    epsilons: Option<Vec<f64>>,
+}
+
+crate::spec_choice! {
+    /// A deformation of the loss with strength ε and distinct weights c_j = 1 + j/N_h per
+    /// hidden unit j.
+    pub enum Deformation ("deformation") {
+        /// Per-unit hidden widths σ_j² = σ²(1 + ε c_j).
+        HiddenWidths = "hidden_widths",
+        /// ε ‖W‖².
+        UniformL2 = "uniform_l2",
+        /// ε Σ_j c_j ‖w_j‖².
+        WeightedL2 = "weighted_l2",
+    }
+}
+
+/// The deformations' sizes and strengths (μ² fixed).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Deformations {
+    pub n_hidden: Vec<usize>,
+    pub mu_squared: f64,
+    /// Strengths ε, ascending.
+    pub epsilons: Vec<f64>,
+}
+
+/// c_j = 1 + j/N_h, the distinct per-unit weights of the deformations.
+pub fn unit_weights(n_hidden: usize) -> Vec<f64> {
+    (0..n_hidden)
+        .map(|j| 1.0 + j as f64 / n_hidden as f64)
+        .collect()
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -92,6 +132,7 @@ pub struct GoldstoneModesSpec {
     pub target: Target,
     pub configurations: Vec<Configuration>,
     pub training: Training,
+    pub deformations: Deformations,
 }
 
 /// The Hessian is dense in N_v·N_h (+1) coordinates and diagonalised per configuration.
@@ -201,8 +242,16 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneModesSpec> {
         MAX_UPDATES,
         "updates of one training run",
     )?;
+    let deformations = parse_deformations(
+        doc,
+        raw.deformation.unwrap_or_default(),
+        &kappa,
+        sigma_h,
+        n_visible,
+    )?;
     Ok(GoldstoneModesSpec {
         header,
+        deformations,
         target: Target {
             n_visible,
             mass_squared,
@@ -215,5 +264,72 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneModesSpec> {
             gradient_tolerance,
             max_updates,
         },
+    })
+}
+
+/// Validates `[deformation]`: the strongest ε must leave every learned mode learned under the
+/// weighted penalty (ρ_j = 2εc_j < σ²(1/κ_j − 1/μ²)), or the deformed minimum is another phase.
+fn parse_deformations(
+    doc: &SpecDocument,
+    raw: RawDeformation,
+    kappa: &ndarray::Array1<f64>,
+    sigma_h: f64,
+    n_visible: usize,
+) -> Result<Deformations> {
+    let n_hidden = raw.n_hidden.unwrap_or_else(|| vec![n_visible]);
+    doc.distinct("deformation.n_hidden", &n_hidden)?;
+    for &nh in &n_hidden {
+        doc.at_least("deformation.n_hidden", nh, 1)?;
+        doc.at_most(
+            "deformation.n_hidden",
+            n_visible * nh,
+            MAX_COORDINATES,
+            "N_v·N_h coordinates of a dense Hessian",
+        )?;
+    }
+    let mu_squared = raw.mu_squared.unwrap_or(9.0);
+    if !(MIN_MASS_SQUARED..=MAX_MASS_SQUARED).contains(&mu_squared)
+        || kappa.iter().any(|&k| (k - mu_squared).abs() <= 1e-9 * k)
+    {
+        return Err(doc.error(
+            "deformation.mu_squared",
+            format!(
+                "must be in [{MIN_MASS_SQUARED:e}, {MAX_MASS_SQUARED:e}] and differ from every \
+                 target eigenvalue κ, got {mu_squared}"
+            ),
+        ));
+    }
+    let mut epsilons = raw.epsilons.unwrap_or_else(|| vec![1e-5, 1e-4, 1e-3]);
+    doc.distinct("deformation.epsilons", &epsilons)?;
+    doc.instance_count(
+        "deformation.epsilons",
+        (epsilons.len() * n_hidden.len() * Deformation::ALL.len()) as u128,
+    )?;
+    for &e in &epsilons {
+        doc.positive("deformation.epsilons", e)?;
+    }
+    epsilons.sort_by(f64::total_cmp);
+    let s2 = sigma_h * sigma_h;
+    for &nh in &n_hidden {
+        let c = unit_weights(nh);
+        let learned = kappa.iter().filter(|&&k| k < mu_squared).count().min(nh);
+        let bound = (0..learned)
+            .map(|j| s2 * (1.0 / kappa[j] - 1.0 / mu_squared) / (2.0 * c[j]))
+            .fold(f64::INFINITY, f64::min);
+        let largest = epsilons[epsilons.len() - 1];
+        if largest >= bound {
+            return Err(doc.error(
+                "deformation.epsilons",
+                format!(
+                    "ε = {largest} unlearns a mode under the weighted penalty at N_h = {nh}: \
+                     needs ε < {bound:.4e}"
+                ),
+            ));
+        }
+    }
+    Ok(Deformations {
+        n_hidden,
+        mu_squared,
+        epsilons,
     })
 }

@@ -2,20 +2,58 @@
 //! flat directions by cause against the count, threshold, gaps, largest eigenvalue, gradient
 //! norm) and `hessian_spectrum` (every eigenvalue against its closed form and what direction it
 //! is), and the figure `hessian_spectrum` (|eigenvalue| on a log scale per configuration, the
-//! predicted flat block marked).
+//! predicted flat block marked); for the deformations, `deformation_summary` (per deformation,
+//! N_h and ε: does it break the rotations, flat directions before, predicted and counted, the
+//! lightest lifted mass against closed form and first order), `pseudo_goldstone_masses` (every
+//! lifted eigenvalue) and the figure `pseudo_goldstone_masses` (masses against ε, log-log).
 
 use serde::Serialize;
 
+use super::deform::{self, DeformedPoint};
 use super::evaluate::{self, PointSpectrum};
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
 use crate::emit::table::Table;
 use crate::error::Result;
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
-use crate::spec::goldstone_modes::Configuration;
+use crate::spec::goldstone_modes::{Configuration, Deformation};
 
 #[derive(Serialize)]
 pub struct EmitStage {
     pub configurations: Vec<(Configuration, StageHandle)>,
+    pub deformations: Vec<(Deformation, usize, StageHandle)>,
+}
+
+#[derive(Default, Serialize)]
+struct DeformationRow {
+    deformation: String,
+    n_hidden: usize,
+    epsilon: f64,
+    symmetry: String,
+    rotation_residual: f64,
+    deformed_rotation_residual: f64,
+    undeformed_flat: usize,
+    predicted_flat: usize,
+    counted_flat: usize,
+    threshold: f64,
+    gradient_norm: f64,
+    max_abs_deviation: Option<f64>,
+    lifted: usize,
+    lightest_mass: Option<f64>,
+    lightest_mass_predicted: Option<f64>,
+    lightest_mass_first_order: Option<f64>,
+    heaviest_mass: Option<f64>,
+    heaviest_mass_first_order: Option<f64>,
+}
+
+#[derive(Default, Serialize)]
+struct MassRow {
+    deformation: String,
+    n_hidden: usize,
+    epsilon: f64,
+    index: usize,
+    measured: f64,
+    predicted: f64,
+    first_order: f64,
 }
 
 #[derive(Default, Serialize)]
@@ -135,8 +173,124 @@ impl Stage for EmitStage {
         .write(&tables)?;
         let columns = panels.len().min(3);
         Figure::grid(panels, columns, (520, 400))
-            .write(&ctx.out_dir.join("figures"), "hessian_spectrum")
+            .write(&ctx.out_dir.join("figures"), "hessian_spectrum")?;
+        self.deformations(ctx)
     }
+}
+
+impl EmitStage {
+    fn deformations(&self, ctx: &StageContext<'_>) -> Result<()> {
+        let mut summary = Vec::new();
+        let mut masses = Vec::new();
+        let mut panels = Vec::new();
+        for (deformation, n_hidden, handle) in &self.deformations {
+            let points: Vec<DeformedPoint> = deform::load(ctx.upstream(handle)?)?;
+            for p in &points {
+                summary.push(DeformationRow {
+                    deformation: deformation.to_string(),
+                    n_hidden: *n_hidden,
+                    epsilon: p.epsilon,
+                    symmetry: p.symmetry.clone(),
+                    rotation_residual: p.rotation_residual,
+                    deformed_rotation_residual: p.deformed_rotation_residual,
+                    undeformed_flat: p.undeformed_flat,
+                    predicted_flat: p.predicted_flat,
+                    counted_flat: p.counted_flat,
+                    threshold: p.threshold,
+                    gradient_norm: p.gradient_norm,
+                    max_abs_deviation: p.max_abs_deviation,
+                    lifted: p.masses.len(),
+                    lightest_mass: p.masses.first().copied(),
+                    lightest_mass_predicted: p.masses_predicted.first().copied(),
+                    lightest_mass_first_order: p.masses_first_order.first().copied(),
+                    heaviest_mass: p.masses.last().copied(),
+                    heaviest_mass_first_order: p.masses_first_order.last().copied(),
+                });
+                for (index, ((m, pr), f)) in p
+                    .masses
+                    .iter()
+                    .zip(&p.masses_predicted)
+                    .zip(&p.masses_first_order)
+                    .enumerate()
+                {
+                    masses.push(MassRow {
+                        deformation: deformation.to_string(),
+                        n_hidden: *n_hidden,
+                        epsilon: p.epsilon,
+                        index,
+                        measured: *m,
+                        predicted: *pr,
+                        first_order: *f,
+                    });
+                }
+            }
+            if *deformation == Deformation::WeightedL2 {
+                panels.push(mass_panel(*n_hidden, &points));
+            }
+        }
+        let tables = ctx.out_dir.join("tables");
+        Table::from_rows(
+            "deformation_summary",
+            &["deformation", "n_hidden", "epsilon"],
+            &summary,
+        )?
+        .write(&tables)?;
+        Table::from_rows(
+            "pseudo_goldstone_masses",
+            &["deformation", "n_hidden", "epsilon", "index"],
+            &masses,
+        )?
+        .write(&tables)?;
+        let columns = panels.len().clamp(1, 2);
+        Figure::grid(panels, columns, (560, 420))
+            .write(&ctx.out_dir.join("figures"), "pseudo_goldstone_masses")
+    }
+}
+
+/// The weighted penalty at one N_h: the lightest, median and heaviest lifted mass against ε
+/// (markers) with their first-order predictions (lines).
+fn mass_panel(n_hidden: usize, points: &[DeformedPoint]) -> Panel {
+    let pick = |values: &[f64], which: usize| -> Option<f64> {
+        match which {
+            0 => values.first().copied(),
+            1 => values.get(values.len() / 2).copied(),
+            _ => values.last().copied(),
+        }
+    };
+    let mut series = Vec::new();
+    for (which, name) in ["lightest", "median", "heaviest"].iter().enumerate() {
+        let measured: Vec<(f64, f64)> = points
+            .iter()
+            .filter_map(|p| pick(&p.masses, which).map(|m| (p.epsilon, m)))
+            .collect();
+        let first: Vec<(f64, f64)> = points
+            .iter()
+            .filter_map(|p| pick(&p.masses_first_order, which).map(|m| (p.epsilon, m)))
+            .collect();
+        series.push(Series::new(
+            Some(format!("{name} mass (Hessian)")),
+            measured,
+            which,
+            Style::Markers,
+        ));
+        series.push(Series::new(
+            (which == 0).then(|| "first order in ε".into()),
+            first,
+            which,
+            Style::Dashed,
+        ));
+    }
+    Panel::Line(LineChart {
+        title: format!(
+            "Pseudo-Goldstone masses, ε Σ c_j‖w_j‖², N_h = {n_hidden} ({} lifted)",
+            points.first().map_or(0, |p| p.masses.len())
+        ),
+        x_label: "ε".into(),
+        y_label: "lifted Hessian eigenvalue".into(),
+        log_x: true,
+        log_y: true,
+        series,
+    })
 }
 
 /// One configuration: sorted |h| at both points, the closed form, the threshold, and a vertical

@@ -6,9 +6,11 @@
 //! ```text
 //! fit[<configuration>] (exact and trained stationary points)
 //!   └─ evaluate[<configuration>] (Hessian spectrum vs closed form, flat-direction counts)
+//! fit[deformation=<d>,n_hidden=<n>] (deformed minima over ε: surviving zeros, masses)
 //! all ── emit
 //! ```
 
+mod deform;
 mod emit;
 mod evaluate;
 mod fit;
@@ -17,7 +19,7 @@ use std::path::Path;
 
 use crate::error::Result;
 use crate::pipeline::{Plan, PlanBuilder};
-use crate::spec::goldstone_modes::parse;
+use crate::spec::goldstone_modes::{Deformation, parse};
 use crate::spec::{Header, SpecDocument};
 
 /// The `[experiment] kind` of this family's specs.
@@ -49,10 +51,28 @@ pub fn plan(doc: &SpecDocument, header: Header, _root: &Path) -> Result<Plan> {
         )?;
         evaluated.push((configuration.clone(), handle));
     }
+    let mut deformed = Vec::new();
+    for &deformation in Deformation::ALL {
+        for &n_hidden in &spec.deformations.n_hidden {
+            let handle = plan.add(
+                deform::DeformStage::label(deformation, n_hidden),
+                deform::DeformStage {
+                    target: spec.target.clone(),
+                    deformation,
+                    n_hidden,
+                    mu_squared: spec.deformations.mu_squared,
+                    epsilons: spec.deformations.epsilons.clone(),
+                    seed: spec.header.seed,
+                },
+            )?;
+            deformed.push((deformation, n_hidden, handle));
+        }
+    }
     plan.add(
         "",
         emit::EmitStage {
             configurations: evaluated,
+            deformations: deformed,
         },
     )?;
     Ok(super::plan_of(doc, &spec.header, &spec, plan))

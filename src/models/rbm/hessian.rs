@@ -84,6 +84,22 @@ pub fn loss_hessian(
     Ok(symmetric)
 }
 
+/// Adds the penalty ½ Σ_j ρ_j ‖w_j‖² to a loss gradient in W: + ρ_j w_j.
+pub fn add_penalty_gradient(gradient: &mut Array2<f64>, weights: &Array2<f64>, penalty: &[f64]) {
+    for (j, rho) in penalty.iter().enumerate() {
+        gradient.column_mut(j).scaled_add(*rho, &weights.column(j));
+    }
+}
+
+/// Adds the penalty ½ Σ_j ρ_j ‖w_j‖² to a loss Hessian in W (row-major coordinates): + ρ_j on
+/// the diagonal of every coordinate of unit j.
+pub fn add_penalty_hessian(hessian: &mut Array2<f64>, n_hidden: usize, penalty: &[f64]) {
+    let n = hessian.nrows() - hessian.nrows() % n_hidden;
+    for k in 0..n {
+        hessian[[k, k]] += penalty[k % n_hidden];
+    }
+}
+
 /// What an eigenvalue of the closed-form spectrum is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -102,6 +118,8 @@ pub enum Direction {
     Leak,
     /// An unlearned target mode entering a null hidden direction.
     Unlearned,
+    /// An orbit direction lifted by a penalty that breaks the hidden rotations.
+    PseudoGoldstone,
 }
 
 impl Direction {
@@ -122,7 +140,20 @@ pub struct PredictedEigenvalue {
 }
 
 /// A fixed point of the flow for a target with spectrum `kappa` (ascending): the first
-/// `learned` modes are learned by `n_hidden` hidden units at visible mass μ².
+/// `learned` modes are learned by `n_hidden` hidden units at visible mass μ², hidden unit a
+/// learning mode a. With a quadratic penalty ½ Σ_j ρ_j ‖w_j‖² on the hidden units' weight
+/// vectors (ρ_j = 2ε c_j for the weighted L2 penalty ε Σ c_j ‖w_j‖²; all ρ_j equal for the
+/// uniform one) stationarity moves a learned mode to λ_a = 1/(1/κ_a − ρ_a/σ²) > κ_a, and
+/// the blocks of the Hessian become (b = σ⁴/(λ_a λ_d), δ = ρ_d − ρ_a):
+///
+/// - radial: 2σ²(μ² − λ_a)/λ_a²;
+/// - learned pair: [[δ + bξ_d², bξ_aξ_d], [bξ_aξ_d, −δ + bξ_a²]], determinant
+///   δ(b(ξ_a² − ξ_d²) − δ) = δ σ²(1/κ_a − 1/κ_d): zero for δ = 0 (the orbit) and for a ± pair
+///   (the visible O(2) of a degenerate level survives every penalty on hidden units);
+///   otherwise a pseudo-Goldstone mass, to first order δ(κ_d − κ_a)/(2μ² − κ_a − κ_d);
+/// - learned a, null unit j: ρ_j − ρ_a;
+/// - unlearned a, learned unit d: σ²(1/κ_d − 1/κ_a), unchanged;
+/// - unlearned a, null unit j: σ²(1/μ² − 1/κ_a) + ρ_j.
 #[derive(Clone, Debug)]
 pub struct FixedPointLayout {
     pub kappa: Vec<f64>,
@@ -132,6 +163,8 @@ pub struct FixedPointLayout {
     pub sigma_h: f64,
     /// μ² is a coordinate of the Hessian.
     pub with_mu: bool,
+    /// ρ_j of the penalty ½ Σ_j ρ_j ‖w_j‖², one per hidden unit (all zero: no penalty).
+    pub penalty: Vec<f64>,
 }
 
 impl FixedPointLayout {
@@ -151,12 +184,51 @@ impl FixedPointLayout {
             mu_squared,
             sigma_h,
             with_mu,
+            penalty: vec![0.0; n_hidden],
         }
+    }
+
+    /// The same layout under the penalty ½ Σ_j ρ_j ‖w_j‖². Stable when ρ is ascending (the
+    /// strongest modes on the least penalised units, the null units most penalised) and every
+    /// learned mode stays learned (ρ_a < σ²(1/κ_a − 1/μ²)); an error otherwise.
+    pub fn penalised(mut self, penalty: Vec<f64>) -> Result<Self> {
+        if penalty.len() != self.n_hidden || self.with_mu {
+            return Err(Error::Other(format!(
+                "a penalty needs one ρ per hidden unit ({} given for {}) and μ² fixed",
+                penalty.len(),
+                self.n_hidden
+            )));
+        }
+        if penalty.windows(2).any(|w| w[1] < w[0]) || penalty.iter().any(|r| r.is_nan() || *r < 0.0)
+        {
+            return Err(Error::Other(format!(
+                "penalty coefficients must be ≥ 0 and ascending, got {penalty:?}"
+            )));
+        }
+        let s2 = self.sigma_h * self.sigma_h;
+        for (a, (rho, kappa)) in penalty
+            .iter()
+            .zip(&self.kappa)
+            .take(self.learned)
+            .enumerate()
+        {
+            if *rho >= s2 * (1.0 / kappa - 1.0 / self.mu_squared) {
+                return Err(Error::Other(format!(
+                    "penalty ρ = {rho} unlearns mode {a} (κ = {kappa}): needs ρ < σ²(1/κ − 1/μ²)"
+                )));
+            }
+        }
+        self.penalty = penalty;
+        Ok(self)
     }
 
     fn same_level(&self, a: usize, b: usize) -> bool {
         (self.kappa[a] - self.kappa[b]).abs()
             <= DEGENERATE * self.kappa[a].abs().max(self.kappa[b].abs())
+    }
+
+    fn marginal(&self, a: usize) -> bool {
+        (self.kappa[a] - self.mu_squared).abs() <= DEGENERATE * self.kappa[a]
     }
 
     /// Whether N_h cuts a degenerate level: its last learned mode shares κ with an unlearned one.
@@ -166,33 +238,51 @@ impl FixedPointLayout {
             && self.same_level(self.learned - 1, self.learned)
     }
 
-    /// σ²ξ_a² = μ² − κ_a of learned mode a.
-    fn xi_squared(&self, a: usize) -> f64 {
-        (self.mu_squared - self.kappa[a]) / (self.sigma_h * self.sigma_h)
+    /// λ_a = 1/(1/κ_a − ρ_a/σ²), the model eigenvalue of learned mode a (κ_a without penalty).
+    pub fn learned_eigenvalue(&self, a: usize) -> f64 {
+        let s2 = self.sigma_h * self.sigma_h;
+        if self.penalty[a] == 0.0 {
+            self.kappa[a]
+        } else {
+            1.0 / (1.0 / self.kappa[a] - self.penalty[a] / s2)
+        }
     }
 
-    /// The predicted number of exactly flat directions, split by cause: the orbit of O(N_h)
-    /// (dim O(N_h) − dim of the stabiliser O(N_h − r)), the degenerate levels N_h cuts, and the
-    /// mass shift when μ² is trained and every mode learned.
+    /// ξ_a² = (μ² − λ_a)/σ² of learned mode a.
+    fn xi_squared(&self, a: usize) -> f64 {
+        (self.mu_squared - self.learned_eigenvalue(a)) / (self.sigma_h * self.sigma_h)
+    }
+
+    /// The predicted number of exactly flat directions, split by cause: the orbit of the hidden
+    /// rotations the penalty leaves (without penalty dim O(N_h) − dim of the stabiliser
+    /// O(N_h − r)), the degenerate levels (a cut ± pair, a mode at κ = μ², and under a
+    /// penalty that splits a learned ± pair, its visible O(2)), and the mass shift when μ² is
+    /// trained and every mode learned.
     pub fn flat_counts(&self) -> FlatCounts {
-        let (r, nh) = (self.learned, self.n_hidden);
-        let dim_o = |n: usize| n * n.saturating_sub(1) / 2;
-        let degenerate = (0..r)
-            .flat_map(|d| (r..self.kappa.len()).map(move |a| (d, a)))
-            .filter(|&(d, a)| self.same_level(d, a))
-            .count();
-        let marginal = self
-            .kappa
-            .iter()
-            .skip(r)
-            .filter(|&&k| (k - self.mu_squared).abs() <= DEGENERATE * k)
-            .count()
-            * (nh - r);
-        FlatCounts {
-            orbit: dim_o(nh) - dim_o(nh - r),
-            degenerate_level: degenerate + marginal,
-            mass_shift: usize::from(self.with_mu && r == self.kappa.len()),
+        let (nv, nh, r) = (self.kappa.len(), self.n_hidden, self.learned);
+        let rho = &self.penalty;
+        let mut counts = FlatCounts {
+            orbit: 0,
+            degenerate_level: 0,
+            mass_shift: usize::from(self.with_mu && r == nv),
+        };
+        for a in 0..r {
+            for d in a + 1..r {
+                if rho[a] == rho[d] {
+                    counts.orbit += 1;
+                } else if self.same_level(a, d) {
+                    counts.degenerate_level += 1;
+                }
+            }
+            counts.orbit += (r..nh).filter(|&j| rho[j] == rho[a]).count();
         }
+        for a in r..nv {
+            counts.degenerate_level += (0..r).filter(|&d| self.same_level(d, a)).count();
+            if self.marginal(a) {
+                counts.degenerate_level += (r..nh).filter(|&j| rho[j] == 0.0).count();
+            }
+        }
+        counts
     }
 
     /// The whole Hessian spectrum, ascending, from the block structure in the module comment.
@@ -201,6 +291,9 @@ impl FixedPointLayout {
         let s2 = self.sigma_h * self.sigma_h;
         let mu2 = self.mu_squared;
         let k = &self.kappa;
+        let rho = &self.penalty;
+        let lambda: Vec<f64> = (0..r).map(|a| self.learned_eigenvalue(a)).collect();
+        let xi2: Vec<f64> = (0..r).map(|a| self.xi_squared(a)).collect();
         let mut out = Vec::with_capacity(nv * nh + 1);
         let mut push =
             |value: f64, direction: Direction| out.push(PredictedEigenvalue { value, direction });
@@ -209,15 +302,15 @@ impl FixedPointLayout {
             let mut block = Array2::zeros((r + 1, r + 1));
             for d in 0..r {
                 block[[d, d]] = 2.0 * s2 * (mu2 - k[d]) / (k[d] * k[d]);
-                let cross = -s2 * self.xi_squared(d).sqrt() / (k[d] * k[d]);
+                let cross = -s2 * xi2[d].sqrt() / (k[d] * k[d]);
                 block[[d, r]] = cross;
                 block[[r, d]] = cross;
             }
             block[[r, r]] = 0.5
                 * (0..nv)
                     .map(|a| {
-                        let lambda = if a < r { k[a] } else { mu2 };
-                        1.0 / (lambda * lambda)
+                        let l = if a < r { k[a] } else { mu2 };
+                        1.0 / (l * l)
                     })
                     .sum::<f64>();
             let values = symmetric_eigenvalues(block.view())?;
@@ -230,21 +323,41 @@ impl FixedPointLayout {
                 }
             }
         } else {
-            for kd in &k[..r] {
-                push(2.0 * s2 * (mu2 - kd) / (kd * kd), Direction::Radial);
+            for l in &lambda {
+                push(2.0 * s2 * (mu2 - l) / (l * l), Direction::Radial);
             }
         }
-        for d in 0..r {
-            for e in d + 1..r {
-                push(0.0, Direction::Orbit);
-                push(
-                    s2 * (2.0 * mu2 - k[d] - k[e]) / (k[d] * k[e]),
-                    Direction::PairShear,
-                );
+        for a in 0..r {
+            for d in a + 1..r {
+                let b = s2 * s2 / (lambda[a] * lambda[d]);
+                let delta = rho[d] - rho[a];
+                let trace = b * (xi2[a] + xi2[d]);
+                if delta == 0.0 || self.same_level(a, d) {
+                    let kind = if delta == 0.0 {
+                        Direction::Orbit
+                    } else {
+                        Direction::DegenerateLevel
+                    };
+                    push(0.0, kind);
+                    push(trace, Direction::PairShear);
+                } else {
+                    // The small eigenvalue as det/large: no cancellation for small δ.
+                    let (p, q) = (delta + b * xi2[d], -delta + b * xi2[a]);
+                    let off = b * (xi2[a] * xi2[d]).sqrt();
+                    let large = 0.5 * (trace + ((p - q).powi(2) + 4.0 * off * off).sqrt());
+                    // δ(b(ξ_a² − ξ_d²) − δ), with b(ξ_a² − ξ_d²) = σ²(1/κ_a − 1/κ_d) + δ.
+                    let det = delta * s2 * (1.0 / k[a] - 1.0 / k[d]);
+                    push(det / large, Direction::PseudoGoldstone);
+                    push(large, Direction::PairShear);
+                }
             }
-        }
-        for _ in 0..r * (nh - r) {
-            push(0.0, Direction::Orbit);
+            for j in r..nh {
+                if rho[j] == rho[a] {
+                    push(0.0, Direction::Orbit);
+                } else {
+                    push(rho[j] - rho[a], Direction::PseudoGoldstone);
+                }
+            }
         }
         for a in r..nv {
             for d in 0..r {
@@ -254,11 +367,11 @@ impl FixedPointLayout {
                     push(s2 * (1.0 / k[d] - 1.0 / k[a]), Direction::Leak);
                 }
             }
-            for _ in r..nh {
-                if (k[a] - mu2).abs() <= DEGENERATE * k[a] {
+            for rho_j in &rho[r..nh] {
+                if self.marginal(a) && *rho_j == 0.0 {
                     push(0.0, Direction::DegenerateLevel);
                 } else {
-                    push(s2 * (1.0 / mu2 - 1.0 / k[a]), Direction::Unlearned);
+                    push(s2 * (1.0 / mu2 - 1.0 / k[a]) + rho_j, Direction::Unlearned);
                 }
             }
         }
@@ -270,10 +383,35 @@ impl FixedPointLayout {
         Ok(out)
     }
 
+    /// The pseudo-Goldstone masses to first order in the penalty, ascending: δ(κ_d − κ_a)/(2μ²
+    /// − κ_a − κ_d) for a learned pair on units with δ = ρ_d − ρ_a ≠ 0 (not a ± pair), and
+    /// ρ_j − ρ_a (exact) for a learned mode against a null unit.
+    pub fn first_order_masses(&self) -> Vec<f64> {
+        let (nh, r) = (self.n_hidden, self.learned);
+        let (k, rho, mu2) = (&self.kappa, &self.penalty, self.mu_squared);
+        let mut out = Vec::new();
+        for a in 0..r {
+            for d in a + 1..r {
+                let delta = rho[d] - rho[a];
+                if delta != 0.0 && !self.same_level(a, d) {
+                    out.push(delta * (k[d] - k[a]) / (2.0 * mu2 - k[a] - k[d]));
+                }
+            }
+            for j in r..nh {
+                if rho[j] != rho[a] {
+                    out.push(rho[j] - rho[a]);
+                }
+            }
+        }
+        out.sort_by(f64::total_cmp);
+        out
+    }
+
     /// The fixed point itself: W = Σ_{a<r} ξ_a u_a r_aᵀ with the target's eigenvectors `modes`
     /// (columns, in the order of `kappa`) and the first r columns of the orthogonal `rotation`
-    /// (N_h × N_h). A cut degenerate level is learned along cos θ u + sin θ u' of its two
-    /// columns; the returned modes are rotated the same way, so column a stays mode a.
+    /// (N_h × N_h; the identity under a non-uniform penalty, which pins unit a to mode a). A cut
+    /// degenerate level is learned along cos θ u + sin θ u' of its two columns; the returned
+    /// modes are rotated the same way, so column a stays mode a.
     pub fn weights(
         &self,
         modes: ArrayView2<'_, f64>,
@@ -476,6 +614,81 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Under the weighted penalty ε Σ_j c_j ‖w_j‖² (ρ_j = 2εc_j ascending) the exact deformed
+    /// minimum is stationary, its Hessian equals the closed form eigenvalue by eigenvalue, the
+    /// orbit zeros are lifted except the visible O(2) of each learned ± pair, and the lifted
+    /// masses are linear in ε at small ε; a uniform penalty lifts nothing.
+    #[test]
+    fn penalties_lift_the_orbit_as_the_closed_form_says() {
+        let (kappa, modes, c) = target();
+        let kappa = kappa.to_vec();
+        let cases = [
+            ((10, 9.0), true, 4),
+            ((6, 9.0), true, 2 + 1),
+            ((10, 9.0), false, 45),
+        ];
+        for ((nh, mu2), weighted, flat) in cases {
+            for epsilon in [1e-4, 1e-3] {
+                let rho: Vec<f64> = (0..nh)
+                    .map(|j| {
+                        2.0 * epsilon
+                            * if weighted {
+                                1.0 + j as f64 / nh as f64
+                            } else {
+                                1.0
+                            }
+                    })
+                    .collect();
+                let layout = FixedPointLayout::stable(&kappa, nh, mu2, 1.0, false)
+                    .penalised(rho.clone())
+                    .unwrap();
+                assert_eq!(
+                    layout.flat_counts().total(),
+                    flat,
+                    "N_h = {nh}, weighted {weighted}"
+                );
+                let eye = Array2::eye(nh);
+                let (w, _) = layout.weights(modes.view(), eye.view(), 0.3).unwrap();
+                let model = GaussianRbm {
+                    weights: w,
+                    mu: mu2.sqrt(),
+                    sigma_h: 1.0,
+                };
+                let (mut gw, _) = loss_gradient(&model, c.view()).unwrap();
+                add_penalty_gradient(&mut gw, &model.weights, &rho);
+                assert!(gw.iter().all(|v| v.abs() < 1e-13), "not stationary");
+                let mut h = loss_hessian(&model, c.view(), false).unwrap();
+                add_penalty_hessian(&mut h, nh, &rho);
+                let measured = symmetric_eigenvalues(h.view()).unwrap();
+                let predicted = layout.spectrum().unwrap();
+                for (m, p) in measured.iter().zip(&predicted) {
+                    assert!((m - p.value).abs() < 1e-12, "ε = {epsilon}: {m} vs {p:?}");
+                }
+            }
+        }
+        // First order in ε: the lightest mass over its first-order value is 1 + O(ε), so the
+        // relative remainder is small and grows tenfold from ε = 1e-4 to 1e-3.
+        let remainder = |epsilon: f64| {
+            let rho: Vec<f64> = (0..10)
+                .map(|j| 2.0 * epsilon * (1.0 + j as f64 / 10.0))
+                .collect();
+            let layout = FixedPointLayout::stable(&kappa, 10, 9.0, 1.0, false)
+                .penalised(rho)
+                .unwrap();
+            let lightest = layout
+                .spectrum()
+                .unwrap()
+                .iter()
+                .filter(|p| p.direction == Direction::PseudoGoldstone)
+                .map(|p| p.value)
+                .fold(f64::INFINITY, f64::min);
+            lightest / layout.first_order_masses()[0] - 1.0
+        };
+        let (small, large) = (remainder(1e-4), remainder(1e-3));
+        assert!(small.abs() < 1e-2, "{small}");
+        assert!((large / small - 10.0).abs() < 1.0, "{small} → {large}");
     }
 
     /// W → W O(N_h) only reparametrises the minimum: the counts and the spectrum are the same
