@@ -56,6 +56,13 @@ pub struct DeformedPoint {
     pub threshold: f64,
     /// max |h_k − p_k| where a closed form exists (not for hidden widths).
     pub max_abs_deviation: Option<f64>,
+    /// The shortcut: the deformed loss's Hessian taken at the *undeformed* minimum (where its
+    /// gradient is O(ε)), its flat directions counted the same way (penalties only).
+    pub shortcut_flat: Option<usize>,
+    /// The shortcut's lightest eigenvalue above its threshold.
+    pub shortcut_lightest: Option<f64>,
+    /// ‖∇(ℒ + P)‖ where the shortcut takes its Hessian.
+    pub shortcut_gradient_norm: Option<f64>,
     /// Lifted orbit eigenvalues, ascending: measured, closed form, first order in ε.
     pub masses: Vec<f64>,
     pub masses_predicted: Vec<f64>,
@@ -158,6 +165,7 @@ impl DeformStage {
         let undeformed = FixedPointLayout::stable(&kappa, nh, self.mu_squared, s, false);
         let angle = std::f64::consts::TAU * rand::RngExt::random::<f64>(&mut rng);
         let haar = haar_orthogonal(nh, &mut rng);
+        let mut shortcut = None;
         let (hessian, gradient, layout) = match self.deformation {
             Deformation::HiddenWidths => {
                 let (v, _) = undeformed.weights(modes.view(), haar.view(), angle)?;
@@ -181,6 +189,7 @@ impl DeformStage {
             Deformation::UniformL2 | Deformation::WeightedL2 => {
                 let rho = self.penalty(&c, epsilon);
                 let layout = undeformed.clone().penalised(rho.clone())?;
+                shortcut = Some(self.shortcut(&undeformed, &modes, &covariance, &rho, angle)?);
                 // A non-uniform penalty pins unit a to mode a: no rotation of the units.
                 let turn = if self.deformation == Deformation::WeightedL2 {
                     Array2::eye(nh)
@@ -264,11 +273,52 @@ impl DeformStage {
             counted_flat: measured.iter().filter(|v| v.abs() < threshold).count(),
             threshold,
             max_abs_deviation: deviation,
+            shortcut_flat: shortcut.map(|s: (usize, Option<f64>, f64)| s.0),
+            shortcut_lightest: shortcut.and_then(|s| s.1),
+            shortcut_gradient_norm: shortcut.map(|s| s.2),
             masses,
             masses_predicted,
             masses_first_order,
             eigenvalues: measured.to_vec(),
         })
+    }
+}
+
+impl DeformStage {
+    /// The shortcut of taking ∇²(ℒ + P) at the undeformed minimum W₀ (unit a on mode a): its
+    /// flat count and lightest curved eigenvalue. W₀ is not stationary for ℒ + P, so along an
+    /// orbit tangent T = W₀A this misses −⟨∇P, W₀A²⟩, a term of the same order ε as the masses.
+    fn shortcut(
+        &self,
+        undeformed: &FixedPointLayout,
+        modes: &Array2<f64>,
+        covariance: &Array2<f64>,
+        rho: &[f64],
+        angle: f64,
+    ) -> Result<(usize, Option<f64>, f64)> {
+        let nh = self.n_hidden;
+        let (w, _) = undeformed.weights(modes.view(), Array2::eye(nh).view(), angle)?;
+        let model = GaussianRbm {
+            weights: w,
+            mu: self.mu_squared.sqrt(),
+            sigma_h: self.target.sigma_h,
+        };
+        let (mut g, _) = loss_gradient(&model, covariance.view())?;
+        add_penalty_gradient(&mut g, &model.weights, rho);
+        let mut h = loss_hessian(&model, covariance.view(), false)?;
+        add_penalty_hessian(&mut h, nh, rho);
+        let values = symmetric_eigenvalues(h.view())?;
+        let gradient_norm = g.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let largest = values.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+        let noise = (values.len() as f64 * f64::EPSILON * largest).max(1e-300);
+        // The same threshold rule, with the exact layout's gap: only the count is compared.
+        let gap = smallest_curved(&undeformed.clone().penalised(rho.to_vec())?.spectrum()?);
+        let threshold = (noise * gap).sqrt();
+        Ok((
+            values.iter().filter(|v| v.abs() < threshold).count(),
+            values.iter().copied().find(|v| *v >= threshold),
+            gradient_norm,
+        ))
     }
 }
 

@@ -4,7 +4,8 @@
 //! is), and the figure `hessian_spectrum` (|eigenvalue| on a log scale per configuration, the
 //! predicted flat block marked); for the deformations, `deformation_summary` (per deformation,
 //! N_h and ε: does it break the rotations, flat directions before, predicted and counted, the
-//! lightest lifted mass against closed form and first order), `pseudo_goldstone_masses` (every
+//! lightest lifted mass against closed form and first order), `deformation_shortcut` (what
+//! taking the Hessian at the undeformed minimum instead would have counted), `pseudo_goldstone_masses` (every
 //! lifted eigenvalue) and the figure `pseudo_goldstone_masses` (masses against ε, log-log).
 
 use serde::Serialize;
@@ -43,6 +44,18 @@ struct DeformationRow {
     lightest_mass_first_order: Option<f64>,
     heaviest_mass: Option<f64>,
     heaviest_mass_first_order: Option<f64>,
+}
+
+#[derive(Default, Serialize)]
+struct ShortcutRow {
+    deformation: String,
+    n_hidden: usize,
+    epsilon: f64,
+    counted_flat: usize,
+    shortcut_flat: usize,
+    lightest_mass: Option<f64>,
+    shortcut_lightest: Option<f64>,
+    shortcut_gradient_norm: f64,
 }
 
 #[derive(Default, Serialize)]
@@ -182,6 +195,7 @@ impl EmitStage {
     fn deformations(&self, ctx: &StageContext<'_>) -> Result<()> {
         let mut summary = Vec::new();
         let mut masses = Vec::new();
+        let mut shortcuts = Vec::new();
         let mut panels = Vec::new();
         for (deformation, n_hidden, handle) in &self.deformations {
             let points: Vec<DeformedPoint> = deform::load(ctx.upstream(handle)?)?;
@@ -206,6 +220,18 @@ impl EmitStage {
                     heaviest_mass: p.masses.last().copied(),
                     heaviest_mass_first_order: p.masses_first_order.last().copied(),
                 });
+                if let (Some(flat), Some(norm)) = (p.shortcut_flat, p.shortcut_gradient_norm) {
+                    shortcuts.push(ShortcutRow {
+                        deformation: deformation.to_string(),
+                        n_hidden: *n_hidden,
+                        epsilon: p.epsilon,
+                        counted_flat: p.counted_flat,
+                        shortcut_flat: flat,
+                        lightest_mass: p.masses.first().copied(),
+                        shortcut_lightest: p.shortcut_lightest,
+                        shortcut_gradient_norm: norm,
+                    });
+                }
                 for (index, ((m, pr), f)) in p
                     .masses
                     .iter()
@@ -233,6 +259,12 @@ impl EmitStage {
             "deformation_summary",
             &["deformation", "n_hidden", "epsilon"],
             &summary,
+        )?
+        .write(&tables)?;
+        Table::from_rows(
+            "deformation_shortcut",
+            &["deformation", "n_hidden", "epsilon"],
+            &shortcuts,
         )?
         .write(&tables)?;
         Table::from_rows(
