@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{Header, MAX_MASS_SQUARED, MAX_UPDATES, MIN_MASS_SQUARED, SpecDocument};
 use crate::analysis::lattice::free_field_spectrum;
 use crate::error::Result;
+use crate::models::rbm::hessian::FixedPointLayout;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -142,7 +143,12 @@ const MAX_COORDINATES: usize = 2000;
 pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneModesSpec> {
     let raw: RawSpec = doc.deserialize()?;
     let t = raw.target.unwrap_or_default();
-    let n_visible = doc.at_least("target.n_visible", t.n_visible.unwrap_or(10), 2)?;
+    let n_visible = doc.at_most(
+        "target.n_visible",
+        doc.at_least("target.n_visible", t.n_visible.unwrap_or(10), 2)?,
+        MAX_COORDINATES,
+        "every Hessian has at least N_v coordinates and is dense",
+    )?;
     let mass_squared = t.mass_squared.unwrap_or(4.0);
     if !(MIN_MASS_SQUARED..=MAX_MASS_SQUARED).contains(&mass_squared) {
         return Err(doc.error(
@@ -222,10 +228,61 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneModesSpec> {
     }
 
     let learning_rate = doc.positive("hessian.learning_rate", h.learning_rate.unwrap_or(1.0))?;
+    // Descent converges to a minimum only below 2/h_max, h_max its largest Hessian eigenvalue.
+    for c in &configurations {
+        let layout = FixedPointLayout::stable(
+            kappa.as_slice().unwrap_or_default(),
+            c.n_hidden,
+            c.mu_squared,
+            sigma_h,
+            c.mu_trained,
+        );
+        let largest = layout.spectrum()?.last().map_or(0.0, |p| p.value);
+        if largest > 0.0 && learning_rate >= 2.0 / largest {
+            return Err(doc.error(
+                "hessian.learning_rate",
+                format!(
+                    "must be below 2/h_max = {:.4} for {} (h_max = {largest:.4}, the largest \
+                     Hessian eigenvalue at its minimum: above it descent diverges)",
+                    2.0 / largest,
+                    c.label()
+                ),
+            ));
+        }
+    }
+    let init_scale = doc.positive("hessian.init_scale", h.init_scale.unwrap_or(0.1))?;
+    // A start with σ²·s²(√N_v + √N_h)² (the typical top of σ²WWᵀ) near μ² leaves K indefinite.
+    for c in &configurations {
+        let top = sigma_h
+            * sigma_h
+            * init_scale
+            * init_scale
+            * ((n_visible as f64).sqrt() + (c.n_hidden as f64).sqrt()).powi(2);
+        if top >= 0.5 * c.mu_squared {
+            return Err(doc.error(
+                "hessian.init_scale",
+                format!(
+                    "too large for {}: σ²s²(√N_v + √N_h)² = {top:.3} must stay below μ²/2 = {} \
+                     so that the random start has a positive-definite kernel",
+                    c.label(),
+                    0.5 * c.mu_squared
+                ),
+            ));
+        }
+    }
     let gradient_tolerance = doc.positive(
         "hessian.gradient_tolerance",
         h.gradient_tolerance.unwrap_or(1e-10),
     )?;
+    if gradient_tolerance < 1e-13 {
+        return Err(doc.error(
+            "hessian.gradient_tolerance",
+            format!(
+                "must be at least 1e-13 (the gradient itself is rounded at ~1e-15·‖W‖·‖C‖), got \
+                 {gradient_tolerance}"
+            ),
+        ));
+    }
     if gradient_tolerance > 1e-4 {
         return Err(doc.error(
             "hessian.gradient_tolerance",
@@ -249,6 +306,34 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneModesSpec> {
         sigma_h,
         n_visible,
     )?;
+    // Near the minimum the slowest direction contracts by (1 − α·gap) per update, so reaching
+    // the tolerance from ‖∇ℒ‖ ~ 1 takes at least ln(1/tol)/(α·gap) updates.
+    for c in &configurations {
+        let gap = FixedPointLayout::stable(
+            kappa.as_slice().unwrap_or_default(),
+            c.n_hidden,
+            c.mu_squared,
+            sigma_h,
+            c.mu_trained,
+        )
+        .spectrum()?
+        .iter()
+        .filter(|p| !p.direction.is_flat())
+        .map(|p| p.value)
+        .fold(f64::INFINITY, f64::min);
+        let needed = (1.0 / gradient_tolerance).ln() / (learning_rate * gap);
+        if needed > max_updates as f64 {
+            return Err(doc.error(
+                "hessian.learning_rate",
+                format!(
+                    "too small for {}: descent needs at least {needed:.3e} updates to reach \
+                     ‖∇ℒ‖ < {gradient_tolerance:e} (slowest rate {gap:.4} per unit of α), more \
+                     than hessian.max_updates = {max_updates}",
+                    c.label()
+                ),
+            ));
+        }
+    }
     Ok(GoldstoneModesSpec {
         header,
         deformations,
@@ -260,7 +345,7 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneModesSpec> {
         configurations,
         training: Training {
             learning_rate,
-            init_scale: doc.positive("hessian.init_scale", h.init_scale.unwrap_or(0.1))?,
+            init_scale,
             gradient_tolerance,
             max_updates,
         },

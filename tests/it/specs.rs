@@ -275,6 +275,48 @@ fn mnist_and_googlebooks_sizes_are_bounded_at_their_key() {
     }
 }
 
+/// goldstone-modes: the probe's panic and allocation abort (an unbounded N_v) and the values that
+/// could only fail inside a stage (a start or a rate that diverges, a tolerance below rounding)
+/// are refused at their key.
+#[test]
+fn goldstone_modes_sizes_and_rates_are_bounded_at_their_key() {
+    let cases = [
+        (
+            "n_visible = 10",
+            "n_visible = 2000000000",
+            "target.n_visible: must be at most 2000",
+        ),
+        (
+            "learning_rate = 1.0 ",
+            "learning_rate = 1e300 ",
+            "hessian.learning_rate: must be below 2/h_max",
+        ),
+        (
+            "init_scale = 0.1",
+            "init_scale = 1e300",
+            "hessian.init_scale: too large",
+        ),
+        (
+            "gradient_tolerance = 1e-10",
+            "gradient_tolerance = 1e-300",
+            "hessian.gradient_tolerance: must be at least 1e-13",
+        ),
+        (
+            "epsilons = [1e-4, 1e-3]",
+            "epsilons = [1e-4, 1.0]",
+            "deformation.epsilons: ε = 1 unlearns a mode",
+        ),
+        (
+            "{ n_hidden = 6, mu_squared = 9.0 },",
+            "{ n_hidden = 6, mu_squared = 9.0, mu_trained = true },",
+            "mu_trained: a trained μ² is stationary only when every mode is learned",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        expect_other_spec_error("goldstone-modes-smoke", |t| t.replace(from, to), expected);
+    }
+}
+
 /// The spec `name` with `edit` applied is refused with `expected` on stderr, before any run.
 fn expect_other_spec_error(name: &str, edit: impl Fn(&str) -> String, expected: &str) {
     let ws = Workspace::with_spec(name);
