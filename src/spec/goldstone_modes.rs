@@ -306,6 +306,26 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneModesSpec> {
         sigma_h,
         n_visible,
     )?;
+    // W = 0 is a stationary point (a saddle): a start whose gradient is already below the
+    // tolerance would be taken for the trained minimum. ‖∇ℒ‖ at the start is about
+    // σ²·s·√(N_v N_h)·(1/κ_min − 1/μ²).
+    for c in &configurations {
+        let start = sigma_h
+            * sigma_h
+            * init_scale
+            * ((n_visible * c.n_hidden) as f64).sqrt()
+            * (1.0 / kappa[0] - 1.0 / c.mu_squared).abs();
+        if start < 100.0 * gradient_tolerance {
+            return Err(doc.error(
+                "hessian.init_scale",
+                format!(
+                    "too small for {}: the start's gradient (~{start:.2e}) must exceed 100 × \
+                     hessian.gradient_tolerance, or the saddle at W = 0 passes for a minimum",
+                    c.label()
+                ),
+            ));
+        }
+    }
     // Near the minimum the slowest direction contracts by (1 − α·gap) per update, so reaching
     // the tolerance from ‖∇ℒ‖ ~ 1 takes at least ln(1/tol)/(α·gap) updates.
     for c in &configurations {

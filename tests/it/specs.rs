@@ -297,6 +297,16 @@ fn goldstone_modes_sizes_and_rates_are_bounded_at_their_key() {
             "hessian.init_scale: too large",
         ),
         (
+            "init_scale = 0.1",
+            "init_scale = 1e-300",
+            "hessian.init_scale: too small",
+        ),
+        (
+            "learning_rate = 1.0 ",
+            "learning_rate = 1e-300 ",
+            "hessian.learning_rate: too small",
+        ),
+        (
             "gradient_tolerance = 1e-10",
             "gradient_tolerance = 1e-300",
             "hessian.gradient_tolerance: must be at least 1e-13",

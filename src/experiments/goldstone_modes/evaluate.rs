@@ -165,6 +165,18 @@ impl Stage for EvaluateStage {
                 &self.configuration,
             )?,
         ];
+        // A stationary point with a negative curvature is a saddle, not the minimum whose
+        // flat directions this experiment counts.
+        if let Some(saddle) = spectra.iter().find(|s| s.counted_negative > 0) {
+            return Err(crate::error::Error::Other(format!(
+                "{}: the {} point is a saddle ({} negative Hessian eigenvalues below −{:.1e}), \
+                 not a minimum",
+                self.configuration.label(),
+                saddle.point,
+                saddle.counted_negative,
+                saddle.threshold
+            )));
+        }
         let arrays = ctx.out_dir.join("arrays");
         let prefix = format!("hessian.{}", slug(&self.configuration.label()));
         for s in &spectra {
