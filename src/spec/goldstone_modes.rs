@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{Header, MAX_MASS_SQUARED, MAX_UPDATES, MIN_MASS_SQUARED, SpecDocument};
 use crate::analysis::lattice::free_field_spectrum;
 use crate::error::Result;
-use crate::models::rbm::hessian::FixedPointLayout;
+use crate::models::rbm::hessian::{FixedPointLayout, smallest_curved};
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -228,16 +228,23 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneModesSpec> {
     }
 
     let learning_rate = doc.positive("hessian.learning_rate", h.learning_rate.unwrap_or(1.0))?;
+    // Each configuration's Hessian spectrum at its minimum, for the checks of the descent.
+    let spectra = configurations
+        .iter()
+        .map(|c| {
+            FixedPointLayout::stable(
+                kappa.as_slice().unwrap_or_default(),
+                c.n_hidden,
+                c.mu_squared,
+                sigma_h,
+                c.mu_trained,
+            )
+            .spectrum()
+        })
+        .collect::<Result<Vec<_>>>()?;
     // Descent converges to a minimum only below 2/h_max, h_max its largest Hessian eigenvalue.
-    for c in &configurations {
-        let layout = FixedPointLayout::stable(
-            kappa.as_slice().unwrap_or_default(),
-            c.n_hidden,
-            c.mu_squared,
-            sigma_h,
-            c.mu_trained,
-        );
-        let largest = layout.spectrum()?.last().map_or(0.0, |p| p.value);
+    for (c, spectrum) in configurations.iter().zip(&spectra) {
+        let largest = spectrum.last().map_or(0.0, |p| p.value);
         if largest > 0.0 && learning_rate >= 2.0 / largest {
             return Err(doc.error(
                 "hessian.learning_rate",
@@ -328,19 +335,8 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneModesSpec> {
     }
     // Near the minimum the slowest direction contracts by (1 − α·gap) per update, so reaching
     // the tolerance from ‖∇ℒ‖ ~ 1 takes at least ln(1/tol)/(α·gap) updates.
-    for c in &configurations {
-        let gap = FixedPointLayout::stable(
-            kappa.as_slice().unwrap_or_default(),
-            c.n_hidden,
-            c.mu_squared,
-            sigma_h,
-            c.mu_trained,
-        )
-        .spectrum()?
-        .iter()
-        .filter(|p| !p.direction.is_flat())
-        .map(|p| p.value)
-        .fold(f64::INFINITY, f64::min);
+    for (c, spectrum) in configurations.iter().zip(&spectra) {
+        let gap = smallest_curved(spectrum);
         let needed = (1.0 / gradient_tolerance).ln() / (learning_rate * gap);
         if needed > max_updates as f64 {
             return Err(doc.error(

@@ -32,7 +32,7 @@ use crate::linalg::symmetric_eigenvalues;
 use crate::models::rbm::GaussianRbm;
 use crate::models::rbm::hessian::{
     Direction, FixedPointLayout, add_penalty_gradient, add_penalty_hessian, haar_orthogonal,
-    loss_gradient, loss_hessian,
+    loss_gradient, loss_hessian, noise_scale, smallest_curved,
 };
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageKind};
 use crate::seed::rng_for;
@@ -189,7 +189,6 @@ impl DeformStage {
             Deformation::UniformL2 | Deformation::WeightedL2 => {
                 let rho = self.penalty(&c, epsilon);
                 let layout = undeformed.clone().penalised(rho.clone())?;
-                shortcut = Some(self.shortcut(&undeformed, &modes, &covariance, &rho, angle)?);
                 // A non-uniform penalty pins unit a to mode a: no rotation of the units.
                 let turn = if self.deformation == Deformation::WeightedL2 {
                     Array2::eye(nh)
@@ -216,9 +215,7 @@ impl DeformStage {
             )));
         }
         let measured = symmetric_eigenvalues(hessian.view())?;
-        let n = measured.len();
-        let largest = measured.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
-        let noise = gradient_norm.max(n as f64 * f64::EPSILON * largest);
+        let noise = noise_scale(measured.as_slice().unwrap_or_default(), gradient_norm);
         let undeformed_spectrum = undeformed.spectrum()?;
         let undeformed_flat = undeformed.flat_counts().total();
         let (predicted_flat, gap, deviation, masses, masses_predicted, masses_first_order) =
@@ -241,6 +238,15 @@ impl DeformStage {
                 }
                 Some(layout) => {
                     let predicted = layout.spectrum()?;
+                    let gap = smallest_curved(&predicted);
+                    shortcut = Some(self.shortcut(
+                        &undeformed,
+                        &modes,
+                        &covariance,
+                        &layout.penalty,
+                        angle,
+                        gap,
+                    )?);
                     let deviation = measured
                         .iter()
                         .zip(&predicted)
@@ -253,7 +259,7 @@ impl DeformStage {
                         .collect();
                     (
                         layout.flat_counts().total(),
-                        smallest_curved(&predicted),
+                        gap,
                         Some(deviation),
                         lifted.iter().map(|&k| measured[k]).collect(),
                         lifted.iter().map(|&k| predicted[k].value).collect(),
@@ -295,6 +301,7 @@ impl DeformStage {
         covariance: &Array2<f64>,
         rho: &[f64],
         angle: f64,
+        gap: f64,
     ) -> Result<(usize, Option<f64>, f64)> {
         let nh = self.n_hidden;
         let (w, _) = undeformed.weights(modes.view(), Array2::eye(nh).view(), angle)?;
@@ -309,10 +316,8 @@ impl DeformStage {
         add_penalty_hessian(&mut h, nh, rho);
         let values = symmetric_eigenvalues(h.view())?;
         let gradient_norm = g.iter().map(|v| v * v).sum::<f64>().sqrt();
-        let largest = values.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
-        let noise = (values.len() as f64 * f64::EPSILON * largest).max(1e-300);
+        let noise = noise_scale(values.as_slice().unwrap_or_default(), 0.0).max(1e-300);
         // The same threshold rule, with the exact layout's gap: only the count is compared.
-        let gap = smallest_curved(&undeformed.clone().penalised(rho.to_vec())?.spectrum()?);
         let threshold = (noise * gap).sqrt();
         Ok((
             values.iter().filter(|v| v.abs() < threshold).count(),
@@ -325,15 +330,6 @@ impl DeformStage {
 /// σ_j/σ = √(1 + εc_j).
 fn widths_over_sigma(c: &[f64], epsilon: f64) -> Vec<f64> {
     c.iter().map(|cj| (1.0 + epsilon * cj).sqrt()).collect()
-}
-
-/// The smallest eigenvalue of a closed-form spectrum that is not flat.
-fn smallest_curved(spectrum: &[crate::models::rbm::hessian::PredictedEigenvalue]) -> f64 {
-    spectrum
-        .iter()
-        .filter(|p| !p.direction.is_flat())
-        .map(|p| p.value)
-        .fold(f64::INFINITY, f64::min)
 }
 
 impl Stage for DeformStage {

@@ -22,7 +22,7 @@ use crate::fsutil::{read_json, write_json};
 use crate::linalg::symmetric_eigenvalues;
 use crate::models::rbm::GaussianRbm;
 use crate::models::rbm::hessian::{
-    FixedPointLayout, FlatCounts, PredictedEigenvalue, loss_hessian,
+    FixedPointLayout, FlatCounts, PredictedEigenvalue, loss_hessian, noise_scale, smallest_curved,
 };
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::spec::goldstone_modes::{Configuration, Target};
@@ -91,13 +91,8 @@ fn spectrum_at(
     let predicted: Vec<PredictedEigenvalue> = layout.spectrum()?;
     let counts: FlatCounts = layout.flat_counts();
     let n = measured.len();
-    let largest = measured.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
-    let noise_scale = point.gradient_norm.max(n as f64 * f64::EPSILON * largest);
-    let predicted_gap = predicted
-        .iter()
-        .filter(|p| !p.direction.is_flat())
-        .map(|p| p.value)
-        .fold(f64::INFINITY, f64::min);
+    let noise_scale = noise_scale(measured.as_slice().unwrap_or_default(), point.gradient_norm);
+    let predicted_gap = smallest_curved(&predicted);
     let threshold = (noise_scale * predicted_gap).sqrt();
     let counted_flat = measured.iter().filter(|v| v.abs() < threshold).count();
     let counted_negative = measured.iter().filter(|&&v| v < -threshold).count();

@@ -100,6 +100,23 @@ pub fn add_penalty_hessian(hessian: &mut Array2<f64>, n_hidden: usize, penalty: 
     }
 }
 
+/// The smallest eigenvalue of a closed-form spectrum that is not flat (∞ if all are): the gap a
+/// zero count must be separated from.
+pub fn smallest_curved(spectrum: &[PredictedEigenvalue]) -> f64 {
+    spectrum
+        .iter()
+        .filter(|p| !p.direction.is_flat())
+        .map(|p| p.value)
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// The scale at which a flat direction of a measured spectrum can look curved: rounding,
+/// n·ε·max|h|, or the gradient norm of a point that is not exactly stationary.
+pub fn noise_scale(eigenvalues: &[f64], gradient_norm: f64) -> f64 {
+    let largest = eigenvalues.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+    gradient_norm.max(eigenvalues.len() as f64 * f64::EPSILON * largest)
+}
+
 /// What an eigenvalue of the closed-form spectrum is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
