@@ -60,6 +60,14 @@ pub fn spd_inverse_and_log_det(a: ArrayView2<'_, f64>) -> Result<(Array2<f64>, f
     Ok((inverse, log_det))
 }
 
+/// The lower Cholesky factor L of a symmetric positive-definite matrix, a = L Lᵀ.
+pub fn cholesky_lower(a: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
+    let llt = to_faer(a)
+        .llt(Side::Lower)
+        .map_err(|_| Error::LinearAlgebra("matrix is not positive definite".into()))?;
+    Ok(from_faer(llt.L()))
+}
+
 /// The orthogonal matrix R (reflections allowed) minimising ‖R a − b‖_F for d × n matrices a and
 /// b (orthogonal Procrustes): with b aᵀ = U Σ Vᵀ, R = U Vᵀ.
 pub fn procrustes(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>) -> Result<Array2<f64>> {

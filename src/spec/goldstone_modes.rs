@@ -12,6 +12,7 @@ use super::{Header, MAX_MASS_SQUARED, MAX_UPDATES, MIN_MASS_SQUARED, SpecDocumen
 use crate::analysis::lattice::free_field_spectrum;
 use crate::error::Result;
 use crate::models::rbm::hessian::{FixedPointLayout, smallest_curved};
+use crate::models::rbm::orbit::NoiseSource;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,6 +22,122 @@ struct RawSpec {
     target: Option<RawTarget>,
     hessian: Option<RawHessian>,
     deformation: Option<RawDeformation>,
+    diffusion: Option<RawDiffusion>,
+    ensemble: Option<RawEnsemble>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiffusion {
+    n_hidden: Option<usize>,
+    mu_squared: Option<f64>,
+    estimators: Option<Vec<Estimator>>,
+    learning_rates: Option<Vec<f64>>,
+    scan_batch: Option<usize>,
+    batches: Option<Vec<usize>>,
+    scan_learning_rate: Option<f64>,
+    isotropic_scale: Option<f64>,
+    rate_factors: Option<std::collections::BTreeMap<Estimator, f64>>,
+    replicas: Option<usize>,
+    burn_in: Option<f64>,
+    updates: Option<usize>,
+    record_every: Option<usize>,
+    max_msa: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnsemble {
+    configurations: Option<Vec<RawConfiguration>>,
+    runs: Option<usize>,
+    learning_rate: Option<f64>,
+    gradient_tolerance: Option<f64>,
+    max_updates: Option<usize>,
+    weighted_epsilon: Option<f64>,
+    weighted_runs: Option<usize>,
+}
+
+crate::spec_choice! {
+    /// The noisy gradient of one plain-SGD update along the orbit.
+    pub enum Estimator ("estimator") {
+        /// The authors': exact positive phase minus |B| persistent chains after one sweep.
+        PcdK1 = "pcd_k1",
+        /// The same after three sweeps per update.
+        PcdK3 = "pcd_k3",
+        /// |B| fresh exact samples of the model instead of chains.
+        Independent = "independent",
+        /// ⟨φhᵀ⟩ with the hidden units sampled given |B| fresh exact samples.
+        SampledHidden = "sampled_hidden",
+        /// The exact gradient plus isotropic Gaussian noise.
+        Isotropic = "isotropic",
+    }
+}
+
+impl Estimator {
+    /// The model-level noise source, with the isotropic noise's scale.
+    pub fn source(self, isotropic_scale: f64) -> NoiseSource {
+        match self {
+            Estimator::PcdK1 => NoiseSource::Pcd { gibbs_steps: 1 },
+            Estimator::PcdK3 => NoiseSource::Pcd { gibbs_steps: 3 },
+            Estimator::Independent => NoiseSource::Independent,
+            Estimator::SampledHidden => NoiseSource::SampledHidden,
+            Estimator::Isotropic => NoiseSource::Isotropic {
+                scale: isotropic_scale,
+            },
+        }
+    }
+}
+
+/// One (learning rate, batch size) point of the diffusion grid.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Setting {
+    pub learning_rate: f64,
+    pub batch: usize,
+}
+
+impl Diffusion {
+    /// The learning rate `estimator` runs at in `setting`.
+    pub fn rate_of(&self, estimator: Estimator, setting: &Setting) -> f64 {
+        setting.learning_rate * self.rate_factors.get(&estimator).copied().unwrap_or(1.0)
+    }
+}
+
+/// §3 and §5: plain SGD at a minimum where every hidden unit is learned.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Diffusion {
+    pub n_hidden: usize,
+    pub mu_squared: f64,
+    pub estimators: Vec<Estimator>,
+    /// The α scan (at `scan_batch`) and the |B| scan (at `scan_learning_rate`), deduplicated.
+    pub settings: Vec<Setting>,
+    pub scan_batch: usize,
+    pub scan_learning_rate: f64,
+    /// The isotropic estimator adds N(0, scale²/|B|) to every gradient entry.
+    pub isotropic_scale: f64,
+    /// Per estimator, a factor on every learning rate of the grid (an estimator whose noise is
+    /// larger is scanned at smaller α, with the same ratios, to stay in the small-noise regime).
+    pub rate_factors: std::collections::BTreeMap<Estimator, f64>,
+    pub replicas: usize,
+    /// Burn-in in units of the slowest relaxation time 1/(α·γ_min).
+    pub burn_in: f64,
+    /// Recorded updates per replica after the burn-in.
+    pub updates: usize,
+    pub record_every: usize,
+    /// Largest mean ½‖log R‖² in the rate fit (angles well below π).
+    pub max_msa: f64,
+}
+
+/// §4: ensembles of independently initialised exact-gradient runs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Ensemble {
+    pub configurations: Vec<Configuration>,
+    pub runs: usize,
+    pub learning_rate: f64,
+    pub gradient_tolerance: f64,
+    pub max_updates: usize,
+    /// The contrast: ε of the weighted penalty ε Σ_j c_j‖w_j‖², at the first configuration.
+    pub weighted_epsilon: f64,
+    pub weighted_runs: usize,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -134,6 +251,8 @@ pub struct GoldstoneModesSpec {
     pub configurations: Vec<Configuration>,
     pub training: Training,
     pub deformations: Deformations,
+    pub diffusion: Diffusion,
+    pub ensemble: Ensemble,
 }
 
 /// The Hessian is dense in N_v·N_h (+1) coordinates and diagonalised per configuration.
@@ -350,9 +469,13 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneModesSpec> {
             ));
         }
     }
+    let diffusion = parse_diffusion(doc, raw.diffusion.unwrap_or_default(), &kappa, sigma_h)?;
+    let ensemble = parse_ensemble(doc, raw.ensemble.unwrap_or_default(), &kappa, sigma_h)?;
     Ok(GoldstoneModesSpec {
         header,
         deformations,
+        diffusion,
+        ensemble,
         target: Target {
             n_visible,
             mass_squared,
@@ -432,5 +555,301 @@ fn parse_deformations(
         n_hidden,
         mu_squared,
         epsilons,
+    })
+}
+
+/// Validates `[diffusion]`: every hidden unit learned (W of full column rank, so the Procrustes
+/// rotation is unique), learning rates that keep the slowest mode's kernel noise well inside its
+/// gap to μ², and enough recorded updates for lags of several relaxation times.
+fn parse_diffusion(
+    doc: &SpecDocument,
+    raw: RawDiffusion,
+    kappa: &ndarray::Array1<f64>,
+    sigma_h: f64,
+) -> Result<Diffusion> {
+    let n_visible = kappa.len();
+    let n_hidden = doc.at_least("diffusion.n_hidden", raw.n_hidden.unwrap_or(n_visible), 2)?;
+    doc.at_most(
+        "diffusion.n_hidden",
+        n_hidden,
+        n_visible,
+        "every hidden unit must be learned for W to have full column rank",
+    )?;
+    let mu_squared = raw.mu_squared.unwrap_or(9.0);
+    let top = kappa[n_hidden - 1];
+    if !(mu_squared > top * (1.0 + 1e-6) && mu_squared <= MAX_MASS_SQUARED) {
+        return Err(doc.error(
+            "diffusion.mu_squared",
+            format!(
+                "must exceed κ_{{N_h}} = {top} (every hidden unit learned, W of full column rank) \
+                 and be at most {MAX_MASS_SQUARED:e}, got {mu_squared}"
+            ),
+        ));
+    }
+    let estimators = raw.estimators.unwrap_or_else(|| Estimator::ALL.to_vec());
+    doc.distinct("diffusion.estimators", &estimators)?;
+    let learning_rates = raw.learning_rates.unwrap_or_else(|| vec![0.05, 0.1, 0.2]);
+    doc.distinct("diffusion.learning_rates", &learning_rates)?;
+    let batches = raw.batches.unwrap_or_else(|| vec![16, 32, 64, 128]);
+    doc.distinct("diffusion.batches", &batches)?;
+    let scan_batch = doc.at_least("diffusion.scan_batch", raw.scan_batch.unwrap_or(16), 1)?;
+    doc.at_most("diffusion.scan_batch", scan_batch, super::MAX_CHAINS, "chains per update")?;
+    let scan_learning_rate =
+        doc.positive("diffusion.scan_learning_rate", raw.scan_learning_rate.unwrap_or(0.2))?;
+    let mut settings: Vec<Setting> = Vec::new();
+    for &learning_rate in &learning_rates {
+        doc.positive("diffusion.learning_rates", learning_rate)?;
+        settings.push(Setting {
+            learning_rate,
+            batch: scan_batch,
+        });
+    }
+    for &batch in &batches {
+        doc.at_least("diffusion.batches", batch, 1)?;
+        doc.at_most("diffusion.batches", batch, super::MAX_CHAINS, "chains per update")?;
+        let setting = Setting {
+            learning_rate: scan_learning_rate,
+            batch,
+        };
+        if !settings.contains(&setting) {
+            settings.push(setting);
+        }
+    }
+    doc.instance_count(
+        "diffusion.estimators",
+        (settings.len() * estimators.len()) as u128,
+    )?;
+    let rate_factors = raw.rate_factors.unwrap_or_default();
+    for (estimator, &factor) in &rate_factors {
+        if !estimators.contains(estimator) {
+            return Err(doc.error(
+                "diffusion.rate_factors",
+                format!("names {estimator}, which diffusion.estimators does not list"),
+            ));
+        }
+        doc.positive(&format!("diffusion.rate_factors.{estimator}"), factor)?;
+        doc.at_most(
+            &format!("diffusion.rate_factors.{estimator}"),
+            factor,
+            1.0,
+            "a factor scales the grid down",
+        )?;
+    }
+    let s2 = sigma_h * sigma_h;
+    // The exact flow's largest rate per unit α is 2σ²(μ² − κ_0)/κ_0² along the stiffest mode
+    // (and the orbit's Hessian is bounded by it): a step at or above 1 of it overshoots.
+    let stiffest = 2.0 * s2 * (mu_squared - kappa[0]) / (kappa[0] * kappa[0]);
+    let isotropic_scale =
+        doc.positive("diffusion.isotropic_scale", raw.isotropic_scale.unwrap_or(0.1))?;
+    for setting in &settings {
+        let key = if learning_rates.contains(&setting.learning_rate) {
+            "diffusion.learning_rates"
+        } else {
+            "diffusion.scan_learning_rate"
+        };
+        for &estimator in &estimators {
+            let rate = setting.learning_rate
+                * rate_factors.get(&estimator).copied().unwrap_or(1.0);
+            if rate * stiffest >= 1.0 {
+                return Err(doc.error(
+                    key,
+                    format!(
+                        "α = {rate} ({estimator}) overshoots the stiffest kernel mode \
+                         (α·2σ²(μ² − κ_0)/κ_0² = {:.3} must stay below 1)",
+                        rate * stiffest
+                    ),
+                ));
+            }
+            // Small noise: the weakest learned mode's stationary spread must stay well inside
+            // its distance to μ², or W loses rank and the orbit changes.
+            let variance = crate::models::rbm::orbit::kernel_noise_variance(
+                estimator.source(isotropic_scale),
+                top,
+                mu_squared,
+                sigma_h,
+                rate,
+                setting.batch,
+            );
+            if 4.0 * variance.sqrt() >= mu_squared - top {
+                return Err(doc.error(
+                    key,
+                    format!(
+                        "α = {rate}, |B| = {} is not small noise for {estimator}: the weakest \
+                         mode's kernel spread {:.3} is more than a quarter of its gap μ² − κ = \
+                         {:.3} (scale its rates with diffusion.rate_factors)",
+                        setting.batch,
+                        variance.sqrt(),
+                        mu_squared - top
+                    ),
+                ));
+            }
+        }
+    }
+    let replicas = doc.at_least("diffusion.replicas", raw.replicas.unwrap_or(10), 3)?;
+    doc.at_most("diffusion.replicas", replicas, 10_000, "replicas per setting")?;
+    let burn_in = doc.positive("diffusion.burn_in", raw.burn_in.unwrap_or(3.0))?;
+    doc.at_most("diffusion.burn_in", burn_in, 1e3, "relaxation times of burn-in")?;
+    let updates = doc.at_least("diffusion.updates", raw.updates.unwrap_or(50_000), 100)?;
+    doc.at_most("diffusion.updates", updates as f64, MAX_UPDATES, "updates of one replica")?;
+    let record_every = doc.at_least("diffusion.record_every", raw.record_every.unwrap_or(5), 1)?;
+    doc.at_most(
+        "diffusion.record_every",
+        record_every,
+        updates / 20,
+        "the MSA needs at least 20 snapshots per replica",
+    )?;
+    doc.at_most(
+        "diffusion.record_every",
+        (updates / record_every) as f64,
+        super::MAX_RECORDS as f64,
+        "snapshots of W are held in memory",
+    )?;
+    let max_msa = doc.positive("diffusion.max_msa", raw.max_msa.unwrap_or(0.5))?;
+    doc.at_most(
+        "diffusion.max_msa",
+        max_msa,
+        2.0,
+        "beyond it angles approach π and the Procrustes rotation is ambiguous",
+    )?;
+    Ok(Diffusion {
+        n_hidden,
+        mu_squared,
+        estimators,
+        settings,
+        scan_batch,
+        scan_learning_rate,
+        isotropic_scale,
+        rate_factors,
+        replicas,
+        burn_in,
+        updates,
+        record_every,
+        max_msa,
+    })
+}
+
+/// Validates `[ensemble]`.
+fn parse_ensemble(
+    doc: &SpecDocument,
+    raw: RawEnsemble,
+    kappa: &ndarray::Array1<f64>,
+    sigma_h: f64,
+) -> Result<Ensemble> {
+    let n_visible = kappa.len();
+    const KEY: &str = "ensemble.configurations";
+    let configurations: Vec<Configuration> = raw
+        .configurations
+        .map(|list| {
+            list.into_iter()
+                .map(|c| Configuration {
+                    n_hidden: c.n_hidden,
+                    mu_squared: c.mu_squared,
+                    mu_trained: c.mu_trained.unwrap_or(false),
+                })
+                .collect()
+        })
+        .unwrap_or_else(|| {
+            vec![Configuration {
+                n_hidden: n_visible,
+                mu_squared: 9.0,
+                mu_trained: false,
+            }]
+        });
+    doc.distinct(KEY, &configurations)?;
+    doc.instance_count(KEY, configurations.len() as u128 + 1)?;
+    for c in &configurations {
+        doc.at_least(&format!("{KEY}.n_hidden"), c.n_hidden, 1)?;
+        doc.at_most(
+            &format!("{KEY}.n_hidden"),
+            n_visible * c.n_hidden,
+            MAX_COORDINATES,
+            "N_v·N_h weights per run",
+        )?;
+        if c.mu_trained {
+            return Err(doc.error(
+                &format!("{KEY}.mu_trained"),
+                "the ensembles keep μ² fixed (its orbit is the hidden rotations only)",
+            ));
+        }
+        if !(MIN_MASS_SQUARED..=MAX_MASS_SQUARED).contains(&c.mu_squared)
+            || kappa.iter().any(|&k| (k - c.mu_squared).abs() <= 1e-3 * k)
+            || c.mu_squared <= kappa[0]
+        {
+            return Err(doc.error(
+                &format!("{KEY}.mu_squared"),
+                format!(
+                    "must exceed κ_0 = {} (something to learn), stay at least 0.1 % away from \
+                     every κ (a marginal mode converges too slowly) and lie in \
+                     [{MIN_MASS_SQUARED:e}, {MAX_MASS_SQUARED:e}], got {}",
+                    kappa[0], c.mu_squared
+                ),
+            ));
+        }
+    }
+    let runs = doc.at_least("ensemble.runs", raw.runs.unwrap_or(400), 10)?;
+    doc.at_most("ensemble.runs", runs, 100_000, "runs per configuration")?;
+    let weighted_runs = doc.at_least("ensemble.weighted_runs", raw.weighted_runs.unwrap_or(100), 10)?;
+    doc.at_most("ensemble.weighted_runs", weighted_runs, 100_000, "runs of the contrast")?;
+    let gradient_tolerance = doc.positive(
+        "ensemble.gradient_tolerance",
+        raw.gradient_tolerance.unwrap_or(1e-8),
+    )?;
+    if !(1e-13..=1e-4).contains(&gradient_tolerance) {
+        return Err(doc.error(
+            "ensemble.gradient_tolerance",
+            format!("must be in [1e-13, 1e-4], got {gradient_tolerance}"),
+        ));
+    }
+    let max_updates = doc.at_least("ensemble.max_updates", raw.max_updates.unwrap_or(1_000_000), 1)?;
+    doc.at_most("ensemble.max_updates", max_updates as f64, MAX_UPDATES, "updates of one run")?;
+    let learning_rate = doc.positive("ensemble.learning_rate", raw.learning_rate.unwrap_or(1.0))?;
+    for c in &configurations {
+        let largest = FixedPointLayout::stable(
+            kappa.as_slice().unwrap_or_default(),
+            c.n_hidden,
+            c.mu_squared,
+            sigma_h,
+            false,
+        )
+        .spectrum()?
+        .last()
+        .map_or(0.0, |p| p.value);
+        if largest > 0.0 && learning_rate >= 2.0 / largest {
+            return Err(doc.error(
+                "ensemble.learning_rate",
+                format!(
+                    "must be below 2/h_max = {:.4} for {} (h_max = {largest:.4})",
+                    2.0 / largest,
+                    c.label()
+                ),
+            ));
+        }
+    }
+    let weighted_epsilon =
+        doc.positive("ensemble.weighted_epsilon", raw.weighted_epsilon.unwrap_or(2e-3))?;
+    let first = &configurations[0];
+    let c = unit_weights(first.n_hidden);
+    let learned = kappa.iter().filter(|&&k| k < first.mu_squared).count().min(first.n_hidden);
+    let bound = (0..learned)
+        .map(|j| sigma_h * sigma_h * (1.0 / kappa[j] - 1.0 / first.mu_squared) / (2.0 * c[j]))
+        .fold(f64::INFINITY, f64::min);
+    if weighted_epsilon >= bound {
+        return Err(doc.error(
+            "ensemble.weighted_epsilon",
+            format!(
+                "ε = {weighted_epsilon} unlearns a mode of {} under the weighted penalty: needs \
+                 ε < {bound:.4e}",
+                first.label()
+            ),
+        ));
+    }
+    Ok(Ensemble {
+        configurations,
+        runs,
+        learning_rate,
+        gradient_tolerance,
+        max_updates,
+        weighted_epsilon,
+        weighted_runs,
     })
 }

@@ -11,6 +11,7 @@
 use serde::Serialize;
 
 use super::deform::{self, DeformedPoint};
+use super::emit_orbit;
 use super::evaluate::{self, PointSpectrum};
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
 use crate::emit::table::Table;
@@ -22,6 +23,10 @@ use crate::spec::goldstone_modes::{Configuration, Deformation};
 pub struct EmitStage {
     pub configurations: Vec<(Configuration, StageHandle)>,
     pub deformations: Vec<(Deformation, usize, StageHandle)>,
+    pub diffusions: Vec<emit_orbit::DiffusionInstance>,
+    pub scan_batch: usize,
+    pub scan_learning_rate: f64,
+    pub diffusion_mu_squared: f64,
 }
 
 #[derive(Default, Serialize)]
@@ -187,7 +192,14 @@ impl Stage for EmitStage {
         let columns = panels.len().min(3);
         Figure::grid(panels, columns, (520, 400))
             .write(&ctx.out_dir.join("figures"), "hessian_spectrum")?;
-        self.deformations(ctx)
+        self.deformations(ctx)?;
+        emit_orbit::emit(
+            ctx,
+            &self.diffusions,
+            self.scan_batch,
+            self.scan_learning_rate,
+            self.diffusion_mu_squared,
+        )
     }
 }
 

@@ -7,11 +7,14 @@
 //! fit[<configuration>] (exact and trained stationary points)
 //!   └─ evaluate[<configuration>] (Hessian spectrum vs closed form, flat-direction counts)
 //! fit[deformation=<d>,n_hidden=<n>] (deformed minima over ε: surviving zeros, masses)
+//! fit[estimator=<e>,learning_rate=<α>,batch=<|B|>] (SGD replicas: orbit MSA, noise of K)
 //! all ── emit
 //! ```
 
 mod deform;
+mod diffuse;
 mod emit;
+mod emit_orbit;
 mod evaluate;
 mod fit;
 
@@ -68,11 +71,41 @@ pub fn plan(doc: &SpecDocument, header: Header, _root: &Path) -> Result<Plan> {
             deformed.push((deformation, n_hidden, handle));
         }
     }
+    let d = &spec.diffusion;
+    let mut diffusions = Vec::new();
+    for &estimator in &d.estimators {
+        for setting in &d.settings {
+            let learning_rate = d.rate_of(estimator, setting);
+            let handle = plan.add(
+                diffuse::DiffuseStage::label(estimator, learning_rate, setting.batch),
+                diffuse::DiffuseStage {
+                    target: spec.target.clone(),
+                    n_hidden: d.n_hidden,
+                    mu_squared: d.mu_squared,
+                    estimator,
+                    source_scale: d.isotropic_scale,
+                    learning_rate,
+                    batch: setting.batch,
+                    replicas: d.replicas,
+                    burn_in: d.burn_in,
+                    updates: d.updates,
+                    record_every: d.record_every,
+                    max_msa: d.max_msa,
+                    seed: spec.header.seed,
+                },
+            )?;
+            diffusions.push((estimator, *setting, handle));
+        }
+    }
     plan.add(
         "",
         emit::EmitStage {
             configurations: evaluated,
             deformations: deformed,
+            diffusions,
+            scan_batch: d.scan_batch,
+            scan_learning_rate: d.scan_learning_rate,
+            diffusion_mu_squared: d.mu_squared,
         },
     )?;
     Ok(super::plan_of(doc, &spec.header, &spec, plan))

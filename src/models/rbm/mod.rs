@@ -19,6 +19,7 @@
 //! definite exactly when M is.
 
 pub mod hessian;
+pub mod orbit;
 pub mod ppca;
 pub mod train;
 
