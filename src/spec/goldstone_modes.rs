@@ -593,9 +593,16 @@ fn parse_diffusion(
     let batches = raw.batches.unwrap_or_else(|| vec![16, 32, 64, 128]);
     doc.distinct("diffusion.batches", &batches)?;
     let scan_batch = doc.at_least("diffusion.scan_batch", raw.scan_batch.unwrap_or(16), 1)?;
-    doc.at_most("diffusion.scan_batch", scan_batch, super::MAX_CHAINS, "chains per update")?;
-    let scan_learning_rate =
-        doc.positive("diffusion.scan_learning_rate", raw.scan_learning_rate.unwrap_or(0.2))?;
+    doc.at_most(
+        "diffusion.scan_batch",
+        scan_batch,
+        super::MAX_CHAINS,
+        "chains per update",
+    )?;
+    let scan_learning_rate = doc.positive(
+        "diffusion.scan_learning_rate",
+        raw.scan_learning_rate.unwrap_or(0.2),
+    )?;
     let mut settings: Vec<Setting> = Vec::new();
     for &learning_rate in &learning_rates {
         doc.positive("diffusion.learning_rates", learning_rate)?;
@@ -606,7 +613,12 @@ fn parse_diffusion(
     }
     for &batch in &batches {
         doc.at_least("diffusion.batches", batch, 1)?;
-        doc.at_most("diffusion.batches", batch, super::MAX_CHAINS, "chains per update")?;
+        doc.at_most(
+            "diffusion.batches",
+            batch,
+            super::MAX_CHAINS,
+            "chains per update",
+        )?;
         let setting = Setting {
             learning_rate: scan_learning_rate,
             batch,
@@ -639,8 +651,10 @@ fn parse_diffusion(
     // The exact flow's largest rate per unit α is 2σ²(μ² − κ_0)/κ_0² along the stiffest mode
     // (and the orbit's Hessian is bounded by it): a step at or above 1 of it overshoots.
     let stiffest = 2.0 * s2 * (mu_squared - kappa[0]) / (kappa[0] * kappa[0]);
-    let isotropic_scale =
-        doc.positive("diffusion.isotropic_scale", raw.isotropic_scale.unwrap_or(0.1))?;
+    let isotropic_scale = doc.positive(
+        "diffusion.isotropic_scale",
+        raw.isotropic_scale.unwrap_or(0.1),
+    )?;
     for setting in &settings {
         let key = if learning_rates.contains(&setting.learning_rate) {
             "diffusion.learning_rates"
@@ -648,8 +662,7 @@ fn parse_diffusion(
             "diffusion.scan_learning_rate"
         };
         for &estimator in &estimators {
-            let rate = setting.learning_rate
-                * rate_factors.get(&estimator).copied().unwrap_or(1.0);
+            let rate = setting.learning_rate * rate_factors.get(&estimator).copied().unwrap_or(1.0);
             if rate * stiffest >= 1.0 {
                 return Err(doc.error(
                     key,
@@ -686,11 +699,26 @@ fn parse_diffusion(
         }
     }
     let replicas = doc.at_least("diffusion.replicas", raw.replicas.unwrap_or(10), 3)?;
-    doc.at_most("diffusion.replicas", replicas, 10_000, "replicas per setting")?;
+    doc.at_most(
+        "diffusion.replicas",
+        replicas,
+        10_000,
+        "replicas per setting",
+    )?;
     let burn_in = doc.positive("diffusion.burn_in", raw.burn_in.unwrap_or(3.0))?;
-    doc.at_most("diffusion.burn_in", burn_in, 1e3, "relaxation times of burn-in")?;
+    doc.at_most(
+        "diffusion.burn_in",
+        burn_in,
+        1e3,
+        "relaxation times of burn-in",
+    )?;
     let updates = doc.at_least("diffusion.updates", raw.updates.unwrap_or(50_000), 100)?;
-    doc.at_most("diffusion.updates", updates as f64, MAX_UPDATES, "updates of one replica")?;
+    doc.at_most(
+        "diffusion.updates",
+        updates as f64,
+        MAX_UPDATES,
+        "updates of one replica",
+    )?;
     let record_every = doc.at_least("diffusion.record_every", raw.record_every.unwrap_or(5), 1)?;
     doc.at_most(
         "diffusion.record_every",
@@ -788,8 +816,14 @@ fn parse_ensemble(
     }
     let runs = doc.at_least("ensemble.runs", raw.runs.unwrap_or(400), 10)?;
     doc.at_most("ensemble.runs", runs, 100_000, "runs per configuration")?;
-    let weighted_runs = doc.at_least("ensemble.weighted_runs", raw.weighted_runs.unwrap_or(100), 10)?;
-    doc.at_most("ensemble.weighted_runs", weighted_runs, 100_000, "runs of the contrast")?;
+    let weighted_runs =
+        doc.at_least("ensemble.weighted_runs", raw.weighted_runs.unwrap_or(40), 3)?;
+    doc.at_most(
+        "ensemble.weighted_runs",
+        weighted_runs,
+        100_000,
+        "runs of the contrast",
+    )?;
     let gradient_tolerance = doc.positive(
         "ensemble.gradient_tolerance",
         raw.gradient_tolerance.unwrap_or(1e-8),
@@ -800,8 +834,17 @@ fn parse_ensemble(
             format!("must be in [1e-13, 1e-4], got {gradient_tolerance}"),
         ));
     }
-    let max_updates = doc.at_least("ensemble.max_updates", raw.max_updates.unwrap_or(1_000_000), 1)?;
-    doc.at_most("ensemble.max_updates", max_updates as f64, MAX_UPDATES, "updates of one run")?;
+    let max_updates = doc.at_least(
+        "ensemble.max_updates",
+        raw.max_updates.unwrap_or(1_000_000),
+        1,
+    )?;
+    doc.at_most(
+        "ensemble.max_updates",
+        max_updates as f64,
+        MAX_UPDATES,
+        "updates of one run",
+    )?;
     let learning_rate = doc.positive("ensemble.learning_rate", raw.learning_rate.unwrap_or(1.0))?;
     for c in &configurations {
         let largest = FixedPointLayout::stable(
@@ -825,11 +868,17 @@ fn parse_ensemble(
             ));
         }
     }
-    let weighted_epsilon =
-        doc.positive("ensemble.weighted_epsilon", raw.weighted_epsilon.unwrap_or(2e-3))?;
+    let weighted_epsilon = doc.positive(
+        "ensemble.weighted_epsilon",
+        raw.weighted_epsilon.unwrap_or(2e-3),
+    )?;
     let first = &configurations[0];
     let c = unit_weights(first.n_hidden);
-    let learned = kappa.iter().filter(|&&k| k < first.mu_squared).count().min(first.n_hidden);
+    let learned = kappa
+        .iter()
+        .filter(|&&k| k < first.mu_squared)
+        .count()
+        .min(first.n_hidden);
     let bound = (0..learned)
         .map(|j| sigma_h * sigma_h * (1.0 / kappa[j] - 1.0 / first.mu_squared) / (2.0 * c[j]))
         .fold(f64::INFINITY, f64::min);

@@ -97,3 +97,98 @@ fn deformations_keep_or_lift_the_flat_directions_as_predicted() {
     assert!(small.abs() < 1e-2, "{small}");
     assert!((large / small - 10.0).abs() < 1.0, "{small} → {large}");
 }
+
+/// §3–§5 on the smoke spec. The orbit diffusion rate's power laws separate the estimators whose
+/// single step is orthogonal to the orbit (α³/|B|², PCD) from those with tangent noise
+/// (α²/|B|, sampled hidden units, whose first-order prefactor is also checked); the kernel's
+/// stationary noise matches the linearised update on the well-sampled levels; the exact-gradient
+/// ensembles match the Haar predictions and the weighted penalty pins every unit.
+#[test]
+fn orbit_diffusion_kernel_noise_and_weight_correlations_match_first_principles() {
+    let ws = Workspace::with_spec(EXP);
+    ws.run(&["run", EXP, "--quiet"]).expect_code(0);
+    let t = ws.table(EXP, "orbit_diffusion_exponents");
+    assert_eq!(t.rows.len(), 4);
+    for row in &t.rows {
+        let what = format!("{} {}", t.str(row, "estimator"), t.str(row, "scan"));
+        let (exponent, error, predicted) = (
+            t.f64(row, "exponent"),
+            t.f64(row, "exponent_error"),
+            t.f64(row, "predicted"),
+        );
+        // An error below 0.3 keeps the two hypotheses (exponents one apart) distinguishable.
+        assert!(error < 0.3, "{what}: ±{error}");
+        assert!(
+            (exponent - predicted).abs() < 4.0 * error,
+            "{what}: {exponent} ± {error} against {predicted}"
+        );
+    }
+    let t = ws.table(EXP, "orbit_diffusion");
+    for row in t
+        .rows
+        .iter()
+        .filter(|r| t.str(r, "estimator") == "sampled_hidden")
+    {
+        let (rate, error, predicted) = (
+            t.f64(row, "rate"),
+            t.f64(row, "rate_error"),
+            t.f64(row, "predicted_rate"),
+        );
+        assert!(
+            (rate - predicted).abs() < 4.0 * error + 0.05 * predicted,
+            "sampled hidden: {rate} ± {error} against the first order {predicted}"
+        );
+    }
+    for row in &t.rows {
+        assert!(
+            t.f64(row, "smallest_singular_value") > 0.3,
+            "W approached rank loss"
+        );
+    }
+    let t = ws.table(EXP, "kernel_temperature");
+    for row in t.rows.iter().filter(|r| t.f64(r, "kappa") < 6.0) {
+        let (measured, error, predicted) = (
+            t.f64(row, "measured"),
+            t.f64(row, "measured_error"),
+            t.f64(row, "predicted"),
+        );
+        // Leading order in α: corrections of a few per cent at these rates.
+        assert!(
+            (measured - predicted).abs() < 4.0 * error + 0.05 * predicted,
+            "{} κ = {}: {measured} ± {error} against {predicted}",
+            t.str(row, "estimator"),
+            t.f64(row, "kappa")
+        );
+    }
+    let t = ws.table(EXP, "weight_correlations");
+    for row in t.rows.iter().filter(|r| t.str(r, "ensemble") == "haar") {
+        let chi = t.f64(row, "chi_squared_per_entry");
+        assert!((0.8..1.25).contains(&chi), "Haar χ²/entry {chi}");
+    }
+    let t = ws.table(EXP, "weight_moments");
+    for row in &t.rows {
+        let what = format!("{} {}", t.str(row, "ensemble"), t.str(row, "observable"));
+        if t.str(row, "ensemble") == "haar" {
+            for column in ["mean_deviation_in_errors", "variance_deviation_in_errors"] {
+                let z = t.f64(row, column);
+                assert!(z.is_nan() || z.abs() < 4.0, "{what}: {column} = {z}");
+            }
+        } else if t.str(row, "observable").starts_with("column_norm") {
+            let (mean, predicted) = (t.f64(row, "mean"), t.f64(row, "predicted_mean"));
+            assert!(
+                (mean / predicted - 1.0).abs() < 1e-6,
+                "{what}: {mean} vs {predicted}"
+            );
+        }
+    }
+    for figure in [
+        "orbit_msa",
+        "orbit_diffusion_rates",
+        "kernel_temperature",
+        "level_spacing",
+        "weight_correlations",
+    ] {
+        let path = ws.latest(EXP).join(format!("figures/{figure}.png"));
+        assert!(path.metadata().unwrap().len() > 10_000, "{figure}");
+    }
+}

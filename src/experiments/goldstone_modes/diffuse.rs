@@ -34,8 +34,8 @@ use crate::linalg::symmetric_eigenvalues;
 use crate::models::rbm::GaussianRbm;
 use crate::models::rbm::hessian::{FixedPointLayout, haar_orthogonal};
 use crate::models::rbm::orbit::{
-    NoiseSource, Walker, kernel_noise_variance, mean_squared_angle, rate_exponents, tangent_rate,
-    learned_xi_squared,
+    NoiseSource, Walker, kernel_noise_variance, learned_xi_squared, mean_squared_angle,
+    rate_exponents, tangent_rate,
 };
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageKind};
 use crate::seed::rng_for;
@@ -183,7 +183,8 @@ impl Stage for DiffuseStage {
         let label = Self::label(self.estimator, self.learning_rate, self.batch);
         let (covariance, kappa, modes) = target_moments(&self.target)?;
         let sigma_h = self.target.sigma_h;
-        let layout = FixedPointLayout::stable(&kappa, self.n_hidden, self.mu_squared, sigma_h, false);
+        let layout =
+            FixedPointLayout::stable(&kappa, self.n_hidden, self.mu_squared, sigma_h, false);
         let relaxation = self.slowest_relaxation(&kappa);
         let burn_in_updates = (self.burn_in * relaxation).ceil() as usize;
         let snapshots_per_replica = self.updates / self.record_every;
@@ -226,8 +227,13 @@ impl Stage for DiffuseStage {
                 mu: self.mu_squared.sqrt(),
                 sigma_h,
             };
-            let mut walker =
-                Walker::new(model, self.source(), self.batch, self.learning_rate, &mut rng)?;
+            let mut walker = Walker::new(
+                model,
+                self.source(),
+                self.batch,
+                self.learning_rate,
+                &mut rng,
+            )?;
             let done = replica * (burn_in_updates + self.updates);
             for update in 1..=burn_in_updates {
                 walker
@@ -266,9 +272,9 @@ impl Stage for DiffuseStage {
                 for (slot, level) in kept.iter().enumerate() {
                     let value = match level.modes[..] {
                         [a] => entry(a, a),
-                        [a, b] => ((entry(a, a) - entry(b, b)).powi(2)
-                            + 4.0 * entry(a, b).powi(2))
-                        .sqrt(),
+                        [a, b] => {
+                            ((entry(a, a) - entry(b, b)).powi(2) + 4.0 * entry(a, b).powi(2)).sqrt()
+                        }
                         _ => unreachable!("levels of one or two modes only"),
                     };
                     sums[slot].0 += value;
@@ -293,11 +299,7 @@ impl Stage for DiffuseStage {
             self.source(),
             NoiseSource::Pcd { .. } | NoiseSource::Independent
         );
-        let first_lag = if orthogonal_step {
-            relaxation
-        } else {
-            0.0
-        };
+        let first_lag = if orthogonal_step { relaxation } else { 0.0 };
         let fit = fit_rate(&lags_updates, &msa, first_lag, self.max_msa).ok_or_else(|| {
             Error::Other(format!(
                 "{label}: fewer than three lags between {first_lag:.0} updates and MSA = {} \

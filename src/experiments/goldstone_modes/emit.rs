@@ -11,8 +11,8 @@
 use serde::Serialize;
 
 use super::deform::{self, DeformedPoint};
-use super::emit_orbit;
 use super::evaluate::{self, PointSpectrum};
+use super::{emit_ensemble, emit_orbit};
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
 use crate::emit::table::Table;
 use crate::error::Result;
@@ -24,6 +24,8 @@ pub struct EmitStage {
     pub configurations: Vec<(Configuration, StageHandle)>,
     pub deformations: Vec<(Deformation, usize, StageHandle)>,
     pub diffusions: Vec<emit_orbit::DiffusionInstance>,
+    /// (stage label, handle) of each weight-correlation ensemble.
+    pub ensembles: Vec<(String, StageHandle)>,
     pub scan_batch: usize,
     pub scan_learning_rate: f64,
     pub diffusion_mu_squared: f64,
@@ -193,6 +195,7 @@ impl Stage for EmitStage {
         Figure::grid(panels, columns, (520, 400))
             .write(&ctx.out_dir.join("figures"), "hessian_spectrum")?;
         self.deformations(ctx)?;
+        emit_ensemble::emit(ctx, &self.ensembles)?;
         emit_orbit::emit(
             ctx,
             &self.diffusions,

@@ -108,6 +108,14 @@ struct SpacingRow {
     samples: usize,
 }
 
+/// One level's width or spacing against √(α/|B|): measured with errors, and predicted.
+#[derive(Default)]
+struct TemperatureCurve {
+    measured: Vec<(f64, f64)>,
+    errors: Vec<f64>,
+    predicted: Vec<(f64, f64)>,
+}
+
 /// A level's measured width (one mode) or mean spacing (a pair), with its jackknife error over
 /// replicas, and the prediction.
 fn level_statistic(level: &LevelNoise) -> (&'static str, f64, f64, f64) {
@@ -177,8 +185,7 @@ pub fn emit(
     for (color, (estimator, list)) in runs.iter().enumerate() {
         let name = estimator.to_string();
         let mut curves = Vec::new();
-        let mut temperature_series: BTreeMap<String, (Vec<(f64, f64)>, Vec<f64>, Vec<(f64, f64)>)> =
-            BTreeMap::new();
+        let mut temperature_series: BTreeMap<String, TemperatureCurve> = BTreeMap::new();
         for (index, (_, run)) in list.iter().enumerate() {
             let fit = &run.fit;
             rates.push(RateRow {
@@ -222,7 +229,8 @@ pub fn emit(
                     errors.push(*error);
                 }
             }
-            let mut series = Series::new(Some(setting_name(run)), points, index, Style::LineMarkers);
+            let mut series =
+                Series::new(Some(setting_name(run)), points, index, Style::LineMarkers);
             series.errors = Some(errors);
             curves.push(series);
 
@@ -249,9 +257,9 @@ pub fn emit(
                 let entry = temperature_series
                     .entry(format!("{quantity}, κ = {:.3}", level.kappa))
                     .or_default();
-                entry.0.push((temperature_x, measured));
-                entry.1.push(error);
-                entry.2.push((temperature_x, predicted));
+                entry.measured.push((temperature_x, measured));
+                entry.errors.push(error);
+                entry.predicted.push((temperature_x, predicted));
             }
         }
         msa_panels.push(Panel::Line(LineChart {
@@ -360,12 +368,11 @@ pub fn emit(
         }
 
         let mut series = Vec::new();
-        for (k, (label, (measured, errors, predicted))) in temperature_series.into_iter().enumerate()
-        {
-            let mut m = Series::new(Some(label), measured, k, Style::Markers);
-            m.errors = Some(errors);
+        for (k, (label, curve)) in temperature_series.into_iter().enumerate() {
+            let mut m = Series::new(Some(label), curve.measured, k, Style::Markers);
+            m.errors = Some(curve.errors);
             series.push(m);
-            let mut p = predicted;
+            let mut p = curve.predicted;
             p.sort_by(|a, b| a.0.total_cmp(&b.0));
             series.push(Series::new(None, p, k, Style::Dashed));
         }
@@ -444,8 +451,12 @@ pub fn emit(
         &rates,
     )?
     .write(&tables)?;
-    Table::from_rows("orbit_diffusion_exponents", &["estimator", "scan"], &exponents)?
-        .write(&tables)?;
+    Table::from_rows(
+        "orbit_diffusion_exponents",
+        &["estimator", "scan"],
+        &exponents,
+    )?
+    .write(&tables)?;
     Table::from_rows(
         "orbit_msa",
         &["estimator", "learning_rate", "batch", "lag"],
@@ -464,8 +475,7 @@ pub fn emit(
         &equal,
     )?
     .write(&tables)?;
-    Table::from_rows("level_spacing", &["estimator", "bin_low"], &spacing_rows)?
-        .write(&tables)?;
+    Table::from_rows("level_spacing", &["estimator", "bin_low"], &spacing_rows)?.write(&tables)?;
 
     let figures = ctx.out_dir.join("figures");
     let columns = msa_panels.len().clamp(1, 3);

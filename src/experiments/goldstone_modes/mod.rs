@@ -8,13 +8,16 @@
 //!   └─ evaluate[<configuration>] (Hessian spectrum vs closed form, flat-direction counts)
 //! fit[deformation=<d>,n_hidden=<n>] (deformed minima over ε: surviving zeros, masses)
 //! fit[estimator=<e>,learning_rate=<α>,batch=<|B|>] (SGD replicas: orbit MSA, noise of K)
+//! fit[ensemble=<haar|weighted_l2>,…] (exact-gradient ensembles: weight correlations)
 //! all ── emit
 //! ```
 
 mod deform;
 mod diffuse;
 mod emit;
+mod emit_ensemble;
 mod emit_orbit;
+mod ensemble;
 mod evaluate;
 mod fit;
 
@@ -97,9 +100,39 @@ pub fn plan(doc: &SpecDocument, header: Header, _root: &Path) -> Result<Plan> {
             diffusions.push((estimator, *setting, handle));
         }
     }
+    let e = &spec.ensemble;
+    let mut ensembles = Vec::new();
+    let contrast = e
+        .configurations
+        .first()
+        .map(|c| (c.clone(), e.weighted_epsilon, e.weighted_runs));
+    for (configuration, epsilon, runs) in e
+        .configurations
+        .iter()
+        .map(|c| (c.clone(), 0.0, e.runs))
+        .chain(contrast)
+    {
+        let label = ensemble::EnsembleStage::label(&configuration, epsilon);
+        let handle = plan.add(
+            label.clone(),
+            ensemble::EnsembleStage {
+                target: spec.target.clone(),
+                configuration,
+                runs,
+                learning_rate: e.learning_rate,
+                init_scale: spec.training.init_scale,
+                gradient_tolerance: e.gradient_tolerance,
+                max_updates: e.max_updates,
+                epsilon,
+                seed: spec.header.seed,
+            },
+        )?;
+        ensembles.push((label, handle));
+    }
     plan.add(
         "",
         emit::EmitStage {
+            ensembles,
             configurations: evaluated,
             deformations: deformed,
             diffusions,

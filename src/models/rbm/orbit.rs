@@ -91,11 +91,15 @@ impl Walker {
                 for _ in 0..gibbs_steps {
                     model.gibbs_sweep(chains, rng);
                 }
-                model.gradient(target, second_moment(chains.view()).view()).weights
+                model
+                    .gradient(target, second_moment(chains.view()).view())
+                    .weights
             }
             NoiseSource::Independent => {
                 let samples = exact_samples(model, self.batch, rng)?;
-                model.gradient(target, second_moment(samples.view()).view()).weights
+                model
+                    .gradient(target, second_moment(samples.view()).view())
+                    .weights
             }
             NoiseSource::SampledHidden => {
                 let phi = exact_samples(model, self.batch, rng)?;
@@ -183,7 +187,12 @@ pub fn rotation_angle_squared(r: ArrayView2<'_, f64>) -> Result<Option<f64>> {
 }
 
 /// The squared singular values x_a = ξ_a² of W at a full-rank minimum, σ²x_a = μ² − κ_a.
-pub fn learned_xi_squared(kappa: &[f64], mu_squared: f64, sigma_h: f64, n_hidden: usize) -> Vec<f64> {
+pub fn learned_xi_squared(
+    kappa: &[f64],
+    mu_squared: f64,
+    sigma_h: f64,
+    n_hidden: usize,
+) -> Vec<f64> {
     kappa[..n_hidden]
         .iter()
         .map(|k| (mu_squared - k) / (sigma_h * sigma_h))
@@ -214,7 +223,11 @@ pub fn tangent_rate(
         NoiseSource::Pcd { .. } | NoiseSource::Independent => None,
         NoiseSource::Isotropic { scale } => {
             let v = (rate * scale).powi(2) / b;
-            Some(pairs.map(|(a, c)| v / (xi_squared[a] + xi_squared[c])).sum())
+            Some(
+                pairs
+                    .map(|(a, c)| v / (xi_squared[a] + xi_squared[c]))
+                    .sum(),
+            )
         }
         NoiseSource::SampledHidden => {
             let v = (rate * sigma_h).powi(2) / b;
@@ -268,8 +281,13 @@ pub fn kernel_noise_variance(
             (sampled, rho.powi(2 * gibbs_steps as i32))
         }
         NoiseSource::Independent => (sampled, 0.0),
-        NoiseSource::SampledHidden => (sampled + 4.0 * rate * rate * s2 * s2 * s2 * x / (kappa * b), 0.0),
-        NoiseSource::Isotropic { scale } => (4.0 * rate * rate * s2 * s2 * scale * scale * x / b, 0.0),
+        NoiseSource::SampledHidden => (
+            sampled + 4.0 * rate * rate * s2 * s2 * s2 * x / (kappa * b),
+            0.0,
+        ),
+        NoiseSource::Isotropic { scale } => {
+            (4.0 * rate * rate * s2 * s2 * scale * scale * x / b, 0.0)
+        }
     };
     let phi = 1.0 - r;
     q * (1.0 + phi * c) / ((1.0 - phi * phi) * (1.0 - phi * c))
@@ -279,22 +297,6 @@ pub fn kernel_noise_variance(
 pub fn wigner_surmise(s: f64) -> f64 {
     use std::f64::consts::PI;
     0.5 * PI * s * (-0.25 * PI * s * s).exp()
-}
-
-/// exp(A) of a small antisymmetric A (‖A‖ ≲ 0.5) by its Taylor series to rounding, re-polished
-/// onto the orthogonal group.
-pub fn small_rotation(a: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
-    let n = a.nrows();
-    let mut sum = Array2::<f64>::eye(n);
-    let mut term = Array2::<f64>::eye(n);
-    for k in 1..30 {
-        term = term.dot(&a) / k as f64;
-        sum += &term;
-        if term.iter().all(|v| v.abs() < 1e-18) {
-            break;
-        }
-    }
-    procrustes(Array2::<f64>::eye(n).view(), sum.view())
 }
 
 /// The Procrustes mean squared angle of one replica: for each lag ℓ (in snapshots), the mean of
@@ -343,6 +345,22 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
+    /// exp(A) of a small antisymmetric A (‖A‖ ≲ 0.5) by its Taylor series to rounding, re-polished
+    /// onto the orthogonal group.
+    fn small_rotation(a: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
+        let n = a.nrows();
+        let mut sum = Array2::<f64>::eye(n);
+        let mut term = Array2::<f64>::eye(n);
+        for k in 1..30 {
+            term = term.dot(&a) / k as f64;
+            sum += &term;
+            if term.iter().all(|v| v.abs() < 1e-18) {
+                break;
+            }
+        }
+        procrustes(Array2::<f64>::eye(n).view(), sum.view())
+    }
+
     fn random_antisymmetric(n: usize, spread: f64, rng: &mut ChaCha8Rng) -> Array2<f64> {
         let mut a = Array2::<f64>::zeros((n, n));
         for i in 0..n {
@@ -389,7 +407,9 @@ mod tests {
         r[[4, 2]] = t2.sin();
         r[[4, 4]] = t2.cos();
         let moved = w.dot(&r);
-        let angle = orbit_angle_squared(w.view(), moved.view()).unwrap().unwrap();
+        let angle = orbit_angle_squared(w.view(), moved.view())
+            .unwrap()
+            .unwrap();
         assert_abs_diff_eq!(angle, t1 * t1 + t2 * t2, epsilon = 1e-10);
         let tiny = 1e-9_f64;
         let mut r = Array2::<f64>::eye(5);
@@ -397,7 +417,9 @@ mod tests {
         r[[1, 3]] = -tiny.sin();
         r[[3, 1]] = tiny.sin();
         r[[3, 3]] = tiny.cos();
-        let angle = orbit_angle_squared(w.view(), w.dot(&r).view()).unwrap().unwrap();
+        let angle = orbit_angle_squared(w.view(), w.dot(&r).view())
+            .unwrap()
+            .unwrap();
         assert!((angle / (tiny * tiny) - 1.0).abs() < 1e-4, "{angle:e}");
     }
 
@@ -407,20 +429,34 @@ mod tests {
     fn a_sample_covariance_step_does_not_rotate_the_weights() {
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let (model, c) = minimum(10, 9.0, &mut rng);
-        for source in [NoiseSource::Independent, NoiseSource::Pcd { gibbs_steps: 1 }] {
+        for source in [
+            NoiseSource::Independent,
+            NoiseSource::Pcd { gibbs_steps: 1 },
+        ] {
             let mut walker = Walker::new(model.clone(), source, 4, 0.2, &mut rng).unwrap();
             walker.step(c.view(), 1, &mut rng).unwrap();
-            let moved = (&walker.model.weights - &model.weights).mapv(|v| v * v).sum();
+            let moved = (&walker.model.weights - &model.weights)
+                .mapv(|v| v * v)
+                .sum();
             assert!(moved > 1e-4, "the step moved W by {moved}");
-            let angle =
-                orbit_angle_squared(model.weights.view(), walker.model.weights.view()).unwrap().unwrap();
-            assert!(angle < 1e-24, "{source:?}: one step rotated by ½‖log R‖² = {angle}");
+            let angle = orbit_angle_squared(model.weights.view(), walker.model.weights.view())
+                .unwrap()
+                .unwrap();
+            assert!(
+                angle < 1e-24,
+                "{source:?}: one step rotated by ½‖log R‖² = {angle}"
+            );
         }
         let mut walker =
             Walker::new(model.clone(), NoiseSource::SampledHidden, 4, 0.2, &mut rng).unwrap();
         walker.step(c.view(), 1, &mut rng).unwrap();
-        let angle = orbit_angle_squared(model.weights.view(), walker.model.weights.view()).unwrap().unwrap();
-        assert!(angle > 1e-6, "sampled hidden units rotate at first order: {angle}");
+        let angle = orbit_angle_squared(model.weights.view(), walker.model.weights.view())
+            .unwrap()
+            .unwrap();
+        assert!(
+            angle > 1e-6,
+            "sampled hidden units rotate at first order: {angle}"
+        );
     }
 
     /// Brownian motion R(n+1) = R(n)·exp(A_n) on SO(n) with i.i.d. N(0, s²) generators above the
@@ -433,7 +469,8 @@ mod tests {
         let (n_visible, n) = (8, 6);
         let spread = 0.004;
         let rate = spread * spread * (n * (n - 1) / 2) as f64;
-        let w = Array2::from_shape_simple_fn((n_visible, n), || rng.sample::<f64, _>(StandardNormal));
+        let w =
+            Array2::from_shape_simple_fn((n_visible, n), || rng.sample::<f64, _>(StandardNormal));
         let lags: Vec<usize> = vec![10, 20, 40, 80];
         let replicas = 24;
         let steps = 400;
@@ -442,24 +479,29 @@ mod tests {
             let mut r = Array2::<f64>::eye(n);
             let mut snapshots = vec![w.clone()];
             for _ in 0..steps {
-                let step = small_rotation(random_antisymmetric(n, spread, &mut rng).view()).unwrap();
+                let step =
+                    small_rotation(random_antisymmetric(n, spread, &mut rng).view()).unwrap();
                 r = r.dot(&step);
                 snapshots.push(w.dot(&r));
             }
             let msa = mean_squared_angle(&snapshots, &lags, 8, 1000).unwrap();
             let x: Vec<f64> = lags.iter().map(|&l| l as f64).collect();
-            let (slope, _) = crate::analysis::stats::least_squares_line(&x, msa.as_slice().unwrap());
+            let (slope, _) =
+                crate::analysis::stats::least_squares_line(&x, msa.as_slice().unwrap());
             slopes.push(slope);
         }
         let mean = slopes.iter().sum::<f64>() / replicas as f64;
-        let sd = (slopes.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (replicas - 1) as f64)
-            .sqrt();
+        let sd =
+            (slopes.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (replicas - 1) as f64).sqrt();
         let se = sd / (replicas as f64).sqrt();
         assert!(
             (mean - rate).abs() < 4.0 * se,
             "slope {mean:e} ± {se:e} against the planted rate {rate:e}"
         );
-        assert!(se < 0.1 * rate, "the test cannot fail: se {se:e} vs rate {rate:e}");
+        assert!(
+            se < 0.1 * rate,
+            "the test cannot fail: se {se:e} vs rate {rate:e}"
+        );
     }
 
     /// The tangent rate of isotropic noise against a direct Monte Carlo of one small step.
@@ -486,12 +528,16 @@ mod tests {
                 scale * rng.sample::<f64, _>(StandardNormal)
             });
             let moved = &model.weights + &noise;
-            values.push(orbit_angle_squared(model.weights.view(), moved.view()).unwrap().unwrap());
+            values.push(
+                orbit_angle_squared(model.weights.view(), moved.view())
+                    .unwrap()
+                    .unwrap(),
+            );
         }
         let _ = c;
         let mean = values.iter().sum::<f64>() / draws as f64;
-        let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (draws - 1) as f64)
-            .sqrt();
+        let sd =
+            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (draws - 1) as f64).sqrt();
         let se = sd / (draws as f64).sqrt();
         assert!(
             (mean - predicted).abs() < 4.0 * se,

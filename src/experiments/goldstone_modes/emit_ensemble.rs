@@ -1,0 +1,143 @@
+//! The emit stage's §4 part: the tables `weight_correlations` (per ensemble: the χ² of every
+//! distinct entry of ⟨W_ia W_jb⟩ against its Haar prediction, how well the runs converged) and
+//! `weight_moments` (column norms, overlaps, nearest-neighbour sums, Tr O and the sign of det O
+//! against their predictions, mean and variance each with its standard error); the figure
+//! `weight_correlations` (measured and predicted ⟨W_ia W_jb⟩ as heat maps).
+
+use serde::Serialize;
+
+use super::ensemble;
+use crate::emit::figure::{Figure, Heatmap, Panel};
+use crate::emit::table::Table;
+use crate::error::Result;
+use crate::pipeline::{StageContext, StageHandle};
+
+#[derive(Default, Serialize)]
+struct CorrelationRow {
+    ensemble: String,
+    n_hidden: usize,
+    mu_squared: f64,
+    epsilon: f64,
+    runs: usize,
+    tensor_entries: usize,
+    tensor_chi_squared: f64,
+    chi_squared_per_entry: f64,
+    tensor_max_abs_z: f64,
+    pinned_entries: usize,
+    pinned_max_abs_deviation: f64,
+    worst_gradient_norm: f64,
+    worst_kernel_deviation: f64,
+    median_updates: f64,
+}
+
+#[derive(Default, Serialize)]
+struct MomentRow {
+    ensemble: String,
+    n_hidden: usize,
+    mu_squared: f64,
+    observable: String,
+    samples: usize,
+    mean: f64,
+    mean_error: f64,
+    predicted_mean: Option<f64>,
+    mean_deviation_in_errors: Option<f64>,
+    variance: f64,
+    variance_error: f64,
+    predicted_variance: Option<f64>,
+    variance_deviation_in_errors: Option<f64>,
+}
+
+/// Writes the §4 tables and figure.
+pub fn emit(ctx: &StageContext<'_>, ensembles: &[(String, StageHandle)]) -> Result<()> {
+    if ensembles.is_empty() {
+        return Ok(());
+    }
+    let mut correlations = Vec::new();
+    let mut moments = Vec::new();
+    let mut panels = Vec::new();
+    for (index, (label, handle)) in ensembles.iter().enumerate() {
+        let (summary, measured, predicted) = ensemble::load(ctx.upstream(handle)?, label)?;
+        correlations.push(CorrelationRow {
+            ensemble: summary.ensemble.clone(),
+            n_hidden: summary.n_hidden,
+            mu_squared: summary.mu_squared,
+            epsilon: summary.epsilon,
+            runs: summary.runs,
+            tensor_entries: summary.tensor_entries,
+            tensor_chi_squared: summary.tensor_chi_squared,
+            chi_squared_per_entry: summary.tensor_chi_squared / summary.tensor_entries as f64,
+            tensor_max_abs_z: summary.tensor_max_abs_z,
+            pinned_entries: summary.pinned_entries,
+            pinned_max_abs_deviation: summary.pinned_max_abs_deviation,
+            worst_gradient_norm: summary.worst_gradient_norm,
+            worst_kernel_deviation: summary.worst_kernel_deviation,
+            median_updates: summary.median_updates,
+        });
+        for m in &summary.moments {
+            let deviation = |value: f64, predicted: Option<f64>, error: f64, compare: bool| {
+                predicted.and_then(|p| (compare && error > 0.0).then(|| (value - p) / error))
+            };
+            moments.push(MomentRow {
+                ensemble: summary.ensemble.clone(),
+                n_hidden: summary.n_hidden,
+                mu_squared: summary.mu_squared,
+                observable: m.observable.clone(),
+                samples: m.samples,
+                mean: m.mean,
+                mean_error: m.mean_error,
+                predicted_mean: m.predicted_mean,
+                mean_deviation_in_errors: deviation(
+                    m.mean,
+                    m.predicted_mean,
+                    m.mean_error,
+                    m.compare_mean,
+                ),
+                variance: m.variance,
+                variance_error: m.variance_error,
+                predicted_variance: m.predicted_variance,
+                variance_deviation_in_errors: deviation(
+                    m.variance,
+                    m.predicted_variance,
+                    m.variance_error,
+                    m.compare_variance,
+                ),
+            });
+        }
+        // The first ensemble (the Haar one of the first configuration) and the contrast.
+        if index == 0 || index + 1 == ensembles.len() {
+            let what = format!(
+                "{}, N_h = {}, μ² = {}{}",
+                summary.ensemble,
+                summary.n_hidden,
+                summary.mu_squared,
+                if summary.epsilon > 0.0 {
+                    format!(", ε = {}", summary.epsilon)
+                } else {
+                    String::new()
+                }
+            );
+            panels.push(Panel::Heatmap(Heatmap {
+                title: format!("⟨W_ia W_jb⟩ measured ({what}, {} runs)", summary.runs),
+                values: measured,
+            }));
+            panels.push(Panel::Heatmap(Heatmap {
+                title: format!("⟨W_ia W_jb⟩ predicted ({what})"),
+                values: predicted,
+            }));
+        }
+    }
+    let tables = ctx.out_dir.join("tables");
+    Table::from_rows(
+        "weight_correlations",
+        &["ensemble", "n_hidden", "mu_squared"],
+        &correlations,
+    )?
+    .write(&tables)?;
+    Table::from_rows(
+        "weight_moments",
+        &["ensemble", "n_hidden", "mu_squared", "observable"],
+        &moments,
+    )?
+    .write(&tables)?;
+    Figure::grid(panels, 2, (520, 500)).write(&ctx.out_dir.join("figures"), "weight_correlations")
+}
