@@ -321,6 +321,56 @@ fn goldstone_modes_sizes_and_rates_are_bounded_at_their_key() {
             "{ n_hidden = 6, mu_squared = 9.0, mu_trained = true },",
             "mu_trained: a trained μ² is stationary only when every mode is learned",
         ),
+        (
+            "rate_factors = { sampled_hidden = 0.25 }",
+            "rate_factors = { sampled_hidden = 1.0 }",
+            "is not small noise for sampled_hidden",
+        ),
+        (
+            "rate_factors = { sampled_hidden = 0.25 }",
+            "rate_factors = { sampled_hidden = 0.25, isotropic = 0.5 }",
+            "diffusion.rate_factors: names isotropic",
+        ),
+        (
+            "estimators = [\"pcd_k1\", \"sampled_hidden\"]",
+            "estimators = [\"pcd_k2\", \"sampled_hidden\"]",
+            "unknown estimator \"pcd_k2\"",
+        ),
+        (
+            "n_hidden = 10\nmu_squared = 9.0\nestimators",
+            "n_hidden = 10\nmu_squared = 7.0\nestimators",
+            "diffusion.mu_squared: must exceed",
+        ),
+        (
+            "replicas = 3",
+            "replicas = 1",
+            "diffusion.replicas: must be at least 3",
+        ),
+        (
+            "record_every = 5",
+            "record_every = 4000",
+            "diffusion.record_every: must be at most 400",
+        ),
+        (
+            "updates = 8000",
+            "updates = 100000000000",
+            "diffusion.updates: must be at most",
+        ),
+        (
+            "max_msa = 0.5",
+            "max_msa = 5.0",
+            "diffusion.max_msa: must be at most 2",
+        ),
+        (
+            "weighted_epsilon = 3e-3",
+            "weighted_epsilon = 1.0",
+            "ensemble.weighted_epsilon: ε = 1 unlearns a mode",
+        ),
+        (
+            "runs = 60",
+            "runs = 1000000",
+            "ensemble.runs: must be at most",
+        ),
     ];
     for (from, to, expected) in cases {
         expect_other_spec_error("goldstone-modes-smoke", |t| t.replace(from, to), expected);
