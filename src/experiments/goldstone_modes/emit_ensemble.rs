@@ -28,6 +28,8 @@ struct CorrelationRow {
     worst_gradient_norm: f64,
     worst_kernel_deviation: f64,
     median_updates: f64,
+    median_newton_steps: f64,
+    worst_negative_curvatures: usize,
 }
 
 #[derive(Default, Serialize)]
@@ -72,6 +74,8 @@ pub fn emit(ctx: &StageContext<'_>, ensembles: &[(String, StageHandle)]) -> Resu
             worst_gradient_norm: summary.worst_gradient_norm,
             worst_kernel_deviation: summary.worst_kernel_deviation,
             median_updates: summary.median_updates,
+            median_newton_steps: summary.median_newton_steps,
+            worst_negative_curvatures: summary.worst_negative_curvatures,
         });
         for m in &summary.moments {
             let deviation = |value: f64, predicted: Option<f64>, error: f64, compare: bool| {
@@ -117,11 +121,11 @@ pub fn emit(ctx: &StageContext<'_>, ensembles: &[(String, StageHandle)]) -> Resu
                 }
             );
             panels.push(Panel::Heatmap(Heatmap {
-                title: format!("⟨W_ia W_jb⟩ measured ({what}, {} runs)", summary.runs),
+                title: format!("measured: {what} ({} runs)", summary.runs),
                 values: measured,
             }));
             panels.push(Panel::Heatmap(Heatmap {
-                title: format!("⟨W_ia W_jb⟩ predicted ({what})"),
+                title: format!("predicted: {what}"),
                 values: predicted,
             }));
         }

@@ -377,7 +377,7 @@ pub fn emit(
             series.push(Series::new(None, p, k, Style::Dashed));
         }
         temperature_panels.push(Panel::Line(LineChart {
-            title: format!("Stationary noise of K, {name} (dashed: linearised prediction)"),
+            title: format!("Noise of K, {name} (dashed: linearised)"),
             x_label: "√(α/|B|)".into(),
             y_label: "width or mean level spacing".into(),
             log_x: false,

@@ -42,7 +42,9 @@ use crate::error::{Error, Result};
 use crate::fsutil::{read_json, write_json};
 use crate::linalg::{determinant, symmetric_eigen, symmetric_eigenvalues};
 use crate::models::rbm::GaussianRbm;
-use crate::models::rbm::hessian::{FixedPointLayout, add_penalty_gradient, loss_gradient};
+use crate::models::rbm::hessian::{
+    FixedPointLayout, add_penalty_gradient, add_penalty_hessian, loss_gradient, loss_hessian,
+};
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageKind};
 use crate::seed::rng_for;
 use crate::spec::goldstone_modes::{Configuration, Target, unit_weights};
@@ -77,6 +79,10 @@ pub struct EnsembleSummary {
     pub worst_gradient_norm: f64,
     pub worst_kernel_deviation: f64,
     pub median_updates: f64,
+    /// Saddle-free Newton steps after gradient descent (penalised runs only), median, and the
+    /// most negative Hessian eigenvalues any run ended with (a saddle would show here).
+    pub median_newton_steps: f64,
+    pub worst_negative_curvatures: usize,
     /// Σ z² over the distinct entries of ⟨W_ia W_jb⟩ that fluctuate from run to run, and their
     /// number; entries the minimum fixes in every run (standard error below 1e-6 of the largest
     /// prediction: a unit pinned to one mode) are counted apart with their largest |deviation|,
@@ -224,6 +230,8 @@ impl Stage for EnsembleStage {
         let mut worst_gradient: f64 = 0.0;
         let mut worst_kernel: f64 = 0.0;
         let mut updates_used = Vec::with_capacity(self.runs);
+        let mut newton_steps = Vec::new();
+        let mut worst_negative = 0usize;
         ctx.progress.set_length(self.runs as u64);
         for run in 0..self.runs {
             let mut rng = rng_for(self.seed, &format!("{label}/run={run}"));
@@ -236,15 +244,18 @@ impl Stage for EnsembleStage {
                 &mut rng,
             );
             let mut updates = 0;
-            let norm = loop {
-                let (mut g, _) =
-                    loss_gradient(&model, covariance.view()).map_err(|e| Error::Numerical {
+            let polish_from = if self.epsilon > 0.0 {
+                NEWTON_FROM.max(self.gradient_tolerance)
+            } else {
+                self.gradient_tolerance
+            };
+            let mut norm = loop {
+                let g = penalised_gradient(&model, &covariance, &penalty).map_err(|e| {
+                    Error::Numerical {
                         what: format!("{label}, run {run}: {e}"),
                         update: updates,
-                    })?;
-                if self.epsilon > 0.0 {
-                    add_penalty_gradient(&mut g, &model.weights, &penalty);
-                }
+                    }
+                })?;
                 let norm = g.iter().map(|v| v * v).sum::<f64>().sqrt();
                 if !norm.is_finite() {
                     return Err(Error::Numerical {
@@ -252,15 +263,14 @@ impl Stage for EnsembleStage {
                         update: updates,
                     });
                 }
-                if norm < self.gradient_tolerance {
+                if norm < polish_from {
                     break norm;
                 }
                 if updates == self.max_updates {
                     return Err(Error::Numerical {
                         what: format!(
-                            "{label}, run {run}: ‖∇ℒ‖ = {norm:e} still above {:e} (raise \
-                             ensemble.max_updates)",
-                            self.gradient_tolerance
+                            "{label}, run {run}: ‖∇ℒ‖ = {norm:e} still above {polish_from:e} \
+                             (raise ensemble.max_updates)"
                         ),
                         update: updates,
                     });
@@ -268,6 +278,17 @@ impl Stage for EnsembleStage {
                 model.weights.scaled_add(-self.learning_rate, &g);
                 updates += 1;
             };
+            if norm >= self.gradient_tolerance {
+                let polish =
+                    saddle_free_newton(&mut model, &covariance, &penalty, self.gradient_tolerance)
+                        .map_err(|e| Error::Numerical {
+                            what: format!("{label}, run {run}: Newton polish: {e}"),
+                            update: updates,
+                        })?;
+                norm = polish.gradient_norm;
+                newton_steps.push(polish.steps as f64);
+                worst_negative = worst_negative.max(polish.negative);
+            }
             let spectrum = symmetric_eigenvalues(model.kernel().view())?;
             for (got, want) in spectrum.iter().zip(&expected) {
                 worst_kernel = worst_kernel.max((got - want).abs());
@@ -495,6 +516,9 @@ impl Stage for EnsembleStage {
                 worst_gradient_norm: worst_gradient,
                 worst_kernel_deviation: worst_kernel,
                 median_updates,
+                median_newton_steps: crate::analysis::stats::median(&mut newton_steps)
+                    .unwrap_or(0.0),
+                worst_negative_curvatures: worst_negative,
                 tensor_chi_squared: chi_squared,
                 pinned_entries: pinned,
                 pinned_max_abs_deviation: pinned_deviation,
@@ -505,6 +529,128 @@ impl Stage for EnsembleStage {
             },
         )
     }
+}
+
+/// Gradient descent hands the penalised runs to Newton below this ‖∇ℒ‖: the stiff directions
+/// have converged, while the pseudo-Goldstone ones (masses ~1e-5) would need ~10⁵ more updates.
+const NEWTON_FROM: f64 = 1e-4;
+/// At most this many Newton steps per run.
+const MAX_NEWTON_STEPS: usize = 10_000;
+
+/// ∇(ℒ + ½Σ_j ρ_j‖w_j‖²) in W.
+fn penalised_gradient(
+    model: &GaussianRbm,
+    covariance: &Array2<f64>,
+    penalty: &[f64],
+) -> Result<Array2<f64>> {
+    let (mut g, _) = loss_gradient(model, covariance.view())?;
+    add_penalty_gradient(&mut g, &model.weights, penalty);
+    Ok(g)
+}
+
+/// ℒ + ½Σ_j ρ_j‖w_j‖².
+fn penalised_loss(model: &GaussianRbm, covariance: &Array2<f64>, penalty: &[f64]) -> Result<f64> {
+    let loss = -model.log_likelihood(covariance.view())?;
+    Ok(loss
+        + penalty
+            .iter()
+            .enumerate()
+            .map(|(j, rho)| 0.5 * rho * model.weights.column(j).dot(&model.weights.column(j)))
+            .sum::<f64>())
+}
+
+/// How a Newton polish ended.
+struct Polish {
+    gradient_norm: f64,
+    steps: usize,
+    /// Hessian eigenvalues below −(floor) at the end.
+    negative: usize,
+}
+
+/// Saddle-free Newton with a trust region: the step −Σ_k v_k (v_k·g)/max(|h_k|, floor) over the
+/// Hessian's eigenpairs (h_k, v_k) moves down along negative curvature instead of up to the
+/// saddle, and is accepted when it lowers the loss (or, once the loss change is below rounding,
+/// the gradient). Exactly flat directions (the visible O(2) of each ± pair) carry no gradient and
+/// are left where descent put them; the step commutes with every exact symmetry, so the
+/// distribution over the residual orbit is not biased.
+fn saddle_free_newton(
+    model: &mut GaussianRbm,
+    covariance: &Array2<f64>,
+    penalty: &[f64],
+    tolerance: f64,
+) -> Result<Polish> {
+    let nh = model.n_hidden();
+    let mut radius = 0.5;
+    let mut loss = penalised_loss(model, covariance, penalty)?;
+    let mut g = penalised_gradient(model, covariance, penalty)?;
+    let mut norm = g.iter().map(|v| v * v).sum::<f64>().sqrt();
+    for steps in 0..MAX_NEWTON_STEPS {
+        let mut hessian = loss_hessian(model, covariance.view(), false)?;
+        add_penalty_hessian(&mut hessian, nh, penalty);
+        let eigen = symmetric_eigen(hessian.view())?;
+        let top = eigen.values.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+        let floor = 1e-9 * top;
+        if norm < tolerance {
+            let negative = eigen.values.iter().filter(|&&h| h < -floor).count();
+            return Ok(Polish {
+                gradient_norm: norm,
+                steps,
+                negative,
+            });
+        }
+        let flat_g = Array1::from_iter(g.iter().copied());
+        let along = eigen.vectors.t().dot(&flat_g);
+        let scaled = Array1::from_iter(
+            along
+                .iter()
+                .zip(&eigen.values)
+                .map(|(c, h)| -c / h.abs().max(floor)),
+        );
+        let mut step = eigen.vectors.dot(&scaled);
+        let length = step.dot(&step).sqrt();
+        if length > radius {
+            step *= radius / length;
+        }
+        let mut trial = model.clone();
+        for (w, d) in trial.weights.iter_mut().zip(step.iter()) {
+            *w += d;
+        }
+        let accepted = match (
+            penalised_loss(&trial, covariance, penalty),
+            penalised_gradient(&trial, covariance, penalty),
+        ) {
+            (Ok(trial_loss), Ok(trial_g)) => {
+                let trial_norm = trial_g.iter().map(|v| v * v).sum::<f64>().sqrt();
+                let rounding = 1e-12 * loss.abs().max(1.0);
+                let better = trial_loss < loss - rounding
+                    || (trial_loss <= loss + rounding && trial_norm < norm);
+                better.then_some((trial_loss, trial_g, trial_norm))
+            }
+            _ => None,
+        };
+        match accepted {
+            Some((trial_loss, trial_g, trial_norm)) => {
+                *model = trial;
+                loss = trial_loss;
+                g = trial_g;
+                norm = trial_norm;
+                if length <= radius {
+                    radius = (2.0 * radius).min(1.0);
+                }
+            }
+            None => {
+                radius *= 0.25;
+                if radius < 1e-14 {
+                    return Err(Error::Other(format!(
+                        "the trust region collapsed at ‖∇ℒ‖ = {norm:e}"
+                    )));
+                }
+            }
+        }
+    }
+    Err(Error::Other(format!(
+        "no convergence in {MAX_NEWTON_STEPS} steps (‖∇ℒ‖ = {norm:e})"
+    )))
 }
 
 /// U Vᵀ from the `rank` largest singular directions of W (N_v × N_h): the orthogonal part of W
