@@ -222,6 +222,25 @@ pub struct Configuration {
 }
 
 impl Configuration {
+    /// The configurations a spec lists, or N_h = N_v at μ² = 9 when it lists none.
+    fn list_or_default(raw: Option<Vec<RawConfiguration>>, n_visible: usize) -> Vec<Self> {
+        match raw {
+            Some(list) => list
+                .into_iter()
+                .map(|c| Configuration {
+                    n_hidden: c.n_hidden,
+                    mu_squared: c.mu_squared,
+                    mu_trained: c.mu_trained.unwrap_or(false),
+                })
+                .collect(),
+            None => vec![Configuration {
+                n_hidden: n_visible,
+                mu_squared: 9.0,
+                mu_trained: false,
+            }],
+        }
+    }
+
     /// The stage label, e.g. `n_hidden=10,mu_squared=9,mu=trained`.
     pub fn label(&self) -> String {
         format!(
@@ -288,21 +307,7 @@ pub fn parse(doc: &SpecDocument, header: Header) -> Result<GoldstoneModesSpec> {
     let kappa_max = kappa[kappa.len() - 1];
 
     let h = raw.hessian.unwrap_or_default();
-    let configurations: Vec<Configuration> = match h.configurations {
-        Some(list) => list
-            .into_iter()
-            .map(|c| Configuration {
-                n_hidden: c.n_hidden,
-                mu_squared: c.mu_squared,
-                mu_trained: c.mu_trained.unwrap_or(false),
-            })
-            .collect(),
-        None => vec![Configuration {
-            n_hidden: n_visible,
-            mu_squared: 9.0,
-            mu_trained: false,
-        }],
-    };
+    let configurations = Configuration::list_or_default(h.configurations, n_visible);
     const KEY: &str = "hessian.configurations";
     doc.distinct(KEY, &configurations)?;
     doc.instance_count(KEY, configurations.len() as u128 * 2)?;
@@ -765,24 +770,7 @@ fn parse_ensemble(
 ) -> Result<Ensemble> {
     let n_visible = kappa.len();
     const KEY: &str = "ensemble.configurations";
-    let configurations: Vec<Configuration> = raw
-        .configurations
-        .map(|list| {
-            list.into_iter()
-                .map(|c| Configuration {
-                    n_hidden: c.n_hidden,
-                    mu_squared: c.mu_squared,
-                    mu_trained: c.mu_trained.unwrap_or(false),
-                })
-                .collect()
-        })
-        .unwrap_or_else(|| {
-            vec![Configuration {
-                n_hidden: n_visible,
-                mu_squared: 9.0,
-                mu_trained: false,
-            }]
-        });
+    let configurations = Configuration::list_or_default(raw.configurations, n_visible);
     doc.distinct(KEY, &configurations)?;
     doc.instance_count(KEY, configurations.len() as u128 + 1)?;
     for c in &configurations {

@@ -192,9 +192,13 @@ impl Stage for DiffuseStage {
         let spacing_stride = (snapshots_per_replica / SPACING_SAMPLES).max(1);
         let all_levels = levels(&kappa);
         let s2 = sigma_h * sigma_h;
-        let mut noise: Vec<LevelNoise> = all_levels
+        // Single modes and ± pairs whose every mode is learned.
+        let kept: Vec<&Level> = all_levels
             .iter()
             .filter(|l| l.modes.len() <= 2 && l.modes.iter().all(|&a| a < self.n_hidden))
+            .collect();
+        let mut noise: Vec<LevelNoise> = kept
+            .iter()
             .map(|l| LevelNoise {
                 kappa: l.kappa,
                 dimension: l.modes.len(),
@@ -208,10 +212,6 @@ impl Stage for DiffuseStage {
                 ),
                 ..Default::default()
             })
-            .collect();
-        let kept: Vec<&Level> = all_levels
-            .iter()
-            .filter(|l| l.modes.len() <= 2 && l.modes.iter().all(|&a| a < self.n_hidden))
             .collect();
 
         let mut msa = Vec::with_capacity(self.replicas);
