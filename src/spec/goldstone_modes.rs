@@ -711,6 +711,15 @@ fn parse_diffusion(
         "replicas per setting",
     )?;
     let burn_in = doc.positive("diffusion.burn_in", raw.burn_in.unwrap_or(3.0))?;
+    if burn_in < 1.0 {
+        return Err(doc.error(
+            "diffusion.burn_in",
+            format!(
+                "must be at least 1 slowest relaxation time (the kernel's noise must reach its \
+                 stationary spread before W is recorded), got {burn_in}"
+            ),
+        ));
+    }
     doc.at_most(
         "diffusion.burn_in",
         burn_in,
@@ -724,6 +733,50 @@ fn parse_diffusion(
         MAX_UPDATES,
         "updates of one replica",
     )?;
+    // The slowest kernel relaxation sets the burn-in and, for estimators whose step is
+    // orthogonal to the orbit, the first lag of the rate fit: the recorded updates must reach ten
+    // of them, and the burn-in must stay a bounded amount of work.
+    let gamma_min = kappa
+        .iter()
+        .take(n_hidden)
+        .map(|k| 2.0 * s2 * (mu_squared - k) / (k * k))
+        .fold(f64::INFINITY, f64::min);
+    for setting in &settings {
+        for &estimator in &estimators {
+            let rate = setting.learning_rate * rate_factors.get(&estimator).copied().unwrap_or(1.0);
+            let relaxation = 1.0 / (rate * gamma_min);
+            let key = if learning_rates.contains(&setting.learning_rate) {
+                "diffusion.learning_rates"
+            } else {
+                "diffusion.scan_learning_rate"
+            };
+            if burn_in * relaxation > MAX_UPDATES {
+                return Err(doc.error(
+                    key,
+                    format!(
+                        "α = {rate:e} ({estimator}) is too small: its burn-in of {burn_in} slowest \
+                         relaxation times is {:.3e} updates, more than {MAX_UPDATES:e}",
+                        burn_in * relaxation
+                    ),
+                ));
+            }
+            let orthogonal = matches!(
+                estimator.source(isotropic_scale),
+                NoiseSource::Pcd { .. } | NoiseSource::Independent
+            );
+            if orthogonal && (updates as f64) < 20.0 * relaxation {
+                return Err(doc.error(
+                    "diffusion.updates",
+                    format!(
+                        "{updates} recorded updates are too few for α = {rate:e} ({estimator}): \
+                         its rate is fitted beyond one relaxation time 1/(αγ_min) = {relaxation:.0} \
+                         updates and needs lags up to ten of them (at least {:.0} updates)",
+                        20.0 * relaxation
+                    ),
+                ));
+            }
+        }
+    }
     let record_every = doc.at_least("diffusion.record_every", raw.record_every.unwrap_or(5), 1)?;
     doc.at_most(
         "diffusion.record_every",
@@ -738,6 +791,15 @@ fn parse_diffusion(
         "snapshots of W are held in memory",
     )?;
     let max_msa = doc.positive("diffusion.max_msa", raw.max_msa.unwrap_or(0.5))?;
+    if max_msa < 0.01 {
+        return Err(doc.error(
+            "diffusion.max_msa",
+            format!(
+                "must be at least 0.01 (the fit needs lags over which the orbit angle grows well \
+                 beyond its intercept), got {max_msa}"
+            ),
+        ));
+    }
     doc.at_most(
         "diffusion.max_msa",
         max_msa,
@@ -835,16 +897,15 @@ fn parse_ensemble(
     )?;
     let learning_rate = doc.positive("ensemble.learning_rate", raw.learning_rate.unwrap_or(1.0))?;
     for c in &configurations {
-        let largest = FixedPointLayout::stable(
+        let spectrum = FixedPointLayout::stable(
             kappa.as_slice().unwrap_or_default(),
             c.n_hidden,
             c.mu_squared,
             sigma_h,
             false,
         )
-        .spectrum()?
-        .last()
-        .map_or(0.0, |p| p.value);
+        .spectrum()?;
+        let largest = spectrum.last().map_or(0.0, |p| p.value);
         if largest > 0.0 && learning_rate >= 2.0 / largest {
             return Err(doc.error(
                 "ensemble.learning_rate",
@@ -855,11 +916,34 @@ fn parse_ensemble(
                 ),
             ));
         }
+        // The slowest curved direction contracts by (1 − α·gap) per update.
+        let gap = smallest_curved(&spectrum);
+        let needed = (1.0 / gradient_tolerance).ln() / (learning_rate * gap);
+        if needed > max_updates as f64 {
+            return Err(doc.error(
+                "ensemble.learning_rate",
+                format!(
+                    "too small for {}: a run needs at least {needed:.3e} updates to reach \
+                     ‖∇ℒ‖ < {gradient_tolerance:e}, more than ensemble.max_updates = {max_updates}",
+                    c.label()
+                ),
+            ));
+        }
     }
     let weighted_epsilon = doc.positive(
         "ensemble.weighted_epsilon",
         raw.weighted_epsilon.unwrap_or(2e-3),
     )?;
+    if weighted_epsilon < 1e-6 {
+        return Err(doc.error(
+            "ensemble.weighted_epsilon",
+            format!(
+                "must be at least 1e-6: below it the lightest pseudo-Goldstone mass (~8e-3·ε) \
+                 falls under the Newton polish's curvature floor and nothing pins the hidden \
+                 units, got {weighted_epsilon:e}"
+            ),
+        ));
+    }
     let first = &configurations[0];
     let c = unit_weights(first.n_hidden);
     let learned = kappa

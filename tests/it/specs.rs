@@ -371,6 +371,40 @@ fn goldstone_modes_sizes_and_rates_are_bounded_at_their_key() {
             "runs = 1000000",
             "ensemble.runs: must be at most",
         ),
+        // Found by the mutation probe: ε = 1e-300 reached the stage, whose label printed it as a
+        // 300-digit decimal, and the array's file name was too long to write.
+        (
+            "weighted_epsilon = 3e-3",
+            "weighted_epsilon = 1e-300",
+            "ensemble.weighted_epsilon: must be at least 1e-6",
+        ),
+        // Found by the mutation probe: a vanishing α made the burn-in saturate to usize::MAX
+        // updates, and the run never ended.
+        (
+            "scan_learning_rate = 0.2",
+            "scan_learning_rate = 1e-300",
+            "diffusion.scan_learning_rate: α = 1e-300 (pcd_k1) is too small",
+        ),
+        (
+            "learning_rate = 1.0\ngradient_tolerance = 1e-8",
+            "learning_rate = 1e-300\ngradient_tolerance = 1e-8",
+            "ensemble.learning_rate: too small",
+        ),
+        (
+            "burn_in = 1.0",
+            "burn_in = 1e-300",
+            "diffusion.burn_in: must be at least 1",
+        ),
+        (
+            "max_msa = 0.5",
+            "max_msa = 1e-300",
+            "diffusion.max_msa: must be at least 0.01",
+        ),
+        (
+            "updates = 8000",
+            "updates = 2000",
+            "diffusion.updates: 2000 recorded updates are too few",
+        ),
     ];
     for (from, to, expected) in cases {
         expect_other_spec_error("goldstone-modes-smoke", |t| t.replace(from, to), expected);
