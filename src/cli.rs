@@ -33,9 +33,10 @@ use crate::spec::SpecDocument;
     about = "Reproduce physics-of-learning experiments from specs"
 )]
 struct Cli {
-    /// Project folder holding experiments/, results/ and the .symbreak/ cache.
-    #[arg(long, global = true, default_value = ".")]
-    root: PathBuf,
+    /// Project folder holding experiments/, results/ and the .symbreak/ cache [default: the
+    /// nearest folder at or above the working directory that holds experiments/].
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Print only errors (and the final JSON with --json).
     #[arg(long, short, global = true)]
     quiet: bool,
@@ -191,7 +192,44 @@ fn plan_for(root: &Path, experiment: &str) -> anyhow::Result<Plan> {
 /// Parses the process arguments and runs the command; returns the exit code.
 pub fn main() -> anyhow::Result<u8> {
     let cli = Cli::parse();
-    run_command(cli.command, &cli.root, cli.quiet, cli.json)
+    let root = match cli.root {
+        Some(root) => root,
+        None => project_root(&std::env::current_dir()?)?,
+    };
+    run_command(cli.command, &root, cli.quiet, cli.json)
+}
+
+/// Whether `dir` is a project: it has a cache folder `.symbreak/`, or specs in `experiments/`
+/// (a folder of that name alone is not enough: the source tree has `src/experiments/`).
+fn is_project(dir: &Path) -> bool {
+    dir.join(".symbreak").is_dir()
+        || std::fs::read_dir(dir.join("experiments")).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().extension().is_some_and(|x| x == "toml"))
+        })
+}
+
+/// The nearest project folder at or above `start` ([`is_project`]), as a path relative to
+/// `start` (`.`, `..`, …), found the way git finds its repository. Outside any project this is
+/// an error: a run from a subfolder must not start a second workspace there.
+fn project_root(start: &Path) -> anyhow::Result<PathBuf> {
+    let mut relative = PathBuf::from(".");
+    for dir in start.ancestors() {
+        if is_project(dir) {
+            return Ok(relative);
+        }
+        relative = if relative == Path::new(".") {
+            PathBuf::from("..")
+        } else {
+            relative.join("..")
+        };
+    }
+    anyhow::bail!(
+        "no symbreak project here: no experiments/*.toml or .symbreak/ in {} or above it (run \
+         inside a project, or name one with --root)",
+        start.display()
+    )
 }
 
 /// Runs one verb; every verb but `diff` (whose code says whether anything differs) exits 0.

@@ -229,3 +229,44 @@ fn a_killed_run_never_looks_complete() {
     next.expect_code(0);
     assert_eq!(next.json()["status"], "complete");
 }
+
+/// Regression: from a subfolder of a project, `symbreak run ../experiments/x.toml` took the
+/// subfolder for the project, made a second workspace (cache, results) there and looked for the
+/// vendored data under it. The project is now found upwards, as git finds its repository, and
+/// outside any project the command is refused with a hint.
+#[test]
+fn a_command_from_a_subfolder_uses_the_project_above_it() {
+    const SPEC: &str = "goldstone-modes-smoke";
+    let ws = Workspace::with_spec(SPEC);
+    let sub = ws.path().join("src").join("deeper");
+    std::fs::create_dir_all(&sub).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_symbreak"))
+        .current_dir(&sub)
+        .args(["run", &format!("../../experiments/{SPEC}.toml"), "--quiet"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(ws.latest(SPEC).join("tables").is_dir());
+    for stray in [".symbreak", "results"] {
+        assert!(!sub.join(stray).exists(), "{stray} made in the subfolder");
+        assert!(
+            !ws.path().join("src").join(stray).exists(),
+            "{stray} in src/"
+        );
+    }
+
+    let outside = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_symbreak"))
+        .current_dir(outside.path())
+        .args(["list"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("no symbreak project here"), "{err}");
+    assert!(err.contains("--root"), "{err}");
+}
