@@ -12,7 +12,9 @@ use super::{Header, MAX_MASS_SQUARED, MAX_UPDATES, MIN_MASS_SQUARED, SpecDocumen
 use crate::analysis::lattice::free_field_spectrum;
 use crate::error::Result;
 use crate::models::rbm::hessian::{FixedPointLayout, smallest_curved};
-use crate::models::rbm::orbit::NoiseSource;
+use crate::models::rbm::orbit::{
+    NoiseSource, kernel_noise_variance, kernel_relaxation_rate, slowest_kernel_rate,
+};
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -98,8 +100,17 @@ pub struct Setting {
 impl Diffusion {
     /// The learning rate `estimator` runs at in `setting`.
     pub fn rate_of(&self, estimator: Estimator, setting: &Setting) -> f64 {
-        setting.learning_rate * self.rate_factors.get(&estimator).copied().unwrap_or(1.0)
+        grid_rate(&self.rate_factors, estimator, setting)
     }
+}
+
+/// A setting's learning rate scaled by the estimator's factor (1 when it has none).
+fn grid_rate(
+    rate_factors: &std::collections::BTreeMap<Estimator, f64>,
+    estimator: Estimator,
+    setting: &Setting,
+) -> f64 {
+    setting.learning_rate * rate_factors.get(&estimator).copied().unwrap_or(1.0)
 }
 
 /// §3 and §5: plain SGD at a minimum where every hidden unit is learned.
@@ -652,57 +663,13 @@ fn parse_diffusion(
             "a factor scales the grid down",
         )?;
     }
-    let s2 = sigma_h * sigma_h;
     // The exact flow's largest rate per unit α is 2σ²(μ² − κ_0)/κ_0² along the stiffest mode
     // (and the orbit's Hessian is bounded by it): a step at or above 1 of it overshoots.
-    let stiffest = 2.0 * s2 * (mu_squared - kappa[0]) / (kappa[0] * kappa[0]);
+    let stiffest = kernel_relaxation_rate(kappa[0], mu_squared, sigma_h);
     let isotropic_scale = doc.positive(
         "diffusion.isotropic_scale",
         raw.isotropic_scale.unwrap_or(0.1),
     )?;
-    for setting in &settings {
-        let key = if learning_rates.contains(&setting.learning_rate) {
-            "diffusion.learning_rates"
-        } else {
-            "diffusion.scan_learning_rate"
-        };
-        for &estimator in &estimators {
-            let rate = setting.learning_rate * rate_factors.get(&estimator).copied().unwrap_or(1.0);
-            if rate * stiffest >= 1.0 {
-                return Err(doc.error(
-                    key,
-                    format!(
-                        "α = {rate} ({estimator}) overshoots the stiffest kernel mode \
-                         (α·2σ²(μ² − κ_0)/κ_0² = {:.3} must stay below 1)",
-                        rate * stiffest
-                    ),
-                ));
-            }
-            // Small noise: the weakest learned mode's stationary spread must stay well inside
-            // its distance to μ², or W loses rank and the orbit changes.
-            let variance = crate::models::rbm::orbit::kernel_noise_variance(
-                estimator.source(isotropic_scale),
-                top,
-                mu_squared,
-                sigma_h,
-                rate,
-                setting.batch,
-            );
-            if 4.0 * variance.sqrt() >= mu_squared - top {
-                return Err(doc.error(
-                    key,
-                    format!(
-                        "α = {rate}, |B| = {} is not small noise for {estimator}: the weakest \
-                         mode's kernel spread {:.3} is more than a quarter of its gap μ² − κ = \
-                         {:.3} (scale its rates with diffusion.rate_factors)",
-                        setting.batch,
-                        variance.sqrt(),
-                        mu_squared - top
-                    ),
-                ));
-            }
-        }
-    }
     let replicas = doc.at_least("diffusion.replicas", raw.replicas.unwrap_or(10), 3)?;
     doc.at_most(
         "diffusion.replicas",
@@ -736,20 +703,54 @@ fn parse_diffusion(
     // The slowest kernel relaxation sets the burn-in and, for estimators whose step is
     // orthogonal to the orbit, the first lag of the rate fit: the recorded updates must reach ten
     // of them, and the burn-in must stay a bounded amount of work.
-    let gamma_min = kappa
-        .iter()
-        .take(n_hidden)
-        .map(|k| 2.0 * s2 * (mu_squared - k) / (k * k))
-        .fold(f64::INFINITY, f64::min);
+    let gamma_min = slowest_kernel_rate(
+        kappa.as_slice().unwrap_or_default(),
+        mu_squared,
+        sigma_h,
+        n_hidden,
+    );
     for setting in &settings {
+        let key = if learning_rates.contains(&setting.learning_rate) {
+            "diffusion.learning_rates"
+        } else {
+            "diffusion.scan_learning_rate"
+        };
         for &estimator in &estimators {
-            let rate = setting.learning_rate * rate_factors.get(&estimator).copied().unwrap_or(1.0);
+            let rate = grid_rate(&rate_factors, estimator, setting);
+            if rate * stiffest >= 1.0 {
+                return Err(doc.error(
+                    key,
+                    format!(
+                        "α = {rate} ({estimator}) overshoots the stiffest kernel mode \
+                         (α·2σ²(μ² − κ_0)/κ_0² = {:.3} must stay below 1)",
+                        rate * stiffest
+                    ),
+                ));
+            }
+            // Small noise: the weakest learned mode's stationary spread must stay well inside
+            // its distance to μ², or W loses rank and the orbit changes.
+            let variance = kernel_noise_variance(
+                estimator.source(isotropic_scale),
+                top,
+                mu_squared,
+                sigma_h,
+                rate,
+                setting.batch,
+            );
+            if 4.0 * variance.sqrt() >= mu_squared - top {
+                return Err(doc.error(
+                    key,
+                    format!(
+                        "α = {rate}, |B| = {} is not small noise for {estimator}: the weakest \
+                         mode's kernel spread {:.3} is more than a quarter of its gap μ² − κ = \
+                         {:.3} (scale its rates with diffusion.rate_factors)",
+                        setting.batch,
+                        variance.sqrt(),
+                        mu_squared - top
+                    ),
+                ));
+            }
             let relaxation = 1.0 / (rate * gamma_min);
-            let key = if learning_rates.contains(&setting.learning_rate) {
-                "diffusion.learning_rates"
-            } else {
-                "diffusion.scan_learning_rate"
-            };
             if burn_in * relaxation > MAX_UPDATES {
                 return Err(doc.error(
                     key,
@@ -760,11 +761,9 @@ fn parse_diffusion(
                     ),
                 ));
             }
-            let orthogonal = matches!(
-                estimator.source(isotropic_scale),
-                NoiseSource::Pcd { .. } | NoiseSource::Independent
-            );
-            if orthogonal && (updates as f64) < 20.0 * relaxation {
+            if estimator.source(isotropic_scale).step_is_orthogonal()
+                && (updates as f64) < 20.0 * relaxation
+            {
                 return Err(doc.error(
                     "diffusion.updates",
                     format!(

@@ -23,7 +23,6 @@
 
 use std::time::Instant;
 
-use ndarray::{Array2, Axis};
 use serde::{Deserialize, Serialize};
 
 use super::fit::target_moments;
@@ -35,7 +34,7 @@ use crate::models::rbm::GaussianRbm;
 use crate::models::rbm::hessian::{FixedPointLayout, haar_orthogonal};
 use crate::models::rbm::orbit::{
     NoiseSource, Walker, kernel_noise_variance, learned_xi_squared, mean_squared_angle,
-    rate_exponents, tangent_rate,
+    rate_exponents, slowest_kernel_rate, tangent_rate,
 };
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageKind};
 use crate::seed::rng_for;
@@ -145,11 +144,8 @@ impl DiffuseStage {
 
     /// 1/(α·γ_min): the slowest kernel relaxation, in updates.
     fn slowest_relaxation(&self, kappa: &[f64]) -> f64 {
-        let s2 = self.target.sigma_h * self.target.sigma_h;
-        let gamma_min = kappa[..self.n_hidden]
-            .iter()
-            .map(|k| 2.0 * s2 * (self.mu_squared - k) / (k * k))
-            .fold(f64::INFINITY, f64::min);
+        let gamma_min =
+            slowest_kernel_rate(kappa, self.mu_squared, self.target.sigma_h, self.n_hidden);
         1.0 / (self.learning_rate * gamma_min)
     }
 }
@@ -295,11 +291,11 @@ impl Stage for DiffuseStage {
         }
 
         let lags_updates: Vec<usize> = lags.iter().map(|l| l * self.record_every).collect();
-        let orthogonal_step = matches!(
-            self.source(),
-            NoiseSource::Pcd { .. } | NoiseSource::Independent
-        );
-        let first_lag = if orthogonal_step { relaxation } else { 0.0 };
+        let first_lag = if self.source().step_is_orthogonal() {
+            relaxation
+        } else {
+            0.0
+        };
         let fit = fit_rate(&lags_updates, &msa, first_lag, self.max_msa).ok_or_else(|| {
             Error::Other(format!(
                 "{label}: fewer than three lags between {first_lag:.0} updates and MSA = {} \
@@ -387,9 +383,7 @@ pub fn load(dir: &std::path::Path) -> Result<DiffusionRun> {
 
 /// The replica-mean MSA and its standard error at each lag (NaN where any replica is).
 pub fn mean_curve(run: &DiffusionRun) -> Vec<(f64, f64)> {
-    let table = Array2::from_shape_fn((run.msa.len(), run.lags.len()), |(r, k)| run.msa[r][k]);
-    table
-        .axis_iter(Axis(1))
-        .map(|column| mean_and_standard_error(&column.to_vec()))
+    (0..run.lags.len())
+        .map(|k| mean_and_standard_error(&run.msa.iter().map(|m| m[k]).collect::<Vec<_>>()))
         .collect()
 }

@@ -272,29 +272,32 @@ pub fn emit(
         }));
 
         // Power laws of the rate along each scan.
-        for (scan, select, x_of) in [
-            (
-                "learning_rate",
-                Box::new(|s: &Setting| s.batch == scan_batch) as Box<dyn Fn(&Setting) -> bool>,
-                Box::new(|r: &DiffusionRun| r.learning_rate) as Box<dyn Fn(&DiffusionRun) -> f64>,
-            ),
-            (
-                "batch",
-                Box::new(|s: &Setting| s.learning_rate == scan_learning_rate),
-                Box::new(|r: &DiffusionRun| r.batch as f64),
-            ),
-        ] {
-            let chosen: Vec<&DiffusionRun> = list
+        for scan in ["learning_rate", "batch"] {
+            let along_alpha = scan == "learning_rate";
+            let x_of = |r: &DiffusionRun| {
+                if along_alpha {
+                    r.learning_rate
+                } else {
+                    r.batch as f64
+                }
+            };
+            let mut sorted: Vec<&DiffusionRun> = list
                 .iter()
-                .filter(|(s, r)| select(s) && r.fit.rate > 0.0)
+                .filter(|(s, r)| {
+                    let on_scan = if along_alpha {
+                        s.batch == scan_batch
+                    } else {
+                        s.learning_rate == scan_learning_rate
+                    };
+                    on_scan && r.fit.rate > 0.0
+                })
                 .map(|(_, r)| r)
                 .collect();
-            let mut sorted = chosen.clone();
             sorted.sort_by(|a, b| x_of(a).total_cmp(&x_of(b)));
             let measured: Vec<(f64, f64)> = sorted.iter().map(|r| (x_of(r), r.fit.rate)).collect();
             let mut series = Series::new(Some(name.clone()), measured, color, Style::Markers);
             series.errors = Some(sorted.iter().map(|r| r.fit.rate_error).collect());
-            let target = if scan == "learning_rate" {
+            let target = if along_alpha {
                 &mut alpha_series
             } else {
                 &mut batch_series
@@ -310,7 +313,7 @@ pub fn emit(
                 .map(|r| r.fit.rate_error / r.fit.rate)
                 .collect();
             let line = weighted_line(&x, &y, &sigma);
-            let predicted = if scan == "learning_rate" {
+            let predicted = if along_alpha {
                 sorted[0].predicted_exponents.0
             } else {
                 sorted[0].predicted_exponents.1

@@ -38,6 +38,29 @@ pub enum NoiseSource {
     Isotropic { scale: f64 },
 }
 
+impl NoiseSource {
+    /// Whether one update is G·W with G symmetric, orthogonal to the orbit (the sample-covariance
+    /// estimators), so that rotation starts at second order.
+    pub fn step_is_orthogonal(self) -> bool {
+        matches!(self, NoiseSource::Pcd { .. } | NoiseSource::Independent)
+    }
+}
+
+/// The relaxation rate per unit α of the kernel in a learned mode with target eigenvalue κ,
+/// γ = 2σ²(μ² − κ)/κ² (the exact flow linearised; also the mode's radial Hessian eigenvalue).
+pub fn kernel_relaxation_rate(kappa: f64, mu_squared: f64, sigma_h: f64) -> f64 {
+    2.0 * sigma_h * sigma_h * (mu_squared - kappa) / (kappa * kappa)
+}
+
+/// The slowest of [`kernel_relaxation_rate`] over the first `n_hidden` (learned) modes.
+pub fn slowest_kernel_rate(kappa: &[f64], mu_squared: f64, sigma_h: f64, n_hidden: usize) -> f64 {
+    kappa
+        .iter()
+        .take(n_hidden)
+        .map(|&k| kernel_relaxation_rate(k, mu_squared, sigma_h))
+        .fold(f64::INFINITY, f64::min)
+}
+
 /// One replica of plain SGD (no momentum, decay or weight decay; μ fixed).
 pub struct Walker {
     pub model: GaussianRbm,
@@ -245,9 +268,10 @@ pub fn tangent_rate(
 
 /// Predicted exponents (p_α, p_B) of the orbit diffusion rate ∝ α^{p_α} |B|^{p_B}.
 pub fn rate_exponents(source: NoiseSource) -> (f64, f64) {
-    match source {
-        NoiseSource::Pcd { .. } | NoiseSource::Independent => (3.0, -2.0),
-        NoiseSource::SampledHidden | NoiseSource::Isotropic { .. } => (2.0, -1.0),
+    if source.step_is_orthogonal() {
+        (3.0, -2.0)
+    } else {
+        (2.0, -1.0)
     }
 }
 
