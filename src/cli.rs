@@ -106,10 +106,25 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Show, for each stage instance, whether it is cached or why it would run.
+    /// Show, for each stage instance, whether it is cached or why it would run; without an
+    /// experiment, every experiment's latest run and claims (as results/index.html does).
     Status {
         /// Spec name in experiments/ or path to a spec file.
-        experiment: String,
+        experiment: Option<String>,
+    },
+    /// Judge the latest complete run of each experiment by its claims: per claim the paper's
+    /// value, the reference's, this run's and the verdict. Exit code 0: every claim as in the
+    /// reference (a claim the reference does not reproduce may stay so); 1: a claim differs
+    /// from the reference, cannot be evaluated, or (without a reference) is not reproduced.
+    Check {
+        /// Experiments (default: every spec with a claims file and a complete run).
+        experiments: Vec<String>,
+    },
+    /// The reference results in results/reference/ (kept in git), which `check` and
+    /// `diff reference` compare runs with.
+    Reference {
+        #[command(subcommand)]
+        action: ReferenceAction,
     },
     /// Compare two runs: spec parameters, every result table row by row, figures.
     ///
@@ -118,6 +133,21 @@ enum Command {
     /// B, A is compared with the newest run of each experiment. Exit code 0: no differences
     /// beyond the tolerance; 1: differences; 2: error.
     Diff(DiffArgs),
+}
+
+/// What `symbreak reference` does.
+#[derive(Subcommand, Debug)]
+enum ReferenceAction {
+    /// Replace results/reference/<exp>/ with the tables, claims, metrics and manifest of the
+    /// latest complete run of <exp>, and say what changed.
+    Update {
+        /// Spec name in experiments/ or path to a spec file.
+        experiment: String,
+        /// Accept a run made from a checkout with uncommitted changes (its commit does not
+        /// describe its code).
+        #[arg(long)]
+        allow_dirty: bool,
+    },
 }
 
 /// The arguments of `symbreak diff`.
@@ -243,6 +273,14 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
             return diff(root, request);
         }
         Command::List => list(root, json),
+        Command::Check { experiments } => return check(root, &experiments, json),
+        Command::Reference {
+            action:
+                ReferenceAction::Update {
+                    experiment,
+                    allow_dirty,
+                },
+        } => reference_update(root, &experiment, allow_dirty, json),
         Command::Verify { cache: false } => verify(root, json),
         Command::Verify { cache: true } => verify_cache(&workspace, json),
         Command::Gc { dry_run } => gc(&workspace, dry_run, json),
@@ -310,10 +348,41 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
             let summary = execute(&plan, &workspace, &options)?;
             if json {
                 say!("{}", serde_json::to_string_pretty(&summary)?);
+            } else if let Some(dir) = summary.run_dir.as_ref().filter(|_| !quiet) {
+                if let Some(checked) = match &plan.claims_path {
+                    Some(claims) => crate::claims::recorded(&workspace.results(), dir, claims)?,
+                    None => None,
+                } {
+                    say!("claims: {}", checked.headline());
+                    write!(
+                        std::io::stdout(),
+                        "{}",
+                        crate::claims::summary_lines(&checked)
+                    )?;
+                }
+                say!("report: {}", dir.join(crate::report::REPORT_FILE).display());
+            }
+            if summary.run_dir.is_some() {
+                refresh_index(root)?;
             }
             Ok(())
         }
-        Command::Status { experiment } => {
+        Command::Status { experiment: None } => {
+            let summaries = crate::report::index::overview(root)?;
+            if json {
+                say!("{}", serde_json::to_string_pretty(&summaries)?);
+            } else {
+                write!(
+                    std::io::stdout(),
+                    "{}",
+                    crate::report::index::overview_text(&summaries)
+                )?;
+            }
+            Ok(())
+        }
+        Command::Status {
+            experiment: Some(experiment),
+        } => {
             let plan = plan_for(root, &experiment)?;
             let decisions = decide(&plan, &workspace, Force::None)?;
             let latest = latest_run(&workspace.results(), &plan.experiment);
@@ -703,7 +772,8 @@ fn gc(workspace: &Workspace, dry_run: bool, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn list(root: &Path, json: bool) -> anyhow::Result<()> {
+/// The spec files in `experiments/`, sorted.
+fn spec_files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let dir = root.join("experiments");
     let mut specs: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("reading {}", dir.display()))?
@@ -712,6 +782,179 @@ fn list(root: &Path, json: bool) -> anyhow::Result<()> {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     specs.sort();
+    Ok(specs)
+}
+
+/// The experiment name (its header's) of the spec `<exp>` names, and the spec's claims file.
+fn named_spec(root: &Path, experiment: &str) -> anyhow::Result<(String, PathBuf)> {
+    let path = spec_path(root, experiment)?;
+    let header = SpecDocument::load(&path)?.header()?;
+    Ok((header.name, crate::claims::claims_file_for(&path)))
+}
+
+/// The folder of the latest complete run of `experiment`, if any.
+fn latest_complete(results: &Path, experiment: &str) -> Option<PathBuf> {
+    let id = latest_run(results, experiment)?;
+    let dir = results.join(experiment).join(&id);
+    let manifest: crate::pipeline::run_folder::Manifest =
+        crate::fsutil::read_json(&dir.join("manifest.json")).ok()?;
+    (manifest.status == "complete").then_some(dir)
+}
+
+/// `symbreak check`: judges the latest run of each experiment by its claims.
+fn check(root: &Path, experiments: &[String], json: bool) -> anyhow::Result<u8> {
+    let results = root.join("results");
+    let explicit = !experiments.is_empty();
+    let mut targets = Vec::new();
+    if explicit {
+        for e in experiments {
+            targets.push(named_spec(root, e)?);
+        }
+    } else {
+        for path in spec_files(root)? {
+            let claims = crate::claims::claims_file_for(&path);
+            if claims.is_file() {
+                let header = SpecDocument::load(&path)?.header()?;
+                targets.push((header.name, claims));
+            }
+        }
+    }
+    let mut failed = false;
+    let mut checked_any = false;
+    let mut documents = Vec::new();
+    for (experiment, claims) in targets {
+        if !claims.is_file() {
+            failed |= explicit;
+            if !json {
+                say!(
+                    "{experiment}: declares no claims ({} does not exist)",
+                    claims.display()
+                );
+            }
+            continue;
+        }
+        let Some(run_dir) = latest_complete(&results, &experiment) else {
+            failed |= explicit;
+            if json {
+                documents.push(serde_json::json!({ "experiment": experiment, "run": null }));
+            } else {
+                say!("{experiment}: no complete run (make one with `symbreak run {experiment}`)");
+            }
+            continue;
+        };
+        let run_id = run_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let checked = crate::claims::check_run(&results, &run_dir, &claims, &experiment, &run_id)?;
+        checked_any = true;
+        failed |= checked.claims.iter().any(|c| c.fails());
+        if json {
+            documents.push(serde_json::to_value(&checked)?);
+        } else {
+            say!(
+                "{} (run {run_id}{})",
+                checked.headline(),
+                checked
+                    .reference_run
+                    .as_ref()
+                    .map(|r| format!(", reference {r}"))
+                    .unwrap_or_default()
+            );
+            write!(
+                std::io::stdout(),
+                "{}",
+                crate::claims::summary_lines(&checked)
+            )?;
+        }
+    }
+    let index = refresh_index(root)?;
+    if json {
+        say!("{}", serde_json::to_string_pretty(&documents)?);
+    } else if !checked_any {
+        say!("nothing to check: no experiment with claims has a complete run");
+    } else {
+        say!("overview: {}", index.display());
+    }
+    Ok(u8::from(failed || !checked_any))
+}
+
+/// Rewrites `results/index.html` from every experiment's latest run.
+fn refresh_index(root: &Path) -> anyhow::Result<PathBuf> {
+    let summaries = crate::report::index::overview(root)?;
+    Ok(crate::report::index::write_index(
+        &root.join("results"),
+        &summaries,
+    )?)
+}
+
+/// `symbreak reference update <exp>`.
+fn reference_update(
+    root: &Path,
+    experiment: &str,
+    allow_dirty: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let (name, claims_path) = named_spec(root, experiment)?;
+    let results = root.join("results");
+    let Some(run_dir) = latest_complete(&results, &name) else {
+        bail!("{name} has no complete run to make the reference from (`symbreak run {name}`)");
+    };
+    let manifest: crate::pipeline::run_folder::Manifest =
+        crate::fsutil::read_json(&run_dir.join("manifest.json"))?;
+    if manifest.git.dirty && !allow_dirty {
+        bail!(
+            "the latest run of {name} ({}) was made from a checkout with uncommitted changes, so              its commit does not describe its code; commit, rerun, and update (or pass              --allow-dirty)",
+            manifest.run_id
+        );
+    }
+    let claims = if claims_path.is_file() {
+        let file = crate::claims::ClaimsFile::load(&claims_path)?;
+        Some(crate::claims::evaluate_all(
+            &file,
+            &claims_path,
+            &run_dir.join("tables"),
+            &name,
+            &manifest.run_id,
+        )?)
+    } else {
+        None
+    };
+    let report = crate::claims::reference::update(&results, &run_dir, claims.as_ref())?;
+    if json {
+        say!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    say!(
+        "results/reference/{name}: now run {} (was {}), {}",
+        report.run_id,
+        report.previous_run_id.as_deref().unwrap_or("none"),
+        crate::report::human_bytes(report.bytes)
+    );
+    for (what, list) in [
+        ("added", &report.tables_added),
+        ("changed", &report.tables_changed),
+        ("removed", &report.tables_removed),
+    ] {
+        if !list.is_empty() {
+            say!("  tables {what}: {}", list.join(", "));
+        }
+    }
+    for (id, change) in &report.claims_changed {
+        say!("  claim {id}: {change}");
+    }
+    if report.tables_added.is_empty()
+        && report.tables_changed.is_empty()
+        && report.tables_removed.is_empty()
+        && report.claims_changed.is_empty()
+    {
+        say!("  no table or claim changed");
+    }
+    Ok(())
+}
+
+fn list(root: &Path, json: bool) -> anyhow::Result<()> {
+    let specs = spec_files(root)?;
     let mut rows = Vec::new();
     for path in specs {
         let name = path

@@ -8,6 +8,7 @@
 
 pub(crate) mod analysis;
 pub(crate) mod bench;
+pub(crate) mod claims;
 pub mod cli;
 pub(crate) mod compare;
 pub mod corpus;

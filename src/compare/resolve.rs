@@ -1,10 +1,13 @@
 //! What the arguments of `symbreak diff` name: a run folder, an experiment folder (its latest
-//! run), a run id, or a git revision — the newest complete run of each experiment whose manifest
-//! records that commit. Each side resolves to one run per experiment.
+//! run), a run id, `reference` (the reference results in `results/reference/`), or a git
+//! revision — the newest complete run of each experiment whose manifest records that commit,
+//! or, when there is none here, the reference results committed at that revision, read from
+//! git itself. Each side resolves to one run per experiment.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::claims::reference::REFERENCE_DIR;
 use crate::error::{Error, Result};
 use crate::fsutil::read_json;
 use crate::pipeline::run_folder::{Manifest, git_output};
@@ -33,6 +36,8 @@ pub struct Side {
     pub runs: BTreeMap<String, RunRef>,
     /// Things the user should know about how the side was resolved.
     pub notes: Vec<String>,
+    /// A folder the side's runs were extracted to (from git), removed when the side is dropped.
+    pub _scratch: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
 /// Every complete run under `results` (`<results>/<experiment>/<run-id>/manifest.json`).
@@ -42,6 +47,9 @@ pub fn complete_runs(results: &Path) -> Vec<RunRef> {
         return runs;
     };
     for experiment in experiments.flatten() {
+        if experiment.file_name() == crate::claims::reference::REFERENCE_DIR {
+            continue;
+        }
         let Ok(entries) = std::fs::read_dir(experiment.path()) else {
             continue;
         };
@@ -104,6 +112,7 @@ pub fn newest(results: &Path, experiment: Option<&str>) -> Result<Side> {
         label: "newest".into(),
         runs,
         notes: Vec::new(),
+        _scratch: None,
     })
 }
 
@@ -120,6 +129,9 @@ pub fn resolve(
     }
     if as_path.join("latest").join("manifest.json").is_file() {
         return single(RunRef::load(&as_path.join("latest"))?, experiment, argument);
+    }
+    if argument == REFERENCE_DIR {
+        return references(&results.join(REFERENCE_DIR), experiment, "reference", None);
     }
     let by_id: Vec<RunRef> = complete_runs(results)
         .into_iter()
@@ -138,6 +150,7 @@ pub fn resolve(
             label: argument.to_string(),
             runs,
             notes: Vec::new(),
+            _scratch: None,
         });
     }
     let Some(commit) = git_commit(root, argument) else {
@@ -162,6 +175,8 @@ pub fn resolve(
             "only runs with uncommitted changes record commit {short}; comparing those"
         ));
         newest_per_experiment(dirty)
+    } else if let Some(side) = committed_references(root, &commit, experiment)? {
+        return Ok(side);
     } else {
         let what = experiment.map(|e| format!(" of {e}")).unwrap_or_default();
         let make = match experiment {
@@ -177,7 +192,97 @@ pub fn resolve(
         label: short,
         runs,
         notes,
+        _scratch: None,
     })
+}
+
+/// The reference results under `dir` (`<dir>/<experiment>/manifest.json`) as one side.
+fn references(
+    dir: &Path,
+    experiment: Option<&str>,
+    label: &str,
+    scratch: Option<std::sync::Arc<tempfile::TempDir>>,
+) -> Result<Side> {
+    let mut runs = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.join("manifest.json").is_file() {
+            let run = RunRef::load(&path)?;
+            runs.insert(run.manifest.experiment.clone(), run);
+        }
+    }
+    keep_experiment(&mut runs, experiment);
+    if runs.is_empty() {
+        return Err(Error::Other(format!(
+            "no reference results{} in {}; make them with `symbreak reference update <exp>`",
+            experiment.map(|e| format!(" of {e}")).unwrap_or_default(),
+            dir.display()
+        )));
+    }
+    Ok(Side {
+        label: label.to_string(),
+        runs,
+        notes: vec![format!(
+            "{label}: the reference results in {}",
+            dir.display()
+        )],
+        _scratch: scratch,
+    })
+}
+
+/// The reference results as committed at `commit`, extracted from git into a scratch folder;
+/// `None` when that commit has none.
+fn committed_references(
+    root: &Path,
+    commit: &str,
+    experiment: Option<&str>,
+) -> Result<Option<Side>> {
+    let prefix = format!("results/{REFERENCE_DIR}");
+    let Some(listing) = git_output(
+        root,
+        &["ls-tree", "-r", "--name-only", commit, "--", &prefix],
+    ) else {
+        return Ok(None);
+    };
+    let files: Vec<&str> = listing.lines().filter(|l| !l.is_empty()).collect();
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("symbreak-reference-")
+        .tempdir()
+        .map_err(|e| Error::io("creating a temporary folder", std::env::temp_dir(), e))?;
+    for file in files {
+        let output = std::process::Command::new("git")
+            .args(["show", &format!("{commit}:{file}")])
+            .current_dir(root)
+            .env("GIT_OPTIONAL_LOCKS", "0")
+            .output()
+            .map_err(|e| Error::io("running git show in", root, e))?;
+        if !output.status.success() {
+            return Err(Error::Other(format!(
+                "git show {commit}:{file}: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        let relative = file
+            .strip_prefix(&prefix)
+            .unwrap_or(file)
+            .trim_start_matches('/');
+        crate::fsutil::write_atomic(&scratch.path().join(relative), &output.stdout)?;
+    }
+    let short: String = commit.chars().take(7).collect();
+    let dir = scratch.path().to_path_buf();
+    let mut side = references(
+        &dir,
+        experiment,
+        &format!("{short}-reference"),
+        Some(std::sync::Arc::new(scratch)),
+    )?;
+    side.notes = vec![format!(
+        "no run here records commit {short}; comparing the reference results committed there"
+    )];
+    Ok(Some(side))
 }
 
 fn single(run: RunRef, experiment: Option<&str>, argument: &str) -> Result<Side> {
@@ -199,6 +304,7 @@ fn single(run: RunRef, experiment: Option<&str>, argument: &str) -> Result<Side>
         label: run.manifest.run_id.clone(),
         runs: BTreeMap::from([(run.manifest.experiment.clone(), run)]),
         notes: Vec::new(),
+        _scratch: None,
     })
 }
 

@@ -63,8 +63,25 @@ pub const FAMILIES: &[Family] = &[
 pub fn plan(path: &Path, root: &Path) -> Result<Plan> {
     let doc = SpecDocument::load(path)?;
     let header = doc.header()?;
+    if header.name == crate::claims::reference::REFERENCE_DIR {
+        return Err(doc.error(
+            "experiment.name",
+            "\"reference\" names the folder of the reference results in results/; choose another name",
+        ));
+    }
+    let claims_path = crate::claims::claims_file_for(path);
+    let claims_path = if claims_path.is_file() {
+        // Checked now, so that a broken claims file stops the run before it computes.
+        crate::claims::ClaimsFile::load(&claims_path)?;
+        Some(claims_path)
+    } else {
+        None
+    };
     match FAMILIES.iter().find(|f| f.kind == header.kind) {
-        Some(family) => (family.plan)(&doc, header, root),
+        Some(family) => (family.plan)(&doc, header, root).map(|plan| Plan {
+            claims_path,
+            ..plan
+        }),
         None => Err(doc.error(
             "experiment.kind",
             format!(
@@ -98,6 +115,7 @@ pub(crate) fn plan_of<T: serde::Serialize>(
         seed: header.seed,
         spec_path: doc.path.clone(),
         spec_hash: doc.hash(),
+        claims_path: None,
         resolved: json(spec),
         instances: plan.into_instances(),
     }

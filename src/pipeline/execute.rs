@@ -255,10 +255,7 @@ pub fn execute(plan: &Plan, workspace: &Workspace, options: &RunOptions) -> Resu
         experiment: plan.experiment.clone(),
         kind: plan.kind.clone(),
         run_id: folder.run_id.clone(),
-        spec: BTreeMap::from([
-            ("path".to_string(), plan.spec_path.display().to_string()),
-            ("blake3".to_string(), plan.spec_hash.clone()),
-        ]),
+        spec: spec_record(plan)?,
         seed: plan.seed,
         parameters: plan.resolved.clone(),
         started: now_rfc3339(),
@@ -320,6 +317,19 @@ pub fn execute(plan: &Plan, workspace: &Workspace, options: &RunOptions) -> Resu
             Err(e)
         }
     }
+}
+
+/// The manifest's `spec` record: the spec's path and blake3, and its claims file's.
+fn spec_record(plan: &Plan) -> Result<BTreeMap<String, String>> {
+    let mut record = BTreeMap::from([
+        ("path".to_string(), plan.spec_path.display().to_string()),
+        ("blake3".to_string(), plan.spec_hash.clone()),
+    ]);
+    if let Some(claims) = &plan.claims_path {
+        record.insert("claims".into(), claims.display().to_string());
+        record.insert("claims_blake3".into(), crate::fsutil::hash_file(claims)?);
+    }
+    Ok(record)
 }
 
 /// Runs the instances that must run, then assembles and completes the run folder.

@@ -96,6 +96,9 @@ pub struct Plan {
     pub seed: u64,
     pub spec_path: PathBuf,
     pub spec_hash: String,
+    /// The claims file beside the spec (`experiments/claims/<name>.toml`), when it has one:
+    /// evaluated on the run's tables once they are complete.
+    pub claims_path: Option<PathBuf>,
     /// The fully resolved parameters, for the manifest.
     pub resolved: serde_json::Value,
     /// Instances in dependency order.

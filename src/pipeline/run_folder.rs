@@ -335,6 +335,10 @@ pub fn run_status(manifest: &Manifest) -> RunStatus {
 /// Every run of `experiment` with its status, oldest first.
 pub fn runs_of(results_root: &Path, experiment: &str) -> Vec<(String, RunStatus, Manifest)> {
     let mut out = Vec::new();
+    // The reference results are copies of runs, kept in git; they are no runs of their own.
+    if experiment == crate::claims::reference::REFERENCE_DIR {
+        return out;
+    }
     let dir = results_root.join(experiment);
     for run in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
         if !run.file_type().is_ok_and(|t| t.is_dir()) {

@@ -65,6 +65,7 @@ figcaption { color: #57606a; font-size: 0.9em; }
 .pair figure { flex: 1 1 0; min-width: 0; }
 .ok { color: #1a7f37; font-weight: 600; }
 .bad { color: #cf222e; font-weight: 600; }
+.warn { color: #9a6700; font-weight: 600; }
 .note { color: #57606a; font-size: 0.9em; }
 ";
 

@@ -1,9 +1,12 @@
-//! `report.html`: one self-contained page per run — provenance, the resolved parameters, and
-//! every table (rendered, linked to its CSV) and figure, grouped by the stage instance that made
-//! them. It refers only to files of its own run folder and needs no JavaScript. The comparison
-//! page of `symbreak diff --html` is built from the same parts ([`html`]).
+//! `report.html`: one self-contained page per run — its claims with their verdicts, its figures
+//! in the order of the paper's items with captions (both from the claims file beside the spec),
+//! every table (rendered, linked to its CSV), and provenance, parameters and stages folded at
+//! the end. It refers only to files of its own run folder and needs no JavaScript. The
+//! comparison page of `symbreak diff --html` and the overview `results/index.html` ([`index`])
+//! are built from the same parts ([`html`]).
 
 pub mod html;
+pub mod index;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -64,64 +67,175 @@ pub fn provenance(manifest: &Manifest) -> Vec<(String, String)> {
 
 /// Writes `<run_dir>/report.html` for `manifest` (whose artefacts are already in place).
 pub fn write_run_report(run_dir: &Path, manifest: &Manifest) -> Result<()> {
+    if let Some(claims) = manifest.spec.get("claims") {
+        crate::claims::write_run_claims(
+            run_dir,
+            Path::new(claims),
+            &manifest.experiment,
+            &manifest.run_id,
+        )?;
+    }
     let page = run_report(run_dir, manifest)?;
     crate::fsutil::write_atomic(&run_dir.join(REPORT_FILE), page.as_bytes())
 }
 
-/// The HTML of a run's report.
+/// The HTML of a run's report: what the experiment shows first — its claims with their
+/// verdicts, then its figures in the order of the paper's items with captions, then its
+/// tables — and how it was made (provenance, parameters, stages) folded at the end.
 pub fn run_report(run_dir: &Path, manifest: &Manifest) -> Result<String> {
+    let claims_path = manifest.spec.get("claims").map(Path::new);
+    let notes = claims_path
+        .and_then(|p| crate::claims::ClaimsFile::load(p).ok())
+        .unwrap_or_else(|| crate::claims::ClaimsFile {
+            papers: Default::default(),
+            claim: Vec::new(),
+            figure: Vec::new(),
+        });
     let mut body = String::new();
     let _ = writeln!(
         body,
-        "<h1>{}</h1>\n<p class=\"sub\">run {} · {}</p>",
+        "<h1>{}</h1>\n<p class=\"sub\">run {} · {} · seed {}</p>",
         html::escape(&manifest.experiment),
         html::escape(&manifest.run_id),
         html::escape(&format!(
             "commit {}{}",
             manifest.git.commit.chars().take(12).collect::<String>(),
             if manifest.git.dirty { "-dirty" } else { "" }
-        ))
+        )),
+        manifest.seed
     );
-    // Stages with figures or tables first, in run order; those with arrays only at the end.
-    let (shown, arrays_only): (Vec<_>, Vec<_>) = group_by_stage(manifest)
-        .into_iter()
-        .partition(|(_, artefacts)| artefacts.iter().any(|a| !a.path.starts_with("arrays/")));
-    body.push_str("<nav><a href=\"#provenance\">provenance</a><a href=\"#parameters\">parameters</a><a href=\"#stages\">stages</a>");
-    for (stage, _) in &shown {
-        let _ = write!(
-            body,
-            "<a href=\"#{}\">{}</a>",
-            anchor(stage),
-            html::escape(stage)
-        );
-    }
-    if !arrays_only.is_empty() {
-        body.push_str("<a href=\"#arrays\">arrays of the other stages</a>");
+    let results = run_dir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."));
+    let checked = match claims_path {
+        Some(path) => crate::claims::recorded(results, run_dir, path)?,
+        None => None,
+    };
+    let figures = ordered_figures(manifest, &notes);
+    let tables: Vec<&ArtefactRecord> = manifest
+        .artefacts
+        .iter()
+        .filter(|a| a.path.starts_with("tables/") && a.path.ends_with(".csv"))
+        .collect();
+    let arrays: Vec<&ArtefactRecord> = manifest
+        .artefacts
+        .iter()
+        .filter(|a| a.path.starts_with("arrays/"))
+        .collect();
+
+    body.push_str("<nav>");
+    for (present, id, label) in [
+        (checked.is_some(), "claims", "claims"),
+        (!figures.is_empty(), "figures", "figures"),
+        (!tables.is_empty(), "tables", "tables"),
+        (!arrays.is_empty(), "arrays", "arrays"),
+        (true, "provenance", "how it was made"),
+    ] {
+        if present {
+            let _ = write!(body, "<a href=\"#{id}\">{label}</a>");
+        }
     }
     body.push_str("</nav>\n");
 
-    body.push_str("<h2 id=\"provenance\">Provenance</h2>\n");
+    if let Some(checked) = &checked {
+        body.push_str("<h2 id=\"claims\">Claims</h2>\n");
+        body.push_str(&claims_html(checked));
+    }
+    if !figures.is_empty() {
+        body.push_str("<h2 id=\"figures\">Figures</h2>\n");
+        let paths: Vec<&str> = manifest.artefacts.iter().map(|a| a.path.as_str()).collect();
+        for (artefact, name, note) in &figures {
+            let svg = format!("figures/{name}.svg");
+            let svg_link = if paths.contains(&svg.as_str()) {
+                format!(" · <a href=\"{}\">SVG</a>", html::href(&svg))
+            } else {
+                String::new()
+            };
+            let caption = match note {
+                Some(note) => {
+                    let source = match (&note.paper, &note.item) {
+                        (Some(paper), Some(item)) => format!(
+                            "<b>{} {}.</b> ",
+                            html::escape(
+                                &notes
+                                    .papers
+                                    .get(paper)
+                                    .map_or_else(|| paper.clone(), |p| p.cite.clone())
+                            ),
+                            html::escape(item)
+                        ),
+                        (None, Some(item)) => format!("<b>{}.</b> ", html::escape(item)),
+                        _ => String::new(),
+                    };
+                    format!("{source}{}", html::escape(&note.caption))
+                }
+                None => String::new(),
+            };
+            let _ = writeln!(
+                body,
+                "<figure id=\"figure-{}\"><img src=\"{}\" alt=\"{}\"><figcaption>{caption} \
+                 <span class=\"note\">{}{} · from {}</span></figcaption></figure>",
+                anchor(name),
+                html::href(&artefact.path),
+                html::escape(name),
+                html::escape(name),
+                svg_link,
+                html::escape(artefact.stage.as_deref().unwrap_or("the run")),
+            );
+        }
+    }
+    if !tables.is_empty() {
+        body.push_str("<h2 id=\"tables\">Tables</h2>\n");
+        for artefact in &tables {
+            body.push_str(&table_section(run_dir, artefact)?);
+        }
+    }
+    if !arrays.is_empty() {
+        let _ = writeln!(
+            body,
+            "<h2 id=\"arrays\">Arrays</h2>\n<details><summary>{} array{} (.npy)</summary>\n<ul>",
+            arrays.len(),
+            if arrays.len() == 1 { "" } else { "s" }
+        );
+        for a in arrays {
+            let _ = writeln!(
+                body,
+                "<li><a href=\"{}\">{}</a> <span class=\"note\">{} · from {}</span></li>",
+                html::href(&a.path),
+                html::escape(&a.path),
+                human_bytes(a.bytes),
+                html::escape(a.stage.as_deref().unwrap_or("the run"))
+            );
+        }
+        body.push_str("</ul>\n</details>\n");
+    }
+
+    body.push_str("<h2 id=\"provenance\">How it was made</h2>\n");
+    body.push_str("<details><summary>provenance: commit, spec, inputs, versions, host</summary>\n");
     body.push_str(&html::key_values(
         provenance(manifest)
             .iter()
             .map(|(k, v)| (k.as_str(), v.clone())),
     ));
-
-    body.push_str("<h2 id=\"parameters\">Resolved parameters</h2>\n");
+    body.push_str("</details>\n");
     let parameters = crate::pipeline::flatten_params(&manifest.parameters);
-    // Long lists fold away (a plain <details>, no script).
     let _ = writeln!(
         body,
-        "<details{}><summary>{} parameters (the spec after defaults and sweeps)</summary>",
-        if parameters.len() > 40 { "" } else { " open" },
+        "<details id=\"parameters\"><summary>{} parameters (the spec after defaults and \
+         sweeps)</summary>",
         parameters.len()
     );
     body.push_str(&html::key_values(
         parameters.iter().map(|(k, v)| (k.as_str(), v.clone())),
     ));
     body.push_str("</details>\n");
-
-    body.push_str("<h2 id=\"stages\">Stages</h2>\n");
+    let _ = writeln!(
+        body,
+        "<details id=\"stages\"><summary>{} stage instances (cached or computed, and why)\
+         </summary>",
+        manifest.stages.len()
+    );
     let header: Vec<String> = [
         "stage",
         "cached",
@@ -150,53 +264,169 @@ pub fn run_report(run_dir: &Path, manifest: &Manifest) -> Result<String> {
         })
         .collect();
     body.push_str(&html::data_table(&header, &rows));
-
-    for (stage, artefacts) in &shown {
-        let _ = writeln!(
-            body,
-            "<h2 id=\"{}\">{}</h2>",
-            anchor(stage),
-            html::escape(stage)
-        );
-        body.push_str(&artefact_sections(run_dir, artefacts)?);
-    }
-    if !arrays_only.is_empty() {
-        body.push_str("<h2 id=\"arrays\">Arrays of the other stages</h2>\n");
-        for (stage, artefacts) in &arrays_only {
-            let _ = writeln!(body, "<h3>{}</h3>", html::escape(stage));
-            body.push_str(&artefact_sections(run_dir, artefacts)?);
-        }
-    }
+    body.push_str("</details>\n");
     Ok(html::page(
         &format!("{} — {}", manifest.experiment, manifest.run_id),
         &body,
     ))
 }
 
-/// The artefacts by stage instance, in the order of the manifest's stages; artefacts of no
-/// recorded stage last under "artefacts".
-fn group_by_stage(manifest: &Manifest) -> Vec<(String, Vec<&ArtefactRecord>)> {
-    let mut groups: Vec<(String, Vec<&ArtefactRecord>)> = manifest
-        .stages
+/// The run's PNG figures with the claims file's note for each: first those the notes name, in
+/// the notes' order (a prefix entry in name order), then the rest in the order of the stages.
+fn ordered_figures<'a>(
+    manifest: &'a Manifest,
+    notes: &'a crate::claims::ClaimsFile,
+) -> Vec<(
+    &'a ArtefactRecord,
+    String,
+    Option<&'a crate::claims::FigureNote>,
+)> {
+    let stage_order: Vec<&str> = manifest.stages.iter().map(|s| s.id.as_str()).collect();
+    let mut pngs: Vec<(&ArtefactRecord, String)> = manifest
+        .artefacts
         .iter()
-        .map(|s| (s.id.clone(), Vec::new()))
+        .filter_map(|a| {
+            a.path
+                .strip_prefix("figures/")
+                .and_then(|p| p.strip_suffix(".png"))
+                .map(|stem| (a, stem.to_string()))
+        })
         .collect();
-    let mut other = Vec::new();
-    for artefact in &manifest.artefacts {
-        match artefact
+    pngs.sort_by_key(|(a, stem)| {
+        let stage = a
             .stage
+            .as_deref()
+            .and_then(|s| stage_order.iter().position(|x| *x == s))
+            .unwrap_or(usize::MAX);
+        (stage, stem.clone())
+    });
+    let mut out = Vec::new();
+    for note in &notes.figure {
+        let mut matched: Vec<(&ArtefactRecord, String)> = pngs
+            .iter()
+            .filter(|(_, stem)| note.matches(stem))
+            .cloned()
+            .collect();
+        matched.sort_by(|a, b| a.1.cmp(&b.1));
+        pngs.retain(|(_, stem)| !note.matches(stem));
+        out.extend(matched.into_iter().map(|(a, stem)| (a, stem, Some(note))));
+    }
+    out.extend(pngs.into_iter().map(|(a, stem)| (a, stem, None)));
+    out
+}
+
+/// One table of the run: its name, size and links, and its first rows.
+fn table_section(run_dir: &Path, artefact: &ArtefactRecord) -> Result<String> {
+    let csv = &artefact.path;
+    let name = csv
+        .strip_prefix("tables/")
+        .and_then(|p| p.strip_suffix(".csv"))
+        .unwrap_or(csv);
+    let (rendered, rows) = html::csv_table(&run_dir.join(csv), MAX_TABLE_ROWS)?;
+    let shown = if rows > MAX_TABLE_ROWS {
+        format!("first {MAX_TABLE_ROWS} of {rows} rows")
+    } else {
+        format!("{rows} rows")
+    };
+    Ok(format!(
+        "<h3 id=\"table-{}\">{}</h3>\n<p class=\"note\">{shown} · from {} · <a href=\"{}\">\
+         CSV</a> · <a href=\"{}\">parquet</a></p>\n{rendered}",
+        anchor(name),
+        html::escape(name),
+        html::escape(artefact.stage.as_deref().unwrap_or("the run")),
+        html::href(csv),
+        html::href(&format!("tables/{name}.parquet"))
+    ))
+}
+
+/// The claims of a run with their verdicts, as an HTML table: verdict, the paper's item and
+/// statement, the paper's value, the reference's, this run's, and the test.
+pub fn claims_html(checked: &crate::claims::Checked) -> String {
+    use crate::claims::number;
+    let mut out = format!(
+        "<p><b>{}</b>{}</p>\n",
+        html::escape(&checked.headline()),
+        checked
+            .reference_run
             .as_ref()
-            .and_then(|s| groups.iter_mut().find(|(id, _)| id == s))
-        {
-            Some((_, list)) => list.push(artefact),
-            None => other.push(artefact),
+            .map(|r| format!(
+                " <span class=\"note\">(reference: run {})</span>",
+                html::escape(r)
+            ))
+            .unwrap_or_default()
+    );
+    out.push_str(
+        "<div class=\"scroll\"><table class=\"claims\">\n<tr><th>verdict</th><th>paper</th>\
+         <th>claim</th><th>paper's value</th><th>reference</th><th>this run</th><th>test</th>\
+         </tr>\n",
+    );
+    for c in &checked.claims {
+        let o = &c.outcome;
+        let class = if c.fails() {
+            "bad"
+        } else if o.verdict == crate::claims::Verdict::Reproduced {
+            "ok"
+        } else {
+            "warn"
+        };
+        let paper = checked
+            .papers
+            .values()
+            .find(|p| p.cite == o.paper)
+            .and_then(|p| p.link());
+        let cite = match paper {
+            Some(link) => format!(
+                "<a href=\"{}\">{}</a>",
+                html::escape(&link),
+                html::escape(&o.paper)
+            ),
+            None => html::escape(&o.paper),
+        };
+        let value = |v: Option<f64>| {
+            v.map_or_else(
+                || "—".to_string(),
+                |x| {
+                    format!(
+                        "{}{}",
+                        number(x),
+                        o.unit
+                            .as_deref()
+                            .map(|u| format!(" {u}"))
+                            .unwrap_or_default()
+                    )
+                },
+            )
+        };
+        let mut why = String::new();
+        if let crate::claims::reference::Agreement::Differs(text) = &c.agreement {
+            why = format!("<br><span class=\"bad\">{}</span>", html::escape(text));
         }
+        if let Some(note) = &o.note {
+            let _ = write!(
+                why,
+                "<br><span class=\"note\">{}</span>",
+                html::escape(note)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "<tr id=\"claim-{}\"><td class=\"{class}\">{}</td><td>{cite}, {}</td><td>{}<br>\
+             <span class=\"note\">{}: {}</span></td><td>{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td>{}{why}</td></tr>",
+            html::escape(&o.id),
+            html::escape(c.conclusion()),
+            html::escape(&o.item),
+            html::escape(&o.statement),
+            html::escape(&o.id),
+            html::escape(&o.measure),
+            html::escape(o.paper_value.as_deref().unwrap_or("—")),
+            html::escape(&value(c.reference_value)),
+            html::escape(&value(o.value)),
+            html::escape(&o.test),
+        );
     }
-    if !other.is_empty() {
-        groups.push(("artefacts".into(), other));
-    }
-    groups.retain(|(_, list)| !list.is_empty());
-    groups
+    out.push_str("</table></div>\n");
+    out
 }
 
 fn anchor(stage: &str) -> String {
@@ -204,90 +434,6 @@ fn anchor(stage: &str) -> String {
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect()
-}
-
-/// Figures (PNG shown, SVG linked), tables (rendered from the CSV, parquet linked) and arrays
-/// (listed) of one stage.
-fn artefact_sections(run_dir: &Path, artefacts: &[&ArtefactRecord]) -> Result<String> {
-    let mut out = String::new();
-    let paths: Vec<&str> = artefacts.iter().map(|a| a.path.as_str()).collect();
-    let stem = |path: &str, dir: &str, ext: &str| {
-        path.strip_prefix(dir)
-            .and_then(|p| p.strip_suffix(ext))
-            .map(str::to_string)
-    };
-    let figures: Vec<String> = paths
-        .iter()
-        .filter_map(|p| stem(p, "figures/", ".png"))
-        .collect();
-    if !figures.is_empty() {
-        out.push_str("<h3>Figures</h3>\n");
-    }
-    for name in &figures {
-        let png = format!("figures/{name}.png");
-        let svg = format!("figures/{name}.svg");
-        let svg_link = if paths.contains(&svg.as_str()) {
-            format!(" · <a href=\"{}\">SVG</a>", html::href(&svg))
-        } else {
-            String::new()
-        };
-        let _ = writeln!(
-            out,
-            "<figure><img src=\"{}\" alt=\"{}\"><figcaption>{}{svg_link}</figcaption></figure>",
-            html::href(&png),
-            html::escape(name),
-            html::escape(name)
-        );
-    }
-    let tables: Vec<String> = paths
-        .iter()
-        .filter_map(|p| stem(p, "tables/", ".csv"))
-        .collect();
-    if !tables.is_empty() {
-        out.push_str("<h3>Tables</h3>\n");
-    }
-    for name in &tables {
-        let csv = format!("tables/{name}.csv");
-        let (rendered, rows) = html::csv_table(&run_dir.join(&csv), MAX_TABLE_ROWS)?;
-        let shown = if rows > MAX_TABLE_ROWS {
-            format!("first {MAX_TABLE_ROWS} of {rows} rows")
-        } else {
-            format!("{rows} rows")
-        };
-        let _ = writeln!(
-            out,
-            "<h4 id=\"table-{}\">{}</h4>\n<p class=\"note\">{shown} · <a href=\"{}\">CSV</a> · \
-             <a href=\"{}\">parquet</a></p>",
-            anchor(name),
-            html::escape(name),
-            html::href(&csv),
-            html::href(&format!("tables/{name}.parquet"))
-        );
-        out.push_str(&rendered);
-    }
-    let arrays: Vec<&&ArtefactRecord> = artefacts
-        .iter()
-        .filter(|a| a.path.starts_with("arrays/"))
-        .collect();
-    if !arrays.is_empty() {
-        let _ = writeln!(
-            out,
-            "<details><summary>{} array{} (.npy)</summary>\n<ul>",
-            arrays.len(),
-            if arrays.len() == 1 { "" } else { "s" }
-        );
-        for a in arrays {
-            let _ = writeln!(
-                out,
-                "<li><a href=\"{}\">{}</a> <span class=\"note\">{}</span></li>",
-                html::href(&a.path),
-                html::escape(&a.path),
-                human_bytes(a.bytes)
-            );
-        }
-        out.push_str("</ul>\n</details>\n");
-    }
-    Ok(out)
 }
 
 pub(crate) fn human_bytes(bytes: u64) -> String {
