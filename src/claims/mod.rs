@@ -76,6 +76,8 @@ pub enum Reduce {
     Min,
     /// The largest absolute value.
     MaxAbs,
+    /// The value farthest from `near`: with a tolerance, "every selected row is near".
+    Farthest,
     Mean,
     Median,
     /// The number of selected rows (the column is not read).
@@ -89,6 +91,7 @@ impl Reduce {
             Reduce::Max => "max ",
             Reduce::Min => "min ",
             Reduce::MaxAbs => "max |·| of ",
+            Reduce::Farthest => "farthest from the target of ",
             Reduce::Mean => "mean ",
             Reduce::Median => "median ",
             Reduce::Count => "number of rows",
@@ -354,6 +357,12 @@ impl ClaimsFile {
                     return Err(doc.error(&key(name), "must be ≥ 0"));
                 }
             }
+            if claim.reduce == Reduce::Farthest && claim.near.is_none() {
+                return Err(doc.error(
+                    &key("reduce"),
+                    "reduce = \"farthest\" picks the row farthest from `near`; give near",
+                ));
+            }
             let bounded = claim.at_least.is_some() || claim.at_most.is_some();
             let tolerance = claim.abs_tol.is_some() || claim.rel_tol.is_some();
             match (bounded, claim.near.is_some(), tolerance) {
@@ -541,7 +550,14 @@ pub fn number(x: f64) -> String {
         let text = text.trim_end_matches('0').trim_end_matches('.');
         text.to_string()
     } else {
-        format!("{x:.3e}")
+        let text = format!("{x:.3e}");
+        match text.split_once('e') {
+            Some((mantissa, exponent)) if mantissa.contains('.') => {
+                let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+                format!("{mantissa}e{exponent}")
+            }
+            _ => text,
+        }
     }
 }
 
@@ -646,8 +662,20 @@ pub fn evaluate(
         .map_err(Clone::clone)
         .and_then(|frame| measure(claim, frame));
     match measured {
-        Ok((value, note)) => {
+        Ok((value, mut note)) => {
             outcome.value = value.filter(|v| v.is_finite());
+            // A value near its target reads as the target once rounded; say how near.
+            if let (Some(v), Some(target)) = (outcome.value, claim.near) {
+                let deviation = format!(
+                    "|value − {}| = {}",
+                    number(target),
+                    number((v - target).abs())
+                );
+                note = Some(match note {
+                    Some(n) => format!("{n}; {deviation}"),
+                    None => deviation,
+                });
+            }
             outcome.verdict = if value.is_some_and(|v| claim.passes(v)) {
                 Verdict::Reproduced
             } else {
@@ -806,6 +834,14 @@ fn measure(
         Reduce::Max => finite.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         Reduce::Min => finite.iter().copied().fold(f64::INFINITY, f64::min),
         Reduce::MaxAbs => finite.iter().map(|v| v.abs()).fold(0.0, f64::max),
+        Reduce::Farthest => {
+            let target = claim.near.unwrap_or_default();
+            finite
+                .iter()
+                .copied()
+                .max_by(|a, b| (a - target).abs().total_cmp(&(b - target).abs()))
+                .unwrap_or(f64::NAN)
+        }
         Reduce::Mean => finite.iter().sum::<f64>() / finite.len() as f64,
         Reduce::Median => {
             let mut sorted = finite.clone();
@@ -873,30 +909,40 @@ impl Checked {
         (ok(Verdict::Reproduced), ok(Verdict::NotReproduced), differs)
     }
 
-    /// One line: `rbm-scalar 9/9 reproduced; …`.
+    /// One line: `rbm-scalar: 9/9 reproduced`, with the claims not reproduced (as in the
+    /// reference) and those that differ from it or fail.
     pub fn headline(&self) -> String {
         let (reproduced, not_reproduced, failing) = self.counts();
+        let invalid = self
+            .claims
+            .iter()
+            .filter(|c| c.outcome.verdict == Verdict::Invalid)
+            .count();
         let mut text = format!(
-            "{} {reproduced}/{} reproduced",
+            "{}: {reproduced}/{} reproduced",
             self.experiment,
             self.claims.len()
         );
         if not_reproduced > 0 {
             let _ = write!(
                 text,
-                ", {not_reproduced} not reproduced{}",
+                ", {not_reproduced} not reproduced as in the reference"
+            );
+        }
+        let moved = failing - invalid;
+        if moved > 0 {
+            let _ = write!(
+                text,
+                ", {moved} {}",
                 if self.reference_run.is_some() {
-                    " as in the reference"
+                    "DIFFER from the reference"
                 } else {
-                    ""
+                    "not reproduced (no reference to compare with)"
                 }
             );
         }
-        if failing > 0 {
-            let _ = write!(text, ", {failing} DIFFER from the reference or fail");
-        }
-        if self.reference_run.is_none() {
-            text.push_str(" (no reference results)");
+        if invalid > 0 {
+            let _ = write!(text, ", {invalid} cannot be evaluated");
         }
         text
     }
@@ -951,24 +997,23 @@ pub fn recorded(results: &Path, run_dir: &Path, claims_path: &Path) -> Result<Op
     check(results, &file, record).map(Some)
 }
 
-/// The claims of a check for a terminal: per claim its conclusion, id, paper item, and the
-/// paper's, the reference's and this run's values.
+/// The claims of a check for a terminal: per claim its conclusion, id and measured value, then
+/// the test, the reference's value and the paper's.
 pub fn summary_lines(checked: &Checked) -> String {
     let mut out = String::new();
+    let value = |v: Option<f64>| v.map_or_else(|| "—".into(), number);
     for c in &checked.claims {
         let o = &c.outcome;
-        let value = |v: Option<f64>| v.map_or_else(|| "—".into(), number);
         let _ = writeln!(
             out,
-            "  {:<24} {:<30} {} {}: paper {}; reference {}; this run {} (test {})",
+            "  {:<23} {:<30} {:>10}  test {}; reference {}; paper {} ({})",
             c.conclusion(),
             o.id,
-            o.paper,
-            o.item,
-            o.paper_value.as_deref().unwrap_or("—"),
-            value(c.reference_value),
             value(o.value),
             o.test,
+            value(c.reference_value),
+            o.paper_value.as_deref().unwrap_or("—"),
+            o.item,
         );
         if let reference::Agreement::Differs(why) = &c.agreement {
             let _ = writeln!(out, "      {why}");

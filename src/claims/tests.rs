@@ -178,6 +178,16 @@ fn a_malformed_claims_file_is_refused_at_its_key_and_line() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("not a key of [papers]"), "{err}");
+    let err = claims(&format!(
+        "{}at_most = 1\n",
+        base.replace("\"max\"", "\"farthest\"")
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("claim[0].reduce") && err.contains("give near"),
+        "{err}"
+    );
     let twice = format!("{base}at_most = 1\n{base}at_most = 1\n");
     let err = claims(&twice).unwrap_err().to_string();
     assert!(err.contains("also the id of claim[0]"), "{err}");

@@ -133,13 +133,13 @@ pub fn overview_text(summaries: &[ExperimentSummary]) -> String {
     let mut out = String::new();
     for s in summaries {
         if let Some(e) = &s.error {
-            let _ = writeln!(out, "{:<24} invalid spec: {e}", s.spec);
+            let _ = writeln!(out, "{:<26} invalid spec: {e}", s.spec);
             continue;
         }
         let Some(run) = &s.run_id else {
             let _ = writeln!(
                 out,
-                "{:<24} no complete run (`symbreak run {}`)",
+                "{:<26} no complete run (`symbreak run {}`)",
                 s.spec, s.spec
             );
             continue;
@@ -149,17 +149,12 @@ pub fn overview_text(summaries: &[ExperimentSummary]) -> String {
             .as_ref()
             .map(Checked::headline)
             .map(|h| {
-                h.strip_prefix(&format!("{} ", s.name))
+                h.strip_prefix(&format!("{}: ", s.name))
                     .unwrap_or(&h)
                     .to_string()
             })
             .unwrap_or_else(|| "no claims".into());
-        let _ = writeln!(
-            out,
-            "{:<24} run {run} (commit {}): {claims}",
-            s.spec,
-            s.commit.as_deref().unwrap_or("?")
-        );
+        let _ = writeln!(out, "{:<26} run {run}: {claims}", s.spec,);
     }
     out
 }
