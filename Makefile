@@ -18,7 +18,10 @@ all: build
 build:
 	$(CARGO) build --release --locked
 
+# Ends with the claims of every default experiment judged against results/reference/.
 reproduce: build $(addprefix reproduce-,$(DEFAULT_EXPERIMENTS))
+	@echo
+	$(SYMBREAK) check $(DEFAULT_EXPERIMENTS)
 
 $(addprefix reproduce-,$(filter-out $(ONLINE_EXPERIMENTS),$(EXPERIMENTS))): reproduce-%: build
 	$(SYMBREAK) run $*

@@ -126,11 +126,18 @@ enum Command {
         #[command(subcommand)]
         action: ReferenceAction,
     },
+    /// Print a shell completion script (e.g. `symbreak completions bash > /etc/bash_completion.d/symbreak`).
+    Completions {
+        /// bash, elvish, fish, powershell or zsh.
+        shell: clap_complete::Shell,
+    },
     /// Compare two runs: spec parameters, every result table row by row, figures.
     ///
-    /// A and B are run folders, experiment folders (their latest run), run ids, or git
-    /// revisions (the newest complete run of each experiment that records the commit). Without
-    /// B, A is compared with the newest run of each experiment. Exit code 0: no differences
+    /// A and B are run folders, experiment folders (their latest run), run ids, `reference`
+    /// (the reference results), or git revisions (the newest complete run of each experiment
+    /// that records the commit, else the reference results committed there). Without B, A is
+    /// compared with the newest run of each experiment; `diff <experiment>` compares its
+    /// previous run with its latest. Exit code 0: no differences
     /// beyond the tolerance; 1: differences; 2: error.
     Diff(DiffArgs),
 }
@@ -153,7 +160,8 @@ enum ReferenceAction {
 /// The arguments of `symbreak diff`.
 #[derive(clap::Args, Debug)]
 struct DiffArgs {
-    /// Old side: run folder, run id or git revision.
+    /// Old side: run folder, run id, git revision, `reference`, or an experiment (then its
+    /// previous complete run is compared with its latest).
     old: String,
     /// New side (default: the newest complete run of each experiment).
     new: Option<String>,
@@ -208,8 +216,20 @@ fn spec_path(root: &Path, experiment: &str) -> anyhow::Result<PathBuf> {
     if named.is_file() {
         return Ok(named);
     }
+    let known: Vec<String> = spec_files(root)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().to_string()))
+        .collect();
+    let closest = known
+        .iter()
+        .map(|name| (strsim::jaro_winkler(experiment, name), name))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, name)| format!("; did you mean {name:?}?"))
+        .unwrap_or_default();
     bail!(
-        "no experiment {experiment:?}: neither a file nor {} (try `symbreak list`)",
+        "no experiment {experiment:?}: neither a file nor {}{closest} (`symbreak list` lists them)",
         named.display()
     )
 }
@@ -221,12 +241,27 @@ fn plan_for(root: &Path, experiment: &str) -> anyhow::Result<Plan> {
 
 /// Parses the process arguments and runs the command; returns the exit code.
 pub fn main() -> anyhow::Result<u8> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version are "errors" that print to stdout and succeed.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) if wants_json() => bail!("{}", e.render().to_string().trim()),
+        Err(e) => e.exit(),
+    };
+    if let Command::Completions { .. } = cli.command {
+        return run_command(cli.command, Path::new("."), cli.quiet, cli.json);
+    }
     let root = match cli.root {
         Some(root) => root,
         None => project_root(&std::env::current_dir()?)?,
     };
     run_command(cli.command, &root, cli.quiet, cli.json)
+}
+
+/// Whether the command line asks for JSON output (read before parsing, so that a command line
+/// clap refuses still gets its error as JSON).
+pub fn wants_json() -> bool {
+    std::env::args().skip(1).any(|a| a == "--json")
 }
 
 /// Whether `dir` is a project: it has a cache folder `.symbreak/`, or specs in `experiments/`
@@ -273,6 +308,13 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
             return diff(root, request);
         }
         Command::List => list(root, json),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "symbreak", &mut script);
+            std::io::stdout().write_all(&script)?;
+            Ok(())
+        }
         Command::Check { experiments } => return check(root, &experiments, json),
         Command::Reference {
             action:
@@ -334,6 +376,26 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
                 (None, None, false) => Force::None,
             };
             let plan = plan_for(root, &experiment)?;
+            let missing = match force {
+                Force::Stage(kind) => {
+                    Some(kind).filter(|k| plan.instances.iter().all(|i| i.kind != *k))
+                }
+                Force::From(kind) => {
+                    Some(kind).filter(|k| plan.instances.iter().all(|i| i.kind < *k))
+                }
+                Force::All | Force::None => None,
+            };
+            if let Some(kind) = missing {
+                let kinds: std::collections::BTreeSet<StageKind> =
+                    plan.instances.iter().map(|i| i.kind).collect();
+                let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+                bail!(
+                    "{} has no {} stage; its stages are {}",
+                    plan.experiment,
+                    kind.name(),
+                    names.join(", ")
+                );
+            }
             let jobs =
                 jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let options = RunOptions {
@@ -466,11 +528,45 @@ fn diff(root: &Path, request: DiffArgs) -> anyhow::Result<u8> {
     }
     let results = Workspace::new(root).results();
     let experiment = request.experiment.as_deref();
-    let old = resolve::resolve(root, &results, &request.old, experiment)?;
-    let new = match &request.new {
-        Some(argument) => resolve::resolve(root, &results, argument, experiment)?,
-        None => resolve::newest(&results, experiment)?,
+    let names_experiment = request.new.is_none()
+        && !Path::new(&request.old).exists()
+        && (root
+            .join("experiments")
+            .join(format!("{}.toml", request.old))
+            .is_file()
+            || results.join(&request.old).is_dir());
+    let (old, mut new) = if names_experiment {
+        resolve::previous_and_latest(&results, &request.old)?
+    } else {
+        let old = resolve::resolve(root, &results, &request.old, experiment)?;
+        let new = match &request.new {
+            Some(argument) => resolve::resolve(root, &results, argument, experiment)?,
+            None => resolve::newest(&results, experiment)?,
+        };
+        (old, new)
     };
+    // A run compared with itself says nothing (`diff HEAD` when the newest run is HEAD's).
+    let same: Vec<String> = new
+        .runs
+        .iter()
+        .filter(|(e, run)| old.runs.get(*e).is_some_and(|o| o.dir == run.dir))
+        .map(|(e, _)| e.clone())
+        .collect();
+    if !same.is_empty() {
+        for e in &same {
+            new.runs.remove(e);
+        }
+        let what = same.join(", ");
+        if new.runs.keys().all(|e| !old.runs.contains_key(e)) {
+            bail!(
+                "{} and {} name the same run of {what}: nothing to compare (name an older \
+                 revision or run, `reference`, or the experiment for its previous run)",
+                request.old,
+                request.new.as_deref().unwrap_or("the newest run")
+            );
+        }
+        eprintln!("{what}: both sides are the same run; left out");
+    }
     let options = Options {
         tolerance: Tolerance {
             rel: request.rel_tol,
@@ -824,7 +920,6 @@ fn check(root: &Path, experiments: &[String], json: bool) -> anyhow::Result<u8> 
     let mut documents = Vec::new();
     for (experiment, claims) in targets {
         if !claims.is_file() {
-            failed |= explicit;
             if !json {
                 say!(
                     "{experiment}: declares no claims ({} does not exist)",

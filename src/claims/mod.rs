@@ -546,7 +546,9 @@ pub fn number(x: f64) -> String {
     }
     let a = x.abs();
     if (1e-3..1e5).contains(&a) {
-        let text = format!("{x:.4}");
+        // Six significant digits: enough to tell 0.999996 from 1.
+        let decimals = (5 - a.log10().floor() as i32).clamp(0, 8) as usize;
+        let text = format!("{x:.decimals$}");
         let text = text.trim_end_matches('0').trim_end_matches('.');
         text.to_string()
     } else {

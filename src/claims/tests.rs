@@ -334,3 +334,14 @@ fn a_reference_update_keeps_tables_claims_and_manifest_and_reports_what_changed(
     // And the reference is not a run of an experiment called "reference".
     assert!(crate::pipeline::run_folder::runs_of(&results, "reference").is_empty());
 }
+
+#[test]
+fn numbers_print_short_but_tell_a_near_miss_from_the_target() {
+    assert_eq!(number(0.9999958), "0.999996");
+    assert_eq!(number(1.0), "1");
+    assert_eq!(number(3.6739), "3.6739");
+    assert_eq!(number(12345.678), "12345.7");
+    assert_eq!(number(1e-8), "1e-8");
+    assert_eq!(number(-3.557e-8), "-3.557e-8");
+    assert_eq!(number(0.0), "0");
+}

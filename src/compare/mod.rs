@@ -194,7 +194,9 @@ fn compare_pair(
         parameters,
         differences: {
             let mut differences = tables::compare_runs(experiment, &a.dir, &b.dir, options)?;
-            differences.extend(arrays::compare_runs(experiment, &a.dir, &b.dir, options)?);
+            if !(a.tables_only || b.tables_only) {
+                differences.extend(arrays::compare_runs(experiment, &a.dir, &b.dir, options)?);
+            }
             differences
         },
         old_dir: a.dir.clone(),

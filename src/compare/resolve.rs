@@ -17,6 +17,9 @@ use crate::pipeline::run_folder::{Manifest, git_output};
 pub struct RunRef {
     pub dir: PathBuf,
     pub manifest: Manifest,
+    /// Reference results keep the tables of a run, not its arrays or figures: a comparison
+    /// with them is of tables only.
+    pub tables_only: bool,
 }
 
 impl RunRef {
@@ -25,6 +28,7 @@ impl RunRef {
         Ok(Self {
             dir: dir.to_path_buf(),
             manifest,
+            tables_only: false,
         })
     }
 }
@@ -114,6 +118,29 @@ pub fn newest(results: &Path, experiment: Option<&str>) -> Result<Side> {
         notes: Vec::new(),
         _scratch: None,
     })
+}
+
+/// The previous and the latest complete run of `experiment` (`symbreak diff <exp>`).
+pub fn previous_and_latest(results: &Path, experiment: &str) -> Result<(Side, Side)> {
+    let runs: Vec<RunRef> = complete_runs(results)
+        .into_iter()
+        .filter(|r| r.manifest.experiment == experiment)
+        .collect();
+    let [.., previous, latest] = runs.as_slice() else {
+        return Err(Error::Other(format!(
+            "{experiment} has {} complete run{}: `symbreak diff {experiment}` compares the \
+             latest with the one before",
+            runs.len(),
+            if runs.len() == 1 { "" } else { "s" }
+        )));
+    };
+    let side = |run: &RunRef| Side {
+        label: run.manifest.run_id.clone(),
+        runs: BTreeMap::from([(experiment.to_string(), run.clone())]),
+        notes: Vec::new(),
+        _scratch: None,
+    };
+    Ok((side(previous), side(latest)))
 }
 
 /// Resolves one argument of `symbreak diff` (see the module documentation).
@@ -207,7 +234,10 @@ fn references(
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
         if path.join("manifest.json").is_file() {
-            let run = RunRef::load(&path)?;
+            let run = RunRef {
+                tables_only: true,
+                ..RunRef::load(&path)?
+            };
             runs.insert(run.manifest.experiment.clone(), run);
         }
     }

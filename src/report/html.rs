@@ -54,7 +54,8 @@ details > summary { cursor: pointer; color: #0969da; margin: 0.3em 0; }
 table { border-collapse: collapse; margin: 0.4em 0 0.8em; font-size: 0.9em; }
 th, td { border: 1px solid #d8dee4; padding: 0.2em 0.55em; vertical-align: top; }
 th { background: #f6f8fa; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; font-family: ui-monospace, monospace; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; font-family: ui-monospace, monospace; white-space: nowrap; }
+table.claims td { vertical-align: top; }
 td.key { font-family: ui-monospace, monospace; white-space: nowrap; }
 table.kv td:first-child { font-family: ui-monospace, monospace; white-space: nowrap; color: #57606a; }
 .scroll { max-height: 28em; overflow: auto; display: inline-block; max-width: 100%; }

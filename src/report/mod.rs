@@ -356,7 +356,7 @@ pub fn claims_html(checked: &crate::claims::Checked) -> String {
             .unwrap_or_default()
     );
     out.push_str(
-        "<div class=\"scroll\"><table class=\"claims\">\n<tr><th>verdict</th><th>paper</th>\
+        "<div><table class=\"claims\">\n<tr><th>verdict</th><th>paper</th>\
          <th>claim</th><th>paper's value</th><th>reference</th><th>this run</th><th>test</th>\
          </tr>\n",
     );

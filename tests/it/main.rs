@@ -7,6 +7,8 @@
 mod util;
 
 mod cache;
+mod claims;
+mod cli;
 mod data;
 mod diff;
 mod dwe;

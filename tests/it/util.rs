@@ -62,7 +62,28 @@ impl Workspace {
         let dest = dir.path().join("experiments");
         std::fs::create_dir_all(&dest).unwrap();
         std::fs::copy(&spec, dest.join(format!("{name}.toml"))).unwrap();
-        Self { dir }
+        let ws = Self { dir };
+        ws.copy_claims(name);
+        ws
+    }
+
+    /// Copies `experiments/claims/<name>.toml` from the repository, if the spec has one.
+    fn copy_claims(&self, name: &str) {
+        let claims = repo_root()
+            .join("experiments/claims")
+            .join(format!("{name}.toml"));
+        if claims.is_file() {
+            let dest = self.claims_path(name);
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(&claims, dest).unwrap();
+        }
+    }
+
+    /// `experiments/claims/<name>.toml` of the workspace.
+    pub fn claims_path(&self, name: &str) -> PathBuf {
+        self.path()
+            .join("experiments/claims")
+            .join(format!("{name}.toml"))
     }
 
     /// A workspace with the spec `name`, the data registry and the listed raw files (paths
@@ -96,6 +117,7 @@ impl Workspace {
     pub fn add_spec(&self, name: &str) {
         let spec = repo_root().join("experiments").join(format!("{name}.toml"));
         std::fs::copy(&spec, self.spec_path(name)).unwrap();
+        self.copy_claims(name);
     }
 
     /// Rewrites the spec `name` with `edit` applied to its text.
