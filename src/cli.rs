@@ -180,6 +180,11 @@ struct DiffArgs {
     /// List equal values too, not only the differences.
     #[arg(long)]
     all: bool,
+    /// Statistical comparison: a value with a standard-error column differs only beyond this
+    /// many combined standard errors; values without one are summarised per table, not listed
+    /// (a rerun with another seed should read "all within 3σ").
+    #[arg(long, value_name = "K")]
+    sigma: Option<f64>,
     /// Compare wall-clock columns too (seconds, overheads), which differ between identical
     /// computations and are left out by default.
     #[arg(long)]
@@ -502,6 +507,11 @@ fn diff(root: &Path, request: DiffArgs) -> anyhow::Result<u8> {
         self, Format, resolve,
         tables::{Options, Tolerance},
     };
+    if let Some(k) = request.sigma
+        && !(k > 0.0 && k.is_finite())
+    {
+        bail!("--sigma must be a finite number > 0, not {k}");
+    }
     for (name, value) in [
         ("--rel-tol", request.rel_tol),
         ("--abs-tol", request.abs_tol),
@@ -574,6 +584,7 @@ fn diff(root: &Path, request: DiffArgs) -> anyhow::Result<u8> {
         },
         all: request.all,
         wall_clock: request.timings,
+        sigma: request.sigma,
     };
     let comparison = compare::compare(&old, &new, options)?;
     let format = match request.format {

@@ -222,6 +222,7 @@ mod tests {
             },
             all: false,
             wall_clock: false,
+            sigma: None,
         }
     }
 

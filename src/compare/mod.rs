@@ -40,6 +40,9 @@ pub struct ExperimentComparison {
     pub new_commit: String,
     pub parameters: Vec<ParameterChange>,
     pub differences: Vec<Difference>,
+    /// Per table, under `--sigma`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<tables::TableSummary>,
     #[serde(skip)]
     pub old_dir: PathBuf,
     #[serde(skip)]
@@ -52,6 +55,9 @@ pub struct Comparison {
     pub old_label: String,
     pub new_label: String,
     pub tolerance: Tolerance,
+    /// `--sigma k`: values with standard errors compared within k combined errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sigma: Option<f64>,
     pub experiments: Vec<ExperimentComparison>,
     pub notes: Vec<String>,
 }
@@ -59,9 +65,56 @@ pub struct Comparison {
 impl Comparison {
     /// Whether anything differs beyond the tolerance (parameters included).
     pub fn differs(&self) -> bool {
+        // Under --sigma the question is whether the results agree statistically: a changed seed
+        // or other parameter is shown, not counted.
         self.experiments.iter().any(|e| {
-            !e.parameters.is_empty() || e.differences.iter().any(|d| d.status != Status::Same)
+            (self.sigma.is_none() && !e.parameters.is_empty())
+                || e.differences.iter().any(|d| d.status != Status::Same)
         })
+    }
+
+    /// Under `--sigma`, one line per table: rows, values with errors and how many disagree,
+    /// and what changed among the values without errors.
+    pub fn table_lines(&self) -> Vec<String> {
+        let Some(k) = self.sigma else {
+            return Vec::new();
+        };
+        self.experiments
+            .iter()
+            .flat_map(|e| &e.tables)
+            .map(|t| {
+                let judged = if t.with_errors == 0 {
+                    "no values with standard errors".to_string()
+                } else if t.beyond_sigma == 0 {
+                    format!(
+                        "all {} values with errors within {k}σ (max pull {:.2})",
+                        t.with_errors, t.max_pull
+                    )
+                } else {
+                    format!(
+                        "{} of {} values with errors beyond {k}σ (max pull {:.2})",
+                        t.beyond_sigma, t.with_errors, t.max_pull
+                    )
+                };
+                let others = if t.other_values == 0 {
+                    String::new()
+                } else {
+                    format!(
+                        "; {} of {} values without errors changed (max |rel| {:.2e})",
+                        t.other_changed, t.other_values, t.other_max_rel
+                    )
+                };
+                let unmatched = if t.rows_unmatched == 0 {
+                    String::new()
+                } else {
+                    format!("; {} rows on one side only", t.rows_unmatched)
+                };
+                format!(
+                    "{}/{}: {} rows; {judged}{others}{unmatched}",
+                    t.experiment, t.table, t.rows
+                )
+            })
+            .collect()
     }
 
     fn differences(&self) -> impl Iterator<Item = &Difference> {
@@ -92,6 +145,29 @@ impl Comparison {
             self.tolerance.rel,
             self.tolerance.abs
         );
+        if let Some(k) = self.sigma {
+            let with: usize = self
+                .experiments
+                .iter()
+                .flat_map(|e| &e.tables)
+                .map(|t| t.with_errors)
+                .sum();
+            let beyond: usize = self
+                .experiments
+                .iter()
+                .flat_map(|e| &e.tables)
+                .map(|t| t.beyond_sigma)
+                .sum();
+            let structural = count(Status::Added) + count(Status::Removed);
+            return if !self.differs() {
+                format!("all {with} values with standard errors within {k}σ: {scope}")
+            } else {
+                format!(
+                    "{beyond} of {with} values with standard errors beyond {k}σ, {structural} \
+                     rows, columns or tables added or removed: {scope}"
+                )
+            };
+        }
         if !self.differs() {
             return format!("no differences: {scope}");
         }
@@ -141,6 +217,7 @@ pub fn compare(old: &Side, new: &Side, options: Options) -> Result<Comparison> {
         old_label: old.label.clone(),
         new_label: new.label.clone(),
         tolerance: options.tolerance,
+        sigma: options.sigma,
         experiments,
         notes,
     })
@@ -185,6 +262,12 @@ fn compare_pair(
             new: Some(b.manifest.seed.to_string()),
         });
     }
+    let (mut differences, table_summaries) =
+        tables::compare_runs(experiment, &a.dir, &b.dir, options)?;
+    // Arrays carry no standard errors: a statistical comparison is of tables.
+    if !(a.tables_only || b.tables_only || options.sigma.is_some()) {
+        differences.extend(arrays::compare_runs(experiment, &a.dir, &b.dir, options)?);
+    }
     Ok(ExperimentComparison {
         experiment: experiment.to_string(),
         old_run: a.manifest.run_id.clone(),
@@ -192,12 +275,11 @@ fn compare_pair(
         old_commit: a.manifest.git.short(),
         new_commit: b.manifest.git.short(),
         parameters,
-        differences: {
-            let mut differences = tables::compare_runs(experiment, &a.dir, &b.dir, options)?;
-            if !(a.tables_only || b.tables_only) {
-                differences.extend(arrays::compare_runs(experiment, &a.dir, &b.dir, options)?);
-            }
-            differences
+        differences,
+        tables: if options.sigma.is_some() {
+            table_summaries
+        } else {
+            Vec::new()
         },
         old_dir: a.dir.clone(),
         new_dir: b.dir.clone(),
@@ -294,6 +376,9 @@ pub fn render(comparison: &Comparison, format: Format) -> String {
                     let _ = writeln!(out, "{}", line(row));
                 }
             }
+            for line in comparison.table_lines() {
+                let _ = writeln!(out, "{line}");
+            }
             let _ = writeln!(out, "{}", comparison.summary());
         }
         Format::Markdown => {
@@ -325,6 +410,9 @@ pub fn render(comparison: &Comparison, format: Format) -> String {
                     let _ = writeln!(out, "| {} |", cells.join(" | "));
                 }
                 out.push('\n');
+            }
+            for line in comparison.table_lines() {
+                let _ = writeln!(out, "- {}", md_cell(&line));
             }
             let _ = writeln!(out, "**{}**", md_cell(&comparison.summary()));
         }

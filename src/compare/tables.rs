@@ -42,6 +42,46 @@ pub struct Options {
     /// Compare wall-clock columns too (left out by default: they differ between identical
     /// computations).
     pub wall_clock: bool,
+    /// Statistical comparison: a value with a standard-error column (`x` with `x_error`, or
+    /// `x_mean` with `x_error`) differs only beyond this many combined standard errors
+    /// √(σ_old² + σ_new²); values without one are counted per table, not listed.
+    pub sigma: Option<f64>,
+}
+
+/// Per table of a statistical comparison (`--sigma`): how many values were compared, how many
+/// with their errors, how many of those disagree, and what changed among the rest.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TableSummary {
+    pub experiment: String,
+    pub table: String,
+    pub rows: usize,
+    pub with_errors: usize,
+    pub beyond_sigma: usize,
+    /// The largest |new − old| / √(σ_old² + σ_new²) among values with errors.
+    pub max_pull: f64,
+    pub other_values: usize,
+    pub other_changed: usize,
+    /// The largest |new − old| / max(|old|, |new|) among the values without errors.
+    pub other_max_rel: f64,
+    /// Rows only one side has, in a table without error columns (e.g. histogram bins whose
+    /// edges follow the sample): counted, not listed.
+    pub rows_unmatched: usize,
+}
+
+/// The standard-error column of `column` among `names`: `column_error`, or for `x_mean` the
+/// column `x_error` (as `late_mean` / `late_error`).
+pub fn error_column<'a>(column: &str, names: &[&'a String]) -> Option<&'a String> {
+    let candidates = [
+        format!("{column}_error"),
+        column
+            .strip_suffix("_mean")
+            .map(|base| format!("{base}_error"))
+            .unwrap_or_default(),
+    ];
+    names
+        .iter()
+        .copied()
+        .find(|n| candidates.iter().any(|c| !c.is_empty() && c == *n))
 }
 
 /// What happened to one cell, row, column or table.
@@ -209,9 +249,10 @@ pub fn compare_runs(
     old_dir: &Path,
     new_dir: &Path,
     options: Options,
-) -> Result<Vec<Difference>> {
+) -> Result<(Vec<Difference>, Vec<TableSummary>)> {
     let (old_names, new_names) = (table_names(old_dir), table_names(new_dir));
     let mut out = Vec::new();
+    let mut summaries = Vec::new();
     let whole = |table: &str, status: Status| Difference {
         experiment: experiment.to_string(),
         table: table.to_string(),
@@ -232,13 +273,14 @@ pub fn compare_runs(
                 let (old_path, new_path) = (path(old_dir), path(new_dir));
                 let old = read_parquet(&old_path)?;
                 let new = read_parquet(&new_path)?;
-                out.extend(compare_tables(
-                    experiment, name, &old, &new, &old_path, &new_path, options,
-                )?);
+                let (differences, summary) =
+                    compare_tables(experiment, name, &old, &new, &old_path, &new_path, options)?;
+                out.extend(differences);
+                summaries.push(summary);
             }
         }
     }
-    Ok(out)
+    Ok((out, summaries))
 }
 
 /// The key columns two versions of a table are joined on.
@@ -266,12 +308,19 @@ fn compare_tables(
     old_path: &Path,
     new_path: &Path,
     options: Options,
-) -> Result<Vec<Difference>> {
+) -> Result<(Vec<Difference>, TableSummary)> {
     let Options {
         tolerance,
         all,
         wall_clock,
+        sigma,
     } = options;
+    let mut summary = TableSummary {
+        experiment: experiment.to_string(),
+        table: table.to_string(),
+        rows: old.frame.height(),
+        ..TableSummary::default()
+    };
     let keys = join_keys(old, new);
     let timed: BTreeSet<&String> = old.wall_clock.iter().chain(&new.wall_clock).collect();
     let old = Keyed::new(old, &keys, old_path)?;
@@ -318,8 +367,21 @@ fn compare_tables(
         .filter(|n| new_names.contains(n) && !keys.contains(n))
         .filter(|n| wall_clock || !timed.contains(n))
         .collect();
+    // Under --sigma: value column → its error column, where it has one.
+    let errors: BTreeMap<&String, &String> = match sigma {
+        Some(_) => values
+            .iter()
+            .filter_map(|n| error_column(n, &values).map(|e| (*n, e)))
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    let unkeyed_rows_summarised = sigma.is_some() && errors.is_empty();
     for (row, key) in old.keys.iter().enumerate() {
         let Some(&other) = new.index.get(key) else {
+            if unkeyed_rows_summarised {
+                summary.rows_unmatched += 1;
+                continue;
+            }
             out.push(difference(
                 key,
                 "*",
@@ -346,8 +408,51 @@ fn compare_tables(
                     } else {
                         x == y
                     };
-                    if !equal {
-                        d.status = Status::Changed;
+                    match (sigma, errors.get(name)) {
+                        (Some(k), Some(error)) => {
+                            let (ex, ey) = (
+                                old.column(error).and_then(|c| c.number(row)),
+                                new.column(error).and_then(|c| c.number(other)),
+                            );
+                            let combined = ex.zip(ey).map(|(p, q)| p.hypot(q));
+                            summary.with_errors += 1;
+                            // Values equal within the tolerance agree whatever their errors
+                            // (exact runs carry errors at rounding level).
+                            let beyond = !equal
+                                && match combined {
+                                    Some(s) if s > 0.0 && s.is_finite() => {
+                                        let pull = delta.abs() / s;
+                                        summary.max_pull = summary.max_pull.max(pull);
+                                        !(pull <= k)
+                                    }
+                                    // No usable error: compared within the tolerance alone.
+                                    _ => true,
+                                };
+                            if beyond {
+                                summary.beyond_sigma += 1;
+                                d.status = Status::Changed;
+                            }
+                        }
+                        (Some(_), None) => {
+                            summary.other_values += 1;
+                            if !equal {
+                                summary.other_changed += 1;
+                                let scale = x.abs().max(y.abs());
+                                if scale > 0.0 && delta.is_finite() {
+                                    summary.other_max_rel =
+                                        summary.other_max_rel.max(delta.abs() / scale);
+                                }
+                            }
+                            // Counted in the table's summary, not listed.
+                            if !all {
+                                continue;
+                            }
+                        }
+                        (None, _) => {
+                            if !equal {
+                                d.status = Status::Changed;
+                            }
+                        }
                     }
                 }
                 _ => {
@@ -364,6 +469,10 @@ fn compare_tables(
     let old_keys: BTreeSet<&String> = old.keys.iter().collect();
     for key in &new.keys {
         if !old_keys.contains(key) {
+            if unkeyed_rows_summarised {
+                summary.rows_unmatched += 1;
+                continue;
+            }
             out.push(difference(
                 key,
                 "*",
@@ -373,7 +482,7 @@ fn compare_tables(
             ));
         }
     }
-    Ok(out)
+    Ok((out, summary))
 }
 
 /// How many differences of each status, for the summary line.
@@ -390,6 +499,24 @@ pub fn count_by_status<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_finds_its_standard_error_column_by_name() {
+        let names: Vec<String> = ["mean", "mean_error", "late_mean", "late_error", "tau_fit"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let refs: Vec<&String> = names.iter().collect();
+        assert_eq!(
+            error_column("mean", &refs).map(String::as_str),
+            Some("mean_error")
+        );
+        assert_eq!(
+            error_column("late_mean", &refs).map(String::as_str),
+            Some("late_error")
+        );
+        assert_eq!(error_column("tau_fit", &refs), None);
+    }
 
     #[test]
     fn tolerance_is_relative_or_absolute() {
@@ -411,6 +538,7 @@ mod tests {
             tolerance: Tolerance { rel: 0.0, abs: 0.0 },
             all,
             wall_clock: false,
+            sigma: None,
         }
     }
 
@@ -426,11 +554,12 @@ mod tests {
         assert!(
             compare_tables("e", "t", &a, &b, p, p, exact(false))
                 .unwrap()
+                .0
                 .is_empty()
         );
         let mut with = exact(false);
         with.wall_clock = true;
-        let diff = compare_tables("e", "t", &a, &b, p, p, with).unwrap();
+        let diff = compare_tables("e", "t", &a, &b, p, p, with).unwrap().0;
         assert_eq!(diff.len(), 1);
         assert_eq!(diff[0].column, "seconds");
     }
@@ -470,7 +599,8 @@ mod tests {
             p,
             exact(false),
         )
-        .unwrap();
+        .unwrap()
+        .0;
         let lines: Vec<String> = diff
             .iter()
             .map(|d| format!("{} {} {} {}", d.status.name(), d.key, d.column, d.new))
@@ -503,7 +633,8 @@ mod tests {
             p,
             exact(true),
         )
-        .unwrap();
+        .unwrap()
+        .0;
         let lines: Vec<String> = diff
             .iter()
             .map(|d| format!("{} {} {}", d.status.name(), d.key, d.column))

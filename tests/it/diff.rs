@@ -299,3 +299,42 @@ fn every_run_has_a_report_listing_its_tables_and_figures() {
         eprintln!("chromium not installed (`make chromium`): headless rendering skipped");
     }
 }
+
+/// A rerun with another seed differs in every sampled value; `--sigma 3` judges the values with
+/// standard errors by them and summarises the rest per table.
+#[test]
+fn a_seed_change_reads_all_within_three_sigma_under_sigma() {
+    let ws = Workspace::with_spec(EXP);
+    ws.run(&["run", EXP, "--quiet"]).expect_code(0);
+    let first = ws.latest(EXP);
+    ws.edit_spec(EXP, |text| {
+        text.lines()
+            .map(|l| {
+                if l.starts_with("seed = ") {
+                    "seed = 4242".to_string()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    ws.run(&["run", EXP, "--quiet"]).expect_code(0);
+    let first = first.to_string_lossy().to_string();
+    ws.run(&["diff", &first, "--experiment", EXP])
+        .expect_code(1);
+    let sigma = ws.run(&["diff", &first, "--experiment", EXP, "--sigma", "3"]);
+    sigma.expect_code(0);
+    let text = sigma.stdout();
+    assert!(
+        text.contains("values with standard errors within 3σ"),
+        "{text}"
+    );
+    assert!(
+        text.contains("action_density: ") && text.contains("max pull"),
+        "{text}"
+    );
+    // Far fewer lines than a plain diff: one per table, no per-value listing of the flows.
+    assert!(text.lines().count() < 60, "{text}");
+    ws.run(&["diff", &first, "--sigma", "0"]).expect_code(2);
+}
