@@ -539,6 +539,7 @@ fn diff(root: &Path, request: DiffArgs) -> anyhow::Result<u8> {
     let results = Workspace::new(root).results();
     let experiment = request.experiment.as_deref();
     let names_experiment = request.new.is_none()
+        && request.old != crate::claims::reference::REFERENCE_DIR
         && !Path::new(&request.old).exists()
         && (root
             .join("experiments")

@@ -323,14 +323,17 @@ impl ClaimsFile {
                         "reduce = \"count\" counts the selected rows and reads no column",
                     ));
                 }
-                (Reduce::Count, None) => {
-                    if claim.minus.is_some() || claim.over.is_some() || claim.per_error.is_some() {
-                        return Err(doc.error(
-                            &key("reduce"),
-                            "reduce = \"count\" takes no minus, over or per_error",
-                        ));
-                    }
+                (Reduce::Count, None)
+                    if claim.minus.is_some()
+                        || claim.over.is_some()
+                        || claim.per_error.is_some() =>
+                {
+                    return Err(doc.error(
+                        &key("reduce"),
+                        "reduce = \"count\" takes no minus, over or per_error",
+                    ));
                 }
+                (Reduce::Count, None) => {}
                 (_, None) => {
                     return Err(doc.error(&key("column"), "the measured column is required"));
                 }

@@ -68,12 +68,12 @@ impl Judged {
     /// Whether this claim makes `symbreak check` fail: it moved from the reference, cannot be
     /// evaluated, or (with no reference to say it is known) is not reproduced.
     pub fn fails(&self) -> bool {
-        match (&self.agreement, self.outcome.verdict) {
-            (_, Verdict::Invalid) => true,
-            (Agreement::Differs(_), _) => true,
-            (Agreement::NoReference, Verdict::NotReproduced) => true,
-            _ => false,
-        }
+        matches!(
+            (&self.agreement, self.outcome.verdict),
+            (_, Verdict::Invalid)
+                | (Agreement::Differs(_), _)
+                | (Agreement::NoReference, Verdict::NotReproduced)
+        )
     }
 }
 
@@ -128,8 +128,13 @@ fn values_agree(a: f64, b: f64, rel_tol: f64) -> bool {
     a == b || (a - b).abs() <= rel_tol * a.abs().max(b.abs()) || (a - b).abs() <= 1e-300
 }
 
-/// Files of a run folder the reference keeps: the tables (parquet and CSV), the claims and
-/// metrics, and the manifest.
+/// A table's CSV is kept beside its parquet up to this size: the CSV is for reading and for
+/// `git diff`; the long flows (a megabyte of CSV per table) are kept as parquet alone, which
+/// is what `check` and `diff` read.
+pub const MAX_KEPT_CSV_BYTES: u64 = 256 * 1024;
+
+/// Files of a run folder the reference keeps: the tables (parquet, and CSV up to
+/// [`MAX_KEPT_CSV_BYTES`]), the claims and metrics, and the manifest.
 fn kept_files(run_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for name in [CLAIMS_FILE, METRICS_FILE, "manifest.json"] {
@@ -142,7 +147,12 @@ fn kept_files(run_dir: &Path) -> Result<Vec<PathBuf>> {
         .map_err(|e| Error::io("listing", &tables, e))?
         .flatten()
         .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| n.ends_with(".csv") || n.ends_with(".parquet"))
+        .filter(|n| {
+            n.ends_with(".parquet")
+                || (n.ends_with(".csv")
+                    && std::fs::metadata(tables.join(n))
+                        .is_ok_and(|m| m.len() <= MAX_KEPT_CSV_BYTES))
+        })
         .collect();
     names.sort();
     files.extend(names.into_iter().map(|n| Path::new("tables").join(n)));

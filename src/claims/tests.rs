@@ -345,3 +345,92 @@ fn numbers_print_short_but_tell_a_near_miss_from_the_target() {
     assert_eq!(number(-3.557e-8), "-3.557e-8");
     assert_eq!(number(0.0), "0");
 }
+
+#[test]
+fn a_reference_keeps_long_tables_as_parquet_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let run = results.join("e").join("r1");
+    let rows = 20_000;
+    Table::new("flow", &["k"])
+        .i64("k", (0..rows).collect())
+        .f64("x", (0..rows).map(|i| (i as f64).sqrt()).collect())
+        .write(&run.join("tables"))
+        .unwrap();
+    assert!(
+        std::fs::metadata(run.join("tables/flow.csv"))
+            .unwrap()
+            .len()
+            > reference::MAX_KEPT_CSV_BYTES
+    );
+    let manifest = serde_json::json!({
+        "status": "complete", "experiment": "e", "kind": "k", "run_id": "r1", "spec": {},
+        "seed": 1, "parameters": {}, "started": "s", "finished": null,
+        "git": {"commit": "c", "dirty": false}, "versions": {}, "host": {},
+        "command": [], "inputs": {}, "stages": [], "artefacts": []
+    });
+    std::fs::write(run.join("manifest.json"), manifest.to_string()).unwrap();
+    let report = reference::update(&results, &run, None).unwrap();
+    assert_eq!(report.tables_added, ["tables/flow.parquet"]);
+    let kept = reference::reference_dir(&results, "e");
+    assert!(kept.join("tables/flow.parquet").is_file() && !kept.join("tables/flow.csv").exists());
+}
+
+/// Every default experiment (those `make reproduce` runs) has reference results in git, and its
+/// claims file, evaluated on the reference tables, gives the verdicts and values the reference
+/// recorded: a claim edited without refreshing the reference fails here, not in a user's check.
+#[test]
+fn every_default_experiment_has_a_reference_its_claims_agree_with() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let results = root.join("results");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root.join("experiments"))
+        .unwrap()
+        .flatten()
+    {
+        let path = entry.path();
+        let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+        let named_only = ["-smoke", "-paper", "-sweep"]
+            .iter()
+            .any(|s| stem.ends_with(s))
+            || stem == "dwe-googlebooks";
+        if path.extension().is_none_or(|e| e != "toml") || named_only {
+            continue;
+        }
+        let name = crate::spec::SpecDocument::load(&path)
+            .unwrap()
+            .header()
+            .unwrap()
+            .name;
+        let kept = reference::reference_dir(&results, &name);
+        assert!(
+            kept.join("manifest.json").is_file(),
+            "{name}: no reference results (symbreak run {stem} && symbreak reference update {stem})"
+        );
+        let claims_path = claims_file_for(&path);
+        if !claims_path.is_file() {
+            continue;
+        }
+        let file = ClaimsFile::load(&claims_path).unwrap();
+        let record = evaluate_all(
+            &file,
+            &claims_path,
+            &kept.join("tables"),
+            &name,
+            "reference",
+        )
+        .unwrap();
+        let stored = reference::load(&results, &name).unwrap().unwrap();
+        for judged in reference::judge(&file, &record, Some(&stored)) {
+            assert!(
+                !judged.fails(),
+                "{name}: claim {} on the reference tables: {:?} (refresh with `symbreak \
+                 reference update {stem}`)",
+                judged.outcome.id,
+                judged.agreement
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 7, "{checked} experiments with claims checked");
+}

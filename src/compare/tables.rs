@@ -423,7 +423,8 @@ fn compare_tables(
                                     Some(s) if s > 0.0 && s.is_finite() => {
                                         let pull = delta.abs() / s;
                                         summary.max_pull = summary.max_pull.max(pull);
-                                        !(pull <= k)
+                                        // A NaN pull (∞/∞) is no agreement either.
+                                        pull.is_nan() || pull > k
                                     }
                                     // No usable error: compared within the tolerance alone.
                                     _ => true,

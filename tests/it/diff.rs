@@ -238,7 +238,10 @@ fn revisions_resolve_to_their_runs_or_say_how_to_make_one() {
         "{}",
         diff.stdout()
     );
-    ws.run(&["diff", "HEAD"]).expect_code(0);
+    // The newest run is HEAD's: comparing it with itself would say nothing.
+    let itself = ws.run(&["diff", "HEAD"]);
+    itself.expect_code(2);
+    assert!(itself.stderr().contains("same run"), "{}", itself.stderr());
 }
 
 #[test]
