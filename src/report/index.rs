@@ -92,8 +92,14 @@ pub fn overview(root: &Path) -> Result<Vec<ExperimentSummary>> {
         });
         if let Some((id, run_dir, manifest)) = run {
             let claims_path = claims_file_for(&path);
-            summary.claims = crate::claims::recorded(&results, &run_dir, &claims_path)
-                .ok()
+            // Evaluated afresh, as `check` does: a run made before its claims were written (or
+            // changed) is judged by the claims file of today.
+            summary.claims = claims_path
+                .is_file()
+                .then(|| {
+                    crate::claims::check_run(&results, &run_dir, &claims_path, &header.name, &id)
+                        .ok()
+                })
                 .flatten();
             let notes = ClaimsFile::load(&claims_path).ok();
             summary.headline_figure = notes.and_then(|notes| {
@@ -170,7 +176,10 @@ pub fn write_index(results: &Path, summaries: &[ExperimentSummary]) -> Result<Pa
         "<div class=\"scroll\"><table>\n<tr><th>experiment</th><th>claims</th><th>latest run</th>\
          <th>commit</th></tr>\n",
     );
-    for s in summaries {
+    let (run, not_run): (Vec<&ExperimentSummary>, Vec<&ExperimentSummary>) = summaries
+        .iter()
+        .partition(|s| s.run_id.is_some() || s.error.is_some());
+    for s in run {
         let claims = match (&s.claims, &s.run_id) {
             (Some(c), _) => {
                 let (_, _, failing) = c.counts();
@@ -206,6 +215,14 @@ pub fn write_index(results: &Path, summaries: &[ExperimentSummary]) -> Result<Pa
         );
     }
     body.push_str("</table></div>\n");
+    if !not_run.is_empty() {
+        let names: Vec<String> = not_run.iter().map(|s| html::escape(&s.spec)).collect();
+        let _ = writeln!(
+            body,
+            "<p class=\"note\">No complete run yet (<code>symbreak run &lt;spec&gt;</code>): {}</p>",
+            names.join(", ")
+        );
+    }
     for s in summaries.iter().filter(|s| s.run_id.is_some()) {
         let _ = writeln!(
             body,
