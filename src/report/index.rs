@@ -107,11 +107,7 @@ pub fn overview(root: &Path) -> Result<Vec<ExperimentSummary>> {
                     let mut stems: Vec<&str> = manifest
                         .artefacts
                         .iter()
-                        .filter_map(|a| {
-                            a.path
-                                .strip_prefix("figures/")
-                                .and_then(|p| p.strip_suffix(".png"))
-                        })
+                        .filter_map(|a| super::png_stem(&a.path))
                         .filter(|stem| note.matches(stem))
                         .collect();
                     stems.sort();

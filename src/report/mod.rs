@@ -285,12 +285,7 @@ fn ordered_figures<'a>(
     let mut pngs: Vec<(&ArtefactRecord, String)> = manifest
         .artefacts
         .iter()
-        .filter_map(|a| {
-            a.path
-                .strip_prefix("figures/")
-                .and_then(|p| p.strip_suffix(".png"))
-                .map(|stem| (a, stem.to_string()))
-        })
+        .filter_map(|a| png_stem(&a.path).map(|stem| (a, stem.to_string())))
         .collect();
     pngs.sort_by_key(|(a, stem)| {
         let stage = a
@@ -313,6 +308,12 @@ fn ordered_figures<'a>(
     }
     out.extend(pngs.into_iter().map(|(a, stem)| (a, stem, None)));
     out
+}
+
+/// The figure name of an artefact path `figures/<name>.png`.
+pub fn png_stem(path: &str) -> Option<&str> {
+    path.strip_prefix("figures/")
+        .and_then(|p| p.strip_suffix(".png"))
 }
 
 /// One table of the run: its name, size and links, and its first rows.

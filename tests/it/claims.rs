@@ -111,19 +111,7 @@ fn status_and_the_index_page_show_every_experiment_with_its_claims() {
     assert!(page.contains(EXP) && page.contains("goldstone-synthetic-smoke"));
     assert!(page.contains("report.html") && page.contains("figures/spectrum_flow"));
     assert!(!page.contains("<script"));
-    if let Some(chromium) = crate::util::chromium() {
-        let shot = ws.path().join("index.png");
-        crate::util::render_headless(&chromium, &index, &shot);
-        let picture = image::open(&shot).unwrap().to_rgb8();
-        let inked = picture.pixels().filter(|p| p.0 != [255, 255, 255]).count();
-        assert!(
-            inked > 10_000,
-            "{inked} non-white pixels in {}",
-            shot.display()
-        );
-    } else {
-        eprintln!("chromium not installed (`make chromium`): headless rendering skipped");
-    }
+    crate::util::assert_renders(&index, ws.path());
 }
 
 #[test]

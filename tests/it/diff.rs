@@ -287,20 +287,7 @@ fn every_run_has_a_report_listing_its_tables_and_figures() {
         }
     }
     assert!(!html.contains("<script"));
-    if let Some(chromium) = crate::util::chromium() {
-        let shot = ws.path().join("report.png");
-        crate::util::render_headless(&chromium, &run.join("report.html"), &shot);
-        let picture = image::open(&shot).unwrap().to_rgb8();
-        // A rendered page, not a blank one: many non-white pixels and several colours.
-        let inked = picture.pixels().filter(|p| p.0 != [255, 255, 255]).count();
-        assert!(
-            inked > 10_000,
-            "{inked} non-white pixels in {}",
-            shot.display()
-        );
-    } else {
-        eprintln!("chromium not installed (`make chromium`): headless rendering skipped");
-    }
+    crate::util::assert_renders(&run.join("report.html"), ws.path());
 }
 
 /// A rerun with another seed differs in every sampled value; `--sigma 3` judges the values with

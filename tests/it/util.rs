@@ -245,6 +245,24 @@ pub fn render_headless(chromium: &Path, page: &Path, shot: &Path) {
     );
 }
 
+/// Renders the HTML page `page` in headless chromium, if installed, and checks that it drew a
+/// page (many non-white pixels), not a blank one; says that it skipped otherwise.
+pub fn assert_renders(page: &Path, scratch: &Path) {
+    let Some(chromium) = chromium() else {
+        eprintln!("chromium not installed (`make chromium`): headless rendering skipped");
+        return;
+    };
+    let shot = scratch.join("rendered.png");
+    render_headless(&chromium, page, &shot);
+    let picture = image::open(&shot).unwrap().to_rgb8();
+    let inked = picture.pixels().filter(|p| p.0 != [255, 255, 255]).count();
+    assert!(
+        inked > 10_000,
+        "{inked} non-white pixels in {}",
+        shot.display()
+    );
+}
+
 /// Runs `git <args>` in `dir` with a throwaway identity; panics if it fails.
 pub fn git(dir: &Path, args: &[&str]) {
     let status = Command::new("git")
