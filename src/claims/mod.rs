@@ -877,14 +877,7 @@ pub fn write_run_claims(
     experiment: &str,
     run_id: &str,
 ) -> Result<ClaimsRecord> {
-    let file = ClaimsFile::load(claims_path)?;
-    let record = evaluate_all(
-        &file,
-        claims_path,
-        &run_dir.join("tables"),
-        experiment,
-        run_id,
-    )?;
+    let (_, record) = evaluate_run(run_dir, claims_path, experiment, run_id)?;
     crate::fsutil::write_json(&run_dir.join(CLAIMS_FILE), &record)?;
     crate::fsutil::write_json(&run_dir.join(METRICS_FILE), &record.metrics())?;
     Ok(record)
@@ -975,6 +968,18 @@ pub fn check_run(
     experiment: &str,
     run_id: &str,
 ) -> Result<Checked> {
+    let (file, record) = evaluate_run(run_dir, claims_path, experiment, run_id)?;
+    check(results, &file, record)
+}
+
+/// Loads the claims file at `claims_path` and evaluates it on the tables of the run in
+/// `run_dir`.
+fn evaluate_run(
+    run_dir: &Path,
+    claims_path: &Path,
+    experiment: &str,
+    run_id: &str,
+) -> Result<(ClaimsFile, ClaimsRecord)> {
     let file = ClaimsFile::load(claims_path)?;
     let record = evaluate_all(
         &file,
@@ -983,7 +988,7 @@ pub fn check_run(
         experiment,
         run_id,
     )?;
-    check(results, &file, record)
+    Ok((file, record))
 }
 
 /// The judged claims of the run in `run_dir` as recorded in its `claims.json` (none if it has

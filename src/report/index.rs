@@ -17,7 +17,7 @@ use crate::spec::SpecDocument;
 pub const INDEX_FILE: &str = "index.html";
 
 /// One experiment of the project as the overview shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct ExperimentSummary {
     /// The spec's file stem (what `symbreak run` takes).
     pub spec: String,
@@ -61,14 +61,8 @@ pub fn overview(root: &Path) -> Result<Vec<ExperimentSummary>> {
                 out.push(ExperimentSummary {
                     name: spec.clone(),
                     spec,
-                    description: String::new(),
-                    run_id: None,
-                    commit: None,
-                    finished: None,
-                    claims: None,
-                    headline_figure: None,
-                    report: None,
                     error: Some(e.to_string()),
+                    ..ExperimentSummary::default()
                 });
                 continue;
             }
@@ -77,13 +71,7 @@ pub fn overview(root: &Path) -> Result<Vec<ExperimentSummary>> {
             spec,
             name: header.name.clone(),
             description: header.description.clone(),
-            run_id: None,
-            commit: None,
-            finished: None,
-            claims: None,
-            headline_figure: None,
-            report: None,
-            error: None,
+            ..ExperimentSummary::default()
         };
         let run = latest_run(&results, &header.name).and_then(|id| {
             let dir = results.join(&header.name).join(&id);
