@@ -676,7 +676,7 @@ fn fetch(
             say!("{}: {verdict} ({} bytes)", entry.name, entry.size);
             continue;
         }
-        let progress = crate::pipeline::Progress::new(entry.name.clone(), bars.clone());
+        let progress = crate::pipeline::Progress::new(entry.name.clone(), bars.clone(), None);
         let outcome = fetch(entry, &registry.path(entry), &options, &progress)?;
         progress.finish();
         if !quiet {

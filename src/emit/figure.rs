@@ -9,13 +9,17 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use ndarray::Array2;
+use plotters::chart::SeriesAnno;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use crate::error::{Error, Result};
+use text::{CrispText, typeset};
 
-const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+mod text;
+
+pub(super) const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
 const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
@@ -30,6 +34,18 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
+/// The colour index of black, for what every series is compared with (a target, a
+/// prediction shared by all): the other indices cycle through a ten-colour palette.
+pub const BLACK_INK: usize = usize::MAX;
+
+fn colour(index: usize) -> RGBColor {
+    if index == BLACK_INK {
+        BLACK
+    } else {
+        PALETTE[index % PALETTE.len()]
+    }
+}
+
 /// How a series is drawn.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Style {
@@ -37,6 +53,7 @@ pub enum Style {
     Dashed,
     Markers,
     LineMarkers,
+    DashedMarkers,
 }
 
 /// One series of a line chart.
@@ -76,13 +93,31 @@ pub struct LineChart {
     pub log_x: bool,
     pub log_y: bool,
     pub series: Vec<Series>,
+    /// Leaves the names to the figure's shared legend ([`Figure::with_legend`]).
+    pub hide_legend: bool,
 }
 
-/// A heat map of a matrix.
-#[derive(Clone, Debug)]
+/// A heat map of a matrix, row 0 at the top, on a diverging colour scale symmetric about zero
+/// with a colour bar.
+#[derive(Clone, Debug, Default)]
 pub struct Heatmap {
     pub title: String,
+    pub x_label: String,
+    pub y_label: String,
     pub values: Array2<f64>,
+    /// The colour bar's limit: values at ±`limit` take the full colours. `None` scales the
+    /// panel to its own largest |value|; panels compared by eye should share one limit.
+    pub limit: Option<f64>,
+}
+
+impl Heatmap {
+    /// The largest |value|: the limit that fits every panel in `maps`.
+    pub fn common_limit<'a>(maps: impl IntoIterator<Item = &'a Array2<f64>>) -> f64 {
+        maps.into_iter()
+            .flat_map(|m| m.iter())
+            .filter(|v| v.is_finite())
+            .fold(0.0, |m: f64, v| m.max(v.abs()))
+    }
 }
 
 /// A histogram (bars as `(low, high, height)`) with overlaid series.
@@ -114,35 +149,49 @@ pub enum Panel {
     Images(ImageGrid),
 }
 
-/// Panels in a grid of `columns` columns.
+/// Panels in a grid of `columns` columns, with an optional legend shared by all of them in a
+/// strip at the right.
 #[derive(Clone, Debug)]
 pub struct Figure {
     pub panels: Vec<Panel>,
     pub columns: usize,
     pub panel_size: (u32, u32),
+    pub legend: Vec<Series>,
 }
+
+const LEGEND_STRIP: u32 = 360;
 
 impl Figure {
     pub fn single(panel: Panel) -> Self {
+        Self::grid(vec![panel], 1, (900, 600))
+    }
+
+    /// `columns` is the widest a row gets: fewer panels take fewer columns.
+    pub fn grid(panels: Vec<Panel>, columns: usize, panel_size: (u32, u32)) -> Self {
         Self {
-            panels: vec![panel],
-            columns: 1,
-            panel_size: (900, 600),
+            columns: columns.clamp(1, panels.len().max(1)),
+            panels,
+            panel_size,
+            legend: Vec::new(),
         }
     }
 
-    pub fn grid(panels: Vec<Panel>, columns: usize, panel_size: (u32, u32)) -> Self {
-        Self {
-            panels,
-            columns: columns.max(1),
-            panel_size,
-        }
+    /// One legend for every panel (the names and styles of `entries`; their points are not
+    /// drawn), beside the grid rather than over any panel's data.
+    pub fn with_legend(mut self, entries: Vec<Series>) -> Self {
+        self.legend = entries;
+        self
     }
 
     fn size(&self) -> (u32, u32) {
         let rows = self.panels.len().div_ceil(self.columns) as u32;
+        let strip = if self.legend.is_empty() {
+            0
+        } else {
+            LEGEND_STRIP
+        };
         (
-            self.panel_size.0 * self.columns.min(self.panels.len()).max(1) as u32,
+            self.panel_size.0 * self.columns as u32 + strip,
             self.panel_size.1 * rows.max(1),
         )
     }
@@ -154,7 +203,7 @@ impl Figure {
         let size = self.size();
         let png = dir.join(format!("{name}.png"));
         {
-            let root = BitMapBackend::new(&png, size).into_drawing_area();
+            let root = CrispText(BitMapBackend::new(&png, size)).into_drawing_area();
             self.draw(&root)
                 .map_err(|e| Error::artefact("figure", &png, e))?;
             root.present()
@@ -173,8 +222,18 @@ impl Figure {
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         root.fill(&WHITE).map_err(|e| format!("{e:?}"))?;
+        let (width, _) = root.dim_in_pixel();
+        let (grid, strip) = if self.legend.is_empty() {
+            (root.clone(), None)
+        } else {
+            let (grid, strip) = root.split_horizontally(width.saturating_sub(LEGEND_STRIP));
+            (grid, Some(strip))
+        };
+        if let Some(strip) = strip {
+            draw_legend_strip(&strip, &self.legend).map_err(|e| format!("{e:?}"))?;
+        }
         let rows = self.panels.len().div_ceil(self.columns);
-        let areas = root.split_evenly((rows.max(1), self.columns));
+        let areas = grid.split_evenly((rows.max(1), self.columns));
         for (panel, area) in self.panels.iter().zip(areas.iter()) {
             match panel {
                 Panel::Line(c) => draw_line_chart(area, c),
@@ -239,7 +298,12 @@ fn tick_label(v: f64, log: bool) -> String {
     if v.abs() < 1e-14 {
         return "0".into();
     }
-    if v.abs() >= 1e4 || v.abs() < 1e-2 {
+    // Large round ticks read best in full (20000, not 2.0e4) up to seven digits.
+    if (1e4..1e7).contains(&v.abs()) && (v - v.round()).abs() < 1e-6 * v.abs() {
+        return format!("{}", v.round() as i64);
+    }
+    // Ticks land a rounding error beside round values (−0.0099999…): judge with a tolerance.
+    if v.abs() >= 1e4 * (1.0 - 1e-9) || v.abs() < 1e-2 * (1.0 - 1e-9) {
         format!("{v:.1e}")
     } else {
         format!("{v:.3}")
@@ -260,30 +324,41 @@ fn draw_line_chart<DB: DrawingBackend>(
             .filter(|(x, y)| x.is_finite() && y.is_finite())
             .collect()
     };
-    let all: Vec<(f64, f64)> = chart.series.iter().flat_map(points).collect();
-    let x_range = padded_range(all.iter().map(|p| p.0));
-    let y_range = padded_range(all.iter().map(|p| p.1));
+    let lines: Vec<Vec<(f64, f64)>> = chart.series.iter().map(points).collect();
+    let x_range = padded_range(lines.iter().flatten().map(|p| p.0));
+    let y_range = padded_range(lines.iter().flatten().map(|p| p.1));
+    let names: Vec<&str> = chart
+        .series
+        .iter()
+        .filter_map(|s| s.name.as_deref())
+        .filter(|_| !chart.hide_legend)
+        .collect();
+    let placement = legend_placement(
+        &lines,
+        x_range,
+        y_range,
+        legend_fraction(area, &names, (70, 40)),
+    );
+    let y_range = placement.y_range;
     let mut ctx = ChartBuilder::on(area)
-        .caption(&chart.title, ("sans-serif", 20))
+        .caption(typeset(&chart.title), ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
         .build_cartesian_2d(x_range.0..x_range.1, y_range.0..y_range.1)?;
     ctx.configure_mesh()
-        .x_desc(chart.x_label.as_str())
-        .y_desc(chart.y_label.as_str())
+        .x_desc(typeset(&chart.x_label))
+        .y_desc(typeset(&chart.y_label))
         .x_label_formatter(&|v| tick_label(*v, chart.log_x))
         .y_label_formatter(&|v| tick_label(*v, chart.log_y))
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
-    let mut legend = false;
-    for s in &chart.series {
-        let color = PALETTE[s.color % PALETTE.len()];
-        let pts = points(s);
+    for (s, pts) in chart.series.iter().zip(lines) {
+        let color = colour(s.color);
         let anno = match s.style {
-            Style::Line => ctx.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?,
+            Style::Line => ctx.draw_series(LineSeries::new(pts, color.stroke_width(2)))?,
             Style::Dashed => ctx.draw_series(DashedLineSeries::new(
-                pts.clone(),
+                pts,
                 6,
                 4,
                 color.mix(0.8).stroke_width(1),
@@ -295,12 +370,18 @@ fn draw_line_chart<DB: DrawingBackend>(
                 ctx.draw_series(LineSeries::new(pts.clone(), color.stroke_width(1)))?;
                 ctx.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))?
             }
+            Style::DashedMarkers => {
+                ctx.draw_series(DashedLineSeries::new(
+                    pts.clone(),
+                    6,
+                    4,
+                    color.stroke_width(1),
+                ))?;
+                ctx.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))?
+            }
         };
-        if let Some(name) = &s.name {
-            legend = true;
-            anno.label(name.as_str()).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
-            });
+        if let Some(name) = s.name.as_ref().filter(|_| !chart.hide_legend) {
+            label_series(anno, name, s.style, color);
         }
         if let Some(errors) = &s.errors {
             let bars: Vec<_> = s
@@ -319,53 +400,124 @@ fn draw_line_chart<DB: DrawingBackend>(
             ctx.draw_series(bars)?;
         }
     }
-    if legend {
+    if !names.is_empty() {
         ctx.configure_series_labels()
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.4))
-            .label_font(("sans-serif", 13))
-            .position(legend_corner(
-                &chart.series.iter().map(points).collect::<Vec<_>>(),
-                x_range,
-                y_range,
-                legend_fraction(area, chart),
-            ))
+            .label_font(("sans-serif", LEGEND_FONT))
+            .position(placement.corner)
             .draw()?;
+    }
+    Ok(())
+}
+
+const LEGEND_FONT: u32 = 13;
+
+/// A legend entry's sample, as the series is drawn: three stroke segments (touching for a
+/// solid line, apart for a dashed one, invisible for markers only) and a marker (invisible
+/// for lines). Returns the segments' x extents, their width and colour, and the marker colour.
+type Swatch = ([(i32, i32); 3], u32, RGBAColor, RGBAColor);
+
+fn swatch(style: Style, color: RGBColor) -> Swatch {
+    let (segments, width) = match style {
+        Style::Dashed => ([(0, 4), (7, 11), (14, 18)], 2),
+        Style::Line => ([(0, 6), (6, 12), (12, 18)], 3),
+        Style::Markers | Style::LineMarkers => ([(0, 6), (6, 12), (12, 18)], 1),
+        Style::DashedMarkers => ([(0, 4), (7, 11), (14, 18)], 1),
+    };
+    let line = if style == Style::Markers {
+        color.mix(0.0)
+    } else {
+        color.mix(1.0)
+    };
+    let marker = if matches!(
+        style,
+        Style::Markers | Style::LineMarkers | Style::DashedMarkers
+    ) {
+        color.mix(1.0)
+    } else {
+        color.mix(0.0)
+    };
+    (segments, width, line, marker)
+}
+
+/// Attaches `name` to a drawn series with the legend swatch of `style`.
+fn label_series<'a, DB: DrawingBackend + 'a>(
+    anno: &mut SeriesAnno<'a, DB>,
+    name: &str,
+    style: Style,
+    color: RGBColor,
+) {
+    let (segments, width, line, marker) = swatch(style, color);
+    anno.label(typeset(name)).legend(move |at| {
+        let segment =
+            |(a, b): (i32, i32)| PathElement::new(vec![(a, 0), (b, 0)], line.stroke_width(width));
+        EmptyElement::at(at)
+            + segment(segments[0])
+            + segment(segments[1])
+            + segment(segments[2])
+            + Circle::new((9, 0), 4, marker.filled())
+    });
+}
+
+/// The shared legend: one entry per named series, swatch and name, from the top of `area`.
+fn draw_legend_strip<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[Series],
+) -> DrawResult<DB> {
+    let text = TextStyle::from(("sans-serif", LEGEND_FONT).into_font()).color(&BLACK);
+    let mut y = 60;
+    for entry in entries {
+        let Some(name) = &entry.name else { continue };
+        let (segments, width, line, marker) = swatch(entry.style, colour(entry.color));
+        for (a, b) in segments {
+            area.draw(&PathElement::new(
+                vec![(10 + a, y), (10 + b, y)],
+                line.stroke_width(width),
+            ))?;
+        }
+        area.draw(&Circle::new((19, y), 4, marker.filled()))?;
+        area.draw_text(&typeset(name), &text, (36, y - 7))?;
+        y += 22;
     }
     Ok(())
 }
 
 /// The legend box as fractions of the plot's width and height: 13-px labels (~7 px per
 /// character) after an 18-px swatch, ~19 px per entry; the plot is the area less its margins
-/// and label areas.
+/// and its (y, x) label areas.
 fn legend_fraction<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    chart: &LineChart,
+    names: &[&str],
+    label_areas: (u32, u32),
 ) -> (f64, f64) {
-    let names: Vec<&String> = chart
-        .series
-        .iter()
-        .filter_map(|s| s.name.as_ref())
-        .collect();
     let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
     let (width, height) = area.dim_in_pixel();
-    let plot_width = (f64::from(width) - 24.0 - 70.0).max(1.0);
-    let plot_height = (f64::from(height) - 24.0 - 40.0 - 30.0).max(1.0);
+    let plot_width = (f64::from(width) - 24.0 - f64::from(label_areas.0)).max(1.0);
+    let plot_height = (f64::from(height) - 24.0 - f64::from(label_areas.1) - 30.0).max(1.0);
     (
         ((40.0 + 7.0 * longest as f64) / plot_width).min(1.0),
         ((10.0 + 19.0 * names.len() as f64) / plot_height).min(1.0),
     )
 }
 
+/// Where the legend goes, and the y range that makes room for it.
+#[derive(Debug)]
+struct LegendPlacement {
+    corner: SeriesLabelPosition,
+    y_range: (f64, f64),
+}
+
 /// The corner where a legend box of `box_fraction` (width, height as fractions of the plot)
 /// covers the fewest of the drawn points and line samples (upper right on ties, then upper
-/// left, lower right, lower left), so that the legend hides as little as possible.
-fn legend_corner(
+/// left, lower right, lower left). When every corner would hide data, the y range grows
+/// upward until the box sits above all of it: a legend never covers data.
+fn legend_placement(
     lines: &[Vec<(f64, f64)>],
     x_range: (f64, f64),
     y_range: (f64, f64),
     box_fraction: (f64, f64),
-) -> SeriesLabelPosition {
+) -> LegendPlacement {
     let scale = |v: f64, (lo, hi): (f64, f64)| (v - lo) / (hi - lo).max(f64::MIN_POSITIVE);
     // Points and, along each segment, 16 samples: a line under the box is hidden too.
     let mut samples = Vec::new();
@@ -394,7 +546,7 @@ fn legend_corner(
             })
             .count()
     };
-    [
+    let (corner, hidden) = [
         (SeriesLabelPosition::UpperRight, covered(true, true)),
         (SeriesLabelPosition::UpperLeft, covered(false, true)),
         (SeriesLabelPosition::LowerRight, covered(true, false)),
@@ -402,7 +554,16 @@ fn legend_corner(
     ]
     .into_iter()
     .min_by_key(|&(_, n)| n)
-    .map_or(SeriesLabelPosition::UpperRight, |(corner, _)| corner)
+    .unwrap_or((SeriesLabelPosition::UpperRight, 0));
+    if hidden == 0 || h > 0.6 {
+        return LegendPlacement { corner, y_range };
+    }
+    // The data keep the lower 1 − h − 3 % of the plot; the box takes the band above.
+    let span = (y_range.1 - y_range.0) / (1.0 - h - 0.03);
+    LegendPlacement {
+        corner: SeriesLabelPosition::UpperRight,
+        y_range: (y_range.0, y_range.0 + span),
+    }
 }
 
 fn color_map(t: f64) -> RGBColor {
@@ -421,38 +582,57 @@ fn draw_heatmap<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     map: &Heatmap,
 ) -> DrawResult<DB> {
+    const CAPTION: u32 = 16;
+    const COLOUR_BAR: u32 = 90;
     let (rows, cols) = map.values.dim();
-    let scale = map
-        .values
-        .iter()
-        .fold(0.0_f64, |m, v| m.max(v.abs()))
+    let limit = map
+        .limit
+        .unwrap_or_else(|| Heatmap::common_limit([&map.values]))
         .max(f64::MIN_POSITIVE);
-    let title = format!("{} (|max| = {})", map.title, tick_label(scale, false));
-    let mut ctx = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 16))
+    let (width, _) = area.dim_in_pixel();
+    let (matrix_area, bar_area) = area.split_horizontally(width.saturating_sub(COLOUR_BAR));
+    let x_label_area = if map.x_label.is_empty() { 25 } else { 45 };
+    let mut ctx = ChartBuilder::on(&matrix_area)
+        .caption(typeset(&map.title), ("sans-serif", CAPTION))
         .margin(10)
-        .x_label_area_size(25)
-        .y_label_area_size(30)
+        .x_label_area_size(x_label_area)
+        .y_label_area_size(if map.y_label.is_empty() { 30 } else { 50 })
         .build_cartesian_2d(
             (0..cols.saturating_sub(1)).into_segmented(),
             (0..rows.saturating_sub(1)).into_segmented(),
         )?;
-    // Row 0 at the top, as a matrix is read; labels sit at the centres of the cells.
+    // Row 0 at the top, as a matrix is read; labels sit at the centres of the cells, at most
+    // about a dozen per axis.
+    let every = |n: usize| {
+        [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000]
+            .into_iter()
+            .find(|&step| step * 12 >= n)
+            .unwrap_or(n.div_ceil(12))
+    };
     let centre = |v: &SegmentValue<usize>, n: usize, flip: bool| match v {
-        SegmentValue::CenterOf(k) if *k < n => if flip { n - 1 - k } else { *k }.to_string(),
+        SegmentValue::CenterOf(k) if *k < n => {
+            let index = if flip { n - 1 - k } else { *k };
+            if index % every(n) == 0 {
+                index.to_string()
+            } else {
+                String::new()
+            }
+        }
         _ => String::new(),
     };
     ctx.configure_mesh()
         .disable_mesh()
         .x_labels(cols)
         .y_labels(rows)
+        .x_desc(typeset(&map.x_label))
+        .y_desc(typeset(&map.y_label))
         .x_label_formatter(&|v| centre(v, cols, false))
         .y_label_formatter(&|v| centre(v, rows, true))
         .draw()?;
     ctx.draw_series((0..rows).flat_map(|i| {
         let values = &map.values;
         (0..cols).map(move |j| {
-            let color = color_map(values[[i, j]] / scale);
+            let color = color_map(values[[i, j]] / limit);
             Rectangle::new(
                 [
                     (SegmentValue::Exact(j), SegmentValue::Exact(rows - 1 - i)),
@@ -461,6 +641,31 @@ fn draw_heatmap<DB: DrawingBackend>(
                 color.filled(),
             )
         })
+    }))?;
+    // The colour bar: the same caption and label areas (a blank caption of the same size), so
+    // that its ends line up with the matrix.
+    let mut bar = ChartBuilder::on(&bar_area)
+        .caption(" ", ("sans-serif", CAPTION))
+        .margin(10)
+        .margin_left(4)
+        .x_label_area_size(x_label_area)
+        .right_y_label_area_size(55)
+        .build_cartesian_2d(0.0..1.0, -limit..limit)?;
+    bar.configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_labels(5)
+        .label_style(("sans-serif", 12))
+        .y_label_formatter(&|v| tick_label(*v, false))
+        .draw()?;
+    const STEPS: usize = 128;
+    bar.draw_series((0..STEPS).map(|k| {
+        let lo = -limit + 2.0 * limit * k as f64 / STEPS as f64;
+        let hi = -limit + 2.0 * limit * (k + 1) as f64 / STEPS as f64;
+        Rectangle::new(
+            [(0.0, lo), (1.0, hi)],
+            color_map((lo + hi) / (2.0 * limit)).filled(),
+        )
     }))?;
     Ok(())
 }
@@ -473,7 +678,7 @@ fn draw_images<DB: DrawingBackend>(
 ) -> DrawResult<DB> {
     const CAPTION: u32 = 30;
     const GAP: u32 = 2;
-    let title_area = area.titled(&grid.title, ("sans-serif", 16))?;
+    let title_area = area.titled(&typeset(&grid.title), ("sans-serif", 16))?;
     let (width, height) = title_area.dim_in_pixel();
     let count = grid.images.nrows();
     let columns = grid.columns.max(1);
@@ -533,15 +738,39 @@ fn draw_histogram<DB: DrawingBackend>(
                 .flat_map(|s| s.points.iter().map(|p| p.1)),
         )
         .fold(0.0_f64, f64::max);
+    // Bars count as their tops and centre lines, so that the legend avoids them too.
+    let outlines: Vec<Vec<(f64, f64)>> = hist
+        .bars
+        .iter()
+        .flat_map(|&(lo, hi, h)| {
+            [
+                vec![(lo, h), (hi, h)],
+                vec![(0.5 * (lo + hi), 0.0), (0.5 * (lo + hi), h)],
+            ]
+        })
+        .chain(hist.overlays.iter().map(|s| s.points.clone()))
+        .collect();
+    let names: Vec<&str> = hist
+        .overlays
+        .iter()
+        .filter_map(|s| s.name.as_deref())
+        .collect();
+    let placement = legend_placement(
+        &outlines,
+        x_range,
+        (0.0, y_max * 1.05 + f64::MIN_POSITIVE),
+        legend_fraction(area, &names, (60, 40)),
+    );
+    let y_range = placement.y_range;
     let mut ctx = ChartBuilder::on(area)
-        .caption(&hist.title, ("sans-serif", 18))
+        .caption(typeset(&hist.title), ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(x_range.0..x_range.1, 0.0..y_max * 1.1 + f64::MIN_POSITIVE)?;
+        .build_cartesian_2d(x_range.0..x_range.1, y_range.0..y_range.1)?;
     ctx.configure_mesh()
-        .x_desc(hist.x_label.as_str())
-        .y_desc(hist.y_label.as_str())
+        .x_desc(typeset(&hist.x_label))
+        .y_desc(typeset(&hist.y_label))
         .x_label_formatter(&|v| tick_label(*v, false))
         .y_label_formatter(&|v| tick_label(*v, false))
         .light_line_style(WHITE.mix(0.0))
@@ -551,9 +780,8 @@ fn draw_histogram<DB: DrawingBackend>(
             Rectangle::new([(lo, 0.0), (hi, h)], PALETTE[0].mix(0.45).filled())
         }),
     )?;
-    let mut legend = false;
     for s in &hist.overlays {
-        let color = PALETTE[s.color % PALETTE.len()];
+        let color = colour(s.color);
         let anno = match s.style {
             Style::Dashed => ctx.draw_series(DashedLineSeries::new(
                 s.points.clone(),
@@ -564,17 +792,15 @@ fn draw_histogram<DB: DrawingBackend>(
             _ => ctx.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))?,
         };
         if let Some(name) = &s.name {
-            legend = true;
-            anno.label(name.as_str()).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
-            });
+            label_series(anno, name, s.style, color);
         }
     }
-    if legend {
+    if !names.is_empty() {
         ctx.configure_series_labels()
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.4))
-            .label_font(("sans-serif", 12))
+            .label_font(("sans-serif", LEGEND_FONT))
+            .position(placement.corner)
             .draw()?;
     }
     Ok(())
@@ -656,11 +882,13 @@ mod tests {
     }
 
     /// The legend goes to the corner its box covers least; upper right when nothing is in the
-    /// way; a line crossing a corner counts even without a point there.
+    /// way; a line crossing a corner counts even without a point there; when every corner holds
+    /// data, the y range grows so that the box sits above all of it.
     #[test]
     fn the_legend_avoids_the_data() {
         let range = (0.0, 1.0);
-        let corner = |lines: &[Vec<(f64, f64)>]| legend_corner(lines, range, range, (0.4, 0.3));
+        let place = |lines: &[Vec<(f64, f64)>]| legend_placement(lines, range, range, (0.4, 0.3));
+        let corner = |lines: &[Vec<(f64, f64)>]| place(lines).corner;
         assert!(matches!(corner(&[]), SeriesLabelPosition::UpperRight));
         let upper_right = vec![vec![(0.9, 0.9), (0.8, 0.8)]];
         assert!(matches!(
@@ -669,5 +897,16 @@ mod tests {
         ));
         let top = vec![vec![(0.0, 0.95), (1.0, 0.95)], vec![(0.1, 0.1)]];
         assert!(matches!(corner(&top), SeriesLabelPosition::LowerRight));
+        assert_eq!(place(&top).y_range, range);
+        let everywhere = vec![vec![(0.0, 0.0), (1.0, 1.0)], vec![(0.0, 1.0), (1.0, 0.0)]];
+        let grown = place(&everywhere);
+        assert!(matches!(grown.corner, SeriesLabelPosition::UpperRight));
+        let (lo, hi) = grown.y_range;
+        assert_eq!(lo, 0.0);
+        let box_bottom = hi - 0.3 * (hi - lo);
+        assert!(
+            box_bottom > 1.0,
+            "the box starts at {box_bottom}, below the data's top"
+        );
     }
 }

@@ -358,6 +358,19 @@ fn run_and_assemble(
     let (sender, receiver) = std::sync::mpsc::channel::<(usize, Result<StageRecord>)>();
     let mut started: BTreeSet<usize> = BTreeSet::new();
     let mut running = 0usize;
+    // The whole run's bar, above the bars of the instances running.
+    let overall = multi.as_ref().map(|m| {
+        let bar = m.add(indicatif::ProgressBar::new(plan.instances.len() as u64));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix:>32} [{bar:30}] {pos}/{len} stage instances, {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(plan.experiment.clone());
+        bar
+    });
     pool.in_place_scope(|scope| -> Result<()> {
         loop {
             if failure.is_none() {
@@ -390,6 +403,9 @@ fn run_and_assemble(
                 .recv()
                 .map_err(|e| Error::Other(format!("stage results channel: {e}")))?;
             running -= 1;
+            if let Some(bar) = &overall {
+                bar.inc(1);
+            }
             let d = &decisions[i];
             match outcome {
                 Ok(record) => {
@@ -406,6 +422,9 @@ fn run_and_assemble(
             cache.save_state(&plan.experiment, &state)?;
         }
     })?;
+    if let Some(bar) = overall {
+        bar.finish_and_clear();
+    }
     if failure.is_none() && done.len() < plan.instances.len() {
         return Err(Error::Other("stage graph has a cycle".into()));
     }
@@ -583,7 +602,7 @@ fn run_instance(
         })
         .collect();
     let scratch = cache.scratch_dir()?;
-    let progress = Progress::new(d.id.clone(), multi);
+    let progress = Progress::new(d.id.clone(), multi, Some(log.clone()));
     let started = now_rfc3339();
     let clock = Instant::now();
     let ctx = StageContext {

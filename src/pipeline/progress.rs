@@ -1,14 +1,19 @@
 //! Progress bars and the run log. A stage reports progress through [`Progress`]; a bar appears
 //! (indicatif, on stderr, only when it is a terminal and output is not quiet) once the stage has
-//! run for more than a second, so quick stages never flicker. [`RunLog`] writes time-stamped lines
-//! to the run folder's `log.txt` and, unless quiet, to stdout.
+//! run for more than a second, so quick stages never flicker, and a stage that runs for minutes
+//! leaves a line in the log every minute (how far, how fast, how long still), so that a run
+//! without a terminal — CI, a batch job, `nohup` — says where it is. [`RunLog`] writes
+//! time-stamped lines to the run folder's `log.txt` and, unless quiet, to stdout.
 
 use std::io::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+/// How often a long stage writes its progress to the run log.
+const NOTE_EVERY: Duration = Duration::from_secs(60);
 
 /// Progress of one running stage instance.
 pub struct Progress {
@@ -17,23 +22,59 @@ pub struct Progress {
     bar: Mutex<Option<ProgressBar>>,
     started: Instant,
     length: AtomicU64,
+    log: Option<RunLog>,
+    last_note: Mutex<Instant>,
 }
 
 impl Progress {
-    /// A reporter for stage `label`; `multi = None` draws nothing.
-    pub fn new(label: String, multi: Option<MultiProgress>) -> Self {
+    /// A reporter for stage `label`; `multi = None` draws nothing; with a `log`, a long stage
+    /// writes a progress line to it every minute.
+    pub fn new(label: String, multi: Option<MultiProgress>, log: Option<RunLog>) -> Self {
+        let started = Instant::now();
         Self {
             label,
             multi,
             bar: Mutex::new(None),
-            started: Instant::now(),
+            started,
             length: AtomicU64::new(0),
+            log,
+            last_note: Mutex::new(started),
         }
     }
 
     /// A reporter that never draws (tests, quiet runs).
     pub fn hidden() -> Self {
-        Self::new(String::new(), None)
+        Self::new(String::new(), None, None)
+    }
+
+    /// The log line for `position` of the length, `elapsed` into the stage.
+    fn note_line(&self, position: u64, elapsed: Duration) -> String {
+        let length = self.length.load(Ordering::Relaxed);
+        let seconds = elapsed.as_secs_f64();
+        if length == 0 || position == 0 || position > length {
+            return format!("{}: {position} done after {}", self.label, clock(seconds));
+        }
+        let fraction = position as f64 / length as f64;
+        let remaining = seconds * (1.0 - fraction) / fraction;
+        format!(
+            "{}: {position}/{length} ({:.0} %) after {}, about {} left",
+            self.label,
+            100.0 * fraction,
+            clock(seconds),
+            clock(remaining)
+        )
+    }
+
+    fn maybe_note(&self, position: u64) {
+        let Some(log) = &self.log else { return };
+        let Ok(mut last) = self.last_note.lock() else {
+            return;
+        };
+        if last.elapsed() < NOTE_EVERY {
+            return;
+        }
+        *last = Instant::now();
+        log.line_to_file(&self.note_line(position, self.started.elapsed()));
     }
 
     /// Sets the total amount of work.
@@ -48,6 +89,7 @@ impl Progress {
 
     /// Reports `position` units of work done.
     pub fn set_position(&self, position: u64) {
+        self.maybe_note(position);
         let Some(multi) = &self.multi else { return };
         let Ok(mut guard) = self.bar.lock() else {
             return;
@@ -80,9 +122,20 @@ impl Progress {
     }
 }
 
-/// Time-stamped log of one run.
+/// `93 s`, `4 min 5 s`, `1 h 02 min`.
+fn clock(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..120 => format!("{s} s"),
+        120..3600 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// Time-stamped log of one run; clones write to the same file.
+#[derive(Clone)]
 pub struct RunLog {
-    file: Option<Mutex<std::fs::File>>,
+    file: Option<Arc<Mutex<std::fs::File>>>,
     echo: bool,
     multi: Option<MultiProgress>,
 }
@@ -90,20 +143,34 @@ pub struct RunLog {
 impl RunLog {
     pub fn new(file: Option<std::fs::File>, echo: bool, multi: Option<MultiProgress>) -> Self {
         Self {
-            file: file.map(Mutex::new),
+            file: file.map(|f| Arc::new(Mutex::new(f))),
             echo,
             multi,
         }
     }
 
-    /// Writes one line to the log file and (unless quiet) to stdout.
-    pub fn line(&self, message: &str) {
+    /// Writes one line to the log file, and to stdout only when no bars are drawn (the bars
+    /// say the same on a terminal).
+    pub fn line_to_file(&self, message: &str) {
+        if self.multi.is_some() {
+            self.write_file(message);
+        } else {
+            self.line(message);
+        }
+    }
+
+    fn write_file(&self, message: &str) {
         let stamp = chrono::Utc::now().format("%H:%M:%S");
         if let Some(file) = &self.file
             && let Ok(mut f) = file.lock()
         {
             let _ = writeln!(f, "[{stamp}] {message}");
         }
+    }
+
+    /// Writes one line to the log file and (unless quiet) to stdout.
+    pub fn line(&self, message: &str) {
+        self.write_file(message);
         if self.echo {
             match &self.multi {
                 Some(m) => {
@@ -115,5 +182,55 @@ impl RunLog {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines_say_how_far_and_how_long_still() {
+        let progress = Progress::new("fit[x]".into(), None, None);
+        progress.set_length(400);
+        assert_eq!(
+            progress.note_line(100, Duration::from_secs(90)),
+            "fit[x]: 100/400 (25 %) after 90 s, about 4 min 30 s left"
+        );
+        assert_eq!(
+            progress.note_line(7, Duration::from_secs(4000)),
+            "fit[x]: 7/400 (2 %) after 1 h 06 min, about 62 h 22 min left"
+        );
+        let without_length = Progress::new("emit".into(), None, None);
+        assert_eq!(
+            without_length.note_line(3, Duration::from_secs(5)),
+            "emit: 3 done after 5 s"
+        );
+    }
+
+    /// A stage that runs past a minute writes its progress to the run's log file.
+    #[test]
+    fn a_long_stage_writes_progress_to_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.txt");
+        let log = RunLog::new(Some(std::fs::File::create(&path).unwrap()), false, None);
+        let progress = Progress::new("fit[y]".into(), None, Some(log));
+        progress.set_length(10);
+        progress.set_position(1);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "",
+            "not within the first minute"
+        );
+        *progress.last_note.lock().unwrap() -= NOTE_EVERY;
+        progress.set_position(5);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("fit[y]: 5/10 (50 %)"), "{text}");
+        progress.set_position(6);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            text,
+            "one line a minute"
+        );
     }
 }

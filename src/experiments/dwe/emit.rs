@@ -270,8 +270,8 @@ fn histogram_figure(summary: &Summary, bins: usize) -> Figure {
                 "After orthogonal Procrustes alignment of the first step onto the last".into()
             } else {
                 format!(
-                    "cos(u_first, u_last) over the vocabulary — {}",
-                    summary.headline
+                    "cos(u_first, u_last) over the vocabulary, {}",
+                    regime_caption(&summary.headline)
                 )
             },
             x_label: "cosine".into(),
@@ -406,7 +406,9 @@ fn sweep_figure(summary: &Summary) -> Figure {
                 ));
             }
             Panel::Line(LineChart {
-                title: format!("bin {bin} y, counts ×{counts}, init {init} {scale}"),
+                title: regime_caption(&format!(
+                    "bin={bin},counts={counts},init={init},scale={scale}"
+                )),
                 x_label: "iteration".into(),
                 y_label: "median cosine".into(),
                 series,
@@ -415,4 +417,43 @@ fn sweep_figure(summary: &Summary) -> Figure {
         })
         .collect();
     Figure::grid(panels, 2, (640, 440))
+}
+
+/// A regime label (`bin=1,counts=1,init=independent,scale=0.01`) as a figure reads it:
+/// `1-year bins, counts ×1, independent init (scale 0.01)`; unknown keys stay `key = value`.
+pub(crate) fn regime_caption(label: &str) -> String {
+    let mut parts = Vec::new();
+    let mut scale = None;
+    let mut init = None;
+    for pair in label.split(',') {
+        match pair.split_once('=') {
+            Some(("bin", v)) => parts.push(format!("{v}-year bins")),
+            Some(("counts", v)) => parts.push(format!("counts ×{v}")),
+            Some(("init", v)) => init = Some(v),
+            Some(("scale", v)) => scale = Some(v),
+            Some((k, v)) => parts.push(format!("{k} = {v}")),
+            None => parts.push(pair.to_string()),
+        }
+    }
+    match (init, scale) {
+        (Some(init), Some(scale)) => parts.push(format!("{init} init (scale {scale})")),
+        (Some(init), None) => parts.push(format!("{init} init")),
+        (None, Some(scale)) => parts.push(format!("init scale {scale}")),
+        (None, None) => {}
+    }
+    parts.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::regime_caption;
+
+    #[test]
+    fn regime_labels_read_as_words() {
+        assert_eq!(
+            regime_caption("bin=1,counts=1,init=independent,scale=0.01"),
+            "1-year bins, counts ×1, independent init (scale 0.01)"
+        );
+        assert_eq!(regime_caption("bin=5,extra=2"), "5-year bins, extra = 2");
+    }
 }

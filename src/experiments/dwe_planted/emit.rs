@@ -74,37 +74,57 @@ impl Stage for EmitStage {
         )?
         .write(&tables)?;
 
-        let mut lines: Vec<(String, usize)> =
-            m.iter().map(|x| (x.optimizer.clone(), x.steps)).collect();
-        lines.sort();
-        lines.dedup();
+        // Colour by optimiser, line style by T; one legend beside the panels.
+        let mut optimizers: Vec<&str> = m.iter().map(|x| x.optimizer.as_str()).collect();
+        optimizers.sort_unstable();
+        optimizers.dedup();
+        let mut lengths: Vec<usize> = m.iter().map(|x| x.steps).collect();
+        lengths.sort_unstable();
+        lengths.dedup();
+        const BY_LENGTH: [Style; 3] = [Style::LineMarkers, Style::DashedMarkers, Style::Markers];
+        let style_of = |k: usize| BY_LENGTH[k.min(BY_LENGTH.len() - 1)];
         let panel = |title: &str, y: &str, value: &dyn Fn(&super::evaluate::SummaryRow) -> f64| {
+            let mut series = Vec::new();
+            for (colour, optimizer) in optimizers.iter().enumerate() {
+                for (k, steps) in lengths.iter().enumerate() {
+                    let points = m
+                        .iter()
+                        .filter(|x| x.optimizer == *optimizer && x.steps == *steps)
+                        .map(|x| (x.counts, value(x)))
+                        .collect();
+                    series.push(Series::new(None, points, colour, style_of(k)));
+                }
+            }
+            series.extend(corpus_markers(&scales, m, value, optimizers.len()));
             Panel::Line(LineChart {
                 title: title.into(),
                 x_label: "N_t (positive counts per step)".into(),
                 y_label: y.into(),
                 log_x: true,
                 log_y: false,
-                series: lines
-                    .iter()
-                    .enumerate()
-                    .map(|(k, (optimizer, steps))| {
-                        let points = m
-                            .iter()
-                            .filter(|x| &x.optimizer == optimizer && x.steps == *steps)
-                            .map(|x| (x.counts, value(x)))
-                            .collect();
-                        Series::new(
-                            Some(format!("{optimizer}, T = {steps}")),
-                            points,
-                            k,
-                            Style::LineMarkers,
-                        )
-                    })
-                    .chain(corpus_markers(&scales, m, value, lines.len()))
-                    .collect(),
+                series,
+                hide_legend: true,
             })
         };
+        let mut legend: Vec<Series> = optimizers
+            .iter()
+            .enumerate()
+            .map(|(colour, o)| Series::new(Some(o.to_string()), Vec::new(), colour, Style::Line))
+            .collect();
+        legend.extend(lengths.iter().enumerate().map(|(k, steps)| {
+            Series::new(
+                Some(format!("T = {steps} steps")),
+                Vec::new(),
+                7,
+                style_of(k),
+            )
+        }));
+        legend.extend(corpus_markers(
+            &scales,
+            m,
+            &|x| x.twist_gap,
+            optimizers.len(),
+        ));
         let figures = ctx.out_dir.join("figures");
         Figure::grid(
             vec![
@@ -132,6 +152,7 @@ impl Stage for EmitStage {
             2,
             (700, 520),
         )
+        .with_legend(legend)
         .write(&figures, "sweep")?;
         let largest = m.iter().map(|x| x.counts).fold(0.0, f64::max);
         let longest = m.iter().map(|x| x.steps).max().unwrap_or(0);
@@ -159,6 +180,7 @@ impl Stage for EmitStage {
             log_x: false,
             log_y: true,
             series,
+            hide_legend: false,
         }))
         .write(&figures, "psi")
     }
@@ -184,8 +206,8 @@ fn corpus_markers(
         .map(|(k, s)| {
             Series::new(
                 Some(format!(
-                    "{} ({}): {:.2e} per pair",
-                    s.experiment, s.regime, s.median_per_pair
+                    "N_t of the {} corpus ({:.1e} per pair)",
+                    s.experiment, s.median_per_pair
                 )),
                 vec![(s.planted_equivalent, low), (s.planted_equivalent, high)],
                 first_color + k,

@@ -337,6 +337,7 @@ fn mass_panel(n_hidden: usize, points: &[DeformedPoint]) -> Panel {
         log_x: true,
         log_y: true,
         series,
+        hide_legend: false,
     })
 }
 
@@ -404,5 +405,6 @@ fn spectrum_panel(configuration: &Configuration, spectra: &[PointSpectrum]) -> P
         log_x: false,
         log_y: true,
         series,
+        hide_legend: false,
     })
 }

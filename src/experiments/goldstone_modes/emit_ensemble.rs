@@ -109,24 +109,30 @@ pub fn emit(ctx: &StageContext<'_>, ensembles: &[(String, StageHandle)]) -> Resu
         }
         // The first ensemble (the Haar one of the first configuration) and the contrast.
         if index == 0 || index + 1 == ensembles.len() {
+            let ensemble = if summary.epsilon > 0.0 {
+                format!("weighted L2, ε = {}", summary.epsilon)
+            } else {
+                "Haar".to_string()
+            };
             let what = format!(
-                "{}, N_h = {}, μ² = {}{}",
-                summary.ensemble,
-                summary.n_hidden,
-                summary.mu_squared,
-                if summary.epsilon > 0.0 {
-                    format!(", ε = {}", summary.epsilon)
-                } else {
-                    String::new()
-                }
+                "{ensemble}, N_h = {}, μ² = {}",
+                summary.n_hidden, summary.mu_squared
             );
+            // One colour scale for the pair: a measured tensor is read against its prediction.
+            let limit = Some(Heatmap::common_limit([&measured, &predicted]));
             panels.push(Panel::Heatmap(Heatmap {
-                title: format!("measured: {what} ({} runs)", summary.runs),
+                title: format!("measured (⟨W W⟩, {} runs): {what}", summary.runs),
+                x_label: "j·N_h + b".into(),
+                y_label: "i·N_h + a (visible i, hidden a)".into(),
                 values: measured,
+                limit,
             }));
             panels.push(Panel::Heatmap(Heatmap {
-                title: format!("predicted: {what}"),
+                title: "predicted weight correlations".into(),
+                x_label: "j·N_h + b".into(),
+                y_label: "i·N_h + a".into(),
                 values: predicted,
+                limit,
             }));
         }
     }
@@ -143,5 +149,5 @@ pub fn emit(ctx: &StageContext<'_>, ensembles: &[(String, StageHandle)]) -> Resu
         &moments,
     )?
     .write(&tables)?;
-    Figure::grid(panels, 2, (520, 500)).write(&ctx.out_dir.join("figures"), "weight_correlations")
+    Figure::grid(panels, 2, (620, 560)).write(&ctx.out_dir.join("figures"), "weight_correlations")
 }

@@ -255,7 +255,11 @@ pub fn emit(
                     notebook_width,
                 });
                 let entry = temperature_series
-                    .entry(format!("{quantity}, κ = {:.3}", level.kappa))
+                    .entry(format!(
+                        "{}, κ = {:.3}",
+                        quantity.replace('_', " "),
+                        level.kappa
+                    ))
                     .or_default();
                 entry.measured.push((temperature_x, measured));
                 entry.errors.push(error);
@@ -269,6 +273,7 @@ pub fn emit(
             log_x: true,
             log_y: true,
             series: curves,
+            hide_legend: false,
         }));
 
         // Power laws of the rate along each scan.
@@ -386,6 +391,7 @@ pub fn emit(
             log_x: false,
             log_y: false,
             series,
+            hide_legend: false,
         }));
 
         // Spacings of every pair and setting, each normalised to its own mean.
@@ -494,6 +500,7 @@ pub fn emit(
                 log_x: true,
                 log_y: true,
                 series: alpha_series,
+                hide_legend: false,
             }),
             Panel::Line(LineChart {
                 title: format!("… vs |B| at α = {scan_learning_rate} (× the estimator's factor)"),
@@ -502,6 +509,7 @@ pub fn emit(
                 log_x: true,
                 log_y: true,
                 series: batch_series,
+                hide_legend: false,
             }),
         ],
         2,

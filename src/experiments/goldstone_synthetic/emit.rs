@@ -488,6 +488,7 @@ fn dispersion_figure(d: &Dispersion) -> Figure {
                         Style::Markers,
                     ),
                 ],
+                hide_legend: false,
             }),
         ],
         2,

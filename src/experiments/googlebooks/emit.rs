@@ -176,6 +176,7 @@ impl Stage for EmitStage {
             log_x: false,
             log_y: true,
             series,
+            hide_legend: false,
         }))
         .write(&ctx.out_dir.join("figures"), "frequency_by_year")
     }

@@ -1,10 +1,11 @@
 //! Item 6: the density of the action per site s = ½φᵀK_φφ/N of regenerated samples, with its
 //! moments against the model's analytic ones.
 
-use super::{Out, Run};
-use crate::emit::figure::{Figure, Histogram, Panel, Series, Style};
+use super::{Out, Run, families, family_title};
+use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
 use crate::emit::table::Table;
 use crate::error::Result;
+use crate::spec::rbm_scalar::FitGroup;
 
 #[derive(Default, serde::Serialize)]
 struct MomentsRow {
@@ -34,7 +35,6 @@ struct BinRow {
 pub(super) fn action_densities(runs: &[&Run], bins: usize, out: &Out) -> Result<()> {
     let mut moments = Vec::new();
     let mut histogram = Vec::new();
-    let mut panels = Vec::new();
     for r in runs {
         let ev = &r.eval.evaluation;
         moments.push(MomentsRow {
@@ -49,19 +49,7 @@ pub(super) fn action_densities(runs: &[&Run], bins: usize, out: &Out) -> Result<
             predicted_mean: ev.action_mean_predicted,
             predicted_std: ev.action_std_predicted,
         });
-        let s = &r.eval.action_density;
-        let lo = s.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let width = ((hi - lo) / bins as f64).max(f64::MIN_POSITIVE);
-        let mut counts = vec![0usize; bins];
-        for &v in s.iter() {
-            counts[(((v - lo) / width) as usize).min(bins - 1)] += 1;
-        }
-        let n = s.len() as f64;
-        let mut bars = Vec::with_capacity(bins);
-        for (b, &count) in counts.iter().enumerate() {
-            let (low, high) = (lo + b as f64 * width, lo + (b + 1) as f64 * width);
-            let density = count as f64 / (n * width);
+        for (low, high, count, density) in density_bins(r, bins) {
             histogram.push(BinRow {
                 instance: r.label.clone(),
                 bin_low: low,
@@ -69,9 +57,7 @@ pub(super) fn action_densities(runs: &[&Run], bins: usize, out: &Out) -> Result<
                 count,
                 density,
             });
-            bars.push((low, high, density));
         }
-        panels.push(panel(r, bars));
     }
     Table::from_rows("action_density", &["instance"], &moments)?.write(&out.tables)?;
     Table::from_rows(
@@ -80,45 +66,88 @@ pub(super) fn action_densities(runs: &[&Run], bins: usize, out: &Out) -> Result<
         &histogram,
     )?
     .write(&out.tables)?;
-    Figure::grid(panels, 4, (560, 400)).write(&out.figures, "action_density")
+    let panels: Vec<Panel> = families(runs)
+        .into_iter()
+        .map(|(group, members)| panel(group, &members, bins))
+        .collect();
+    Figure::grid(panels, 2, (760, 520)).write(&out.figures, "action_density")
 }
 
-fn panel(r: &Run, bars: Vec<(f64, f64, f64)>) -> Panel {
-    let ev = &r.eval.evaluation;
-    // s is a weighted sum of χ²₁ variables, not normal: mark the model's analytic mean and ±σ
-    // instead of drawing a curve it does not follow.
-    let top = bars.iter().map(|b| b.2).fold(0.0, f64::max);
-    let vline = |x: f64, name: Option<String>, style: Style| {
-        Series::new(name, vec![(x, 0.0), (x, top)], 3, style)
-    };
-    Panel::Histogram(Histogram {
-        title: format!(
-            "{}: ⟨s⟩ = {:.4}({:.0}), σ = {:.4}({:.0})",
-            r.label,
-            ev.action_mean,
-            ev.action_mean_error * 1e4,
-            ev.action_std,
-            ev.action_std_error * 1e4
-        ),
-        x_label: "s = ½φᵀK_φφ/N".into(),
+/// `(low, high, count, density)` of `bins` equal bins over the range of a fit's samples of s.
+fn density_bins(r: &Run, bins: usize) -> Vec<(f64, f64, usize, f64)> {
+    let s = &r.eval.action_density;
+    let lo = s.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let width = ((hi - lo) / bins as f64).max(f64::MIN_POSITIVE);
+    let mut counts = vec![0usize; bins];
+    for &v in s.iter() {
+        counts[(((v - lo) / width) as usize).min(bins - 1)] += 1;
+    }
+    let n = s.len() as f64;
+    counts
+        .into_iter()
+        .enumerate()
+        .map(|(b, count)| {
+            let (low, high) = (lo + b as f64 * width, lo + (b + 1) as f64 * width);
+            (low, high, count, count as f64 / (n * width))
+        })
+        .collect()
+}
+
+/// One family's densities as step outlines, one colour per member, each with its model's
+/// analytic mean as a dashed line of the same colour.
+fn panel(group: FitGroup, members: &[&Run], bins: usize) -> Panel {
+    let bars: Vec<_> = members.iter().map(|r| density_bins(r, bins)).collect();
+    let top = bars
+        .iter()
+        .flat_map(|b| b.iter().map(|b| b.3))
+        .fold(0.0, f64::max);
+    let mut series = Vec::new();
+    for (k, (r, bars)) in members.iter().zip(&bars).enumerate() {
+        let ev = &r.eval.evaluation;
+        let mut outline = Vec::with_capacity(2 * bars.len() + 2);
+        if let Some(first) = bars.first() {
+            outline.push((first.0, 0.0));
+        }
+        for &(low, high, _, density) in bars {
+            outline.push((low, density));
+            outline.push((high, density));
+        }
+        if let Some(last) = bars.last() {
+            outline.push((last.1, 0.0));
+        }
+        series.push(Series::new(
+            Some(format!(
+                "{}: ⟨s⟩ = {:.4}({:.0}), model {:.4}",
+                r.caption(),
+                ev.action_mean,
+                ev.action_mean_error * 1e4,
+                ev.action_mean_model
+            )),
+            outline,
+            k,
+            Style::Line,
+        ));
+        // s is a weighted sum of χ²₁ variables, not normal: mark the model's analytic mean
+        // instead of drawing a curve it does not follow.
+        series.push(Series::new(
+            None,
+            vec![(ev.action_mean_model, 0.0), (ev.action_mean_model, top)],
+            k,
+            Style::Dashed,
+        ));
+    }
+    series.push(Series::new(
+        Some("model's analytic ⟨s⟩ (dashed)".into()),
+        Vec::new(),
+        7,
+        Style::Dashed,
+    ));
+    Panel::Line(LineChart {
+        title: format!("action density, {}", family_title(group)),
+        x_label: "s = ½ φᵀ K_φ φ / N".into(),
         y_label: "density".into(),
-        bars,
-        overlays: vec![
-            vline(
-                ev.action_mean_model,
-                Some(format!("model ⟨s⟩ = {:.4}", ev.action_mean_model)),
-                Style::Line,
-            ),
-            vline(
-                ev.action_mean_model - ev.action_std_model,
-                Some(format!("± σ = {:.4}", ev.action_std_model)),
-                Style::Dashed,
-            ),
-            vline(
-                ev.action_mean_model + ev.action_std_model,
-                None,
-                Style::Dashed,
-            ),
-        ],
+        series,
+        ..Default::default()
     })
 }

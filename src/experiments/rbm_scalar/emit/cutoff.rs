@@ -29,9 +29,7 @@ pub(super) fn cutoff_hidden(runs: &[&Run], kappa: &[f64], out: &Out) -> Result<(
         .write(&out.tables)?;
     figure(
         "UV cutoff by N_h: final spectrum (dashed: N_h lowest κ, rest at μ²)",
-        "n_hidden",
         runs,
-        |r| r.params.n_hidden as f64,
         kappa,
     )
     .write(&out.figures, "cutoff_hidden")
@@ -44,9 +42,7 @@ pub(super) fn cutoff_mass(runs: &[&Run], kappa: &[f64], out: &Out) -> Result<()>
         .write(&out.tables)?;
     figure(
         "UV cutoff by μ²: final spectrum (dashed: min(κ, μ²))",
-        "mu_squared",
         runs,
-        |r| r.params.mu_squared,
         kappa,
     )
     .write(&out.figures, "cutoff_mass")
@@ -74,18 +70,12 @@ fn rows(runs: &[&Run], kappa: &[f64]) -> Vec<CutoffRow> {
 }
 
 /// Final (solid) and predicted (dashed) spectra of every fit, with the target κ_a.
-fn figure(
-    title: &str,
-    key: &str,
-    runs: &[&Run],
-    value: impl Fn(&Run) -> f64,
-    kappa: &[f64],
-) -> Figure {
+fn figure(title: &str, runs: &[&Run], kappa: &[f64]) -> Figure {
     let mut series = Vec::new();
     for (c, r) in runs.iter().enumerate() {
         let ev = &r.eval.evaluation;
         series.push(Series::new(
-            Some(format!("{key} = {}", value(r))),
+            Some(r.caption()),
             against_index(&ev.final_eigenvalues),
             c,
             Style::LineMarkers,

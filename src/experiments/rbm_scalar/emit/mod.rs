@@ -58,6 +58,53 @@ impl Run<'_> {
     fn mode(&self) -> GradientMode {
         GradientMode::of(&self.params.negative_phase)
     }
+
+    /// What sets this fit apart within its family, as a figure reads it: `N_h = 10`,
+    /// `μ² = 9`, `exact gradient`; the family's name for a fit without a sweep point.
+    fn caption(&self) -> String {
+        let parts: Vec<String> = self
+            .params
+            .sweep_point
+            .iter()
+            .map(|(key, value)| match key.as_str() {
+                "n_hidden" => format!("N_h = {value}"),
+                "mu_squared" => format!("μ² = {value}"),
+                "learning_rate" => format!("α = {value}"),
+                "batch_size" => format!("|B| = {value}"),
+                "mode" if value == "pcd" => "PCD gradient".to_string(),
+                "mode" => format!("{value} gradient"),
+                _ => format!("{key} = {value}"),
+            })
+            .collect();
+        if parts.is_empty() {
+            family_title(self.params.group).to_string()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// A fit family as a figure's panel title names it.
+fn family_title(group: FitGroup) -> &'static str {
+    match group {
+        FitGroup::Flow => "flow to the target",
+        FitGroup::CutoffHidden => "cutoff by the number of hidden nodes",
+        FitGroup::CutoffMass => "cutoff by the hidden mass μ²",
+        FitGroup::MuTrained => "μ² trained",
+        FitGroup::Relaxation => "relaxation",
+    }
+}
+
+/// `runs` split into their families, in the order the families first appear.
+fn families<'r, 'a>(runs: &[&'r Run<'a>]) -> Vec<(FitGroup, Vec<&'r Run<'a>>)> {
+    let mut out: Vec<(FitGroup, Vec<&Run>)> = Vec::new();
+    for &r in runs {
+        match out.iter_mut().find(|(g, _)| *g == r.params.group) {
+            Some((_, members)) => members.push(r),
+            None => out.push((r.params.group, vec![r])),
+        }
+    }
+    out
 }
 
 /// Where an item writes: the stage's `tables/` and `figures/` folders.

@@ -53,7 +53,7 @@ pub(super) fn mu_flow(runs: &[&Run], kappa: &[f64], out: &Out) -> Result<()> {
             kappa_max,
         });
         series.push(Series::new(
-            Some(format!("μ², {}", r.label)),
+            Some(format!("μ², {}", r.caption())),
             r.fit
                 .updates
                 .iter()
@@ -70,7 +70,7 @@ pub(super) fn mu_flow(runs: &[&Run], kappa: &[f64], out: &Out) -> Result<()> {
         {
             series.push(Series::hline(
                 Some(format!(
-                    "N_u / Σ_unlearned 1/κ (N_h = {})",
+                    "N_u / Σ 1/κ over unlearned modes (N_h = {})",
                     r.params.n_hidden
                 )),
                 p,

@@ -3,8 +3,8 @@
 
 use ndarray::Array2;
 
-use super::{Out, Run};
-use crate::emit::figure::{Figure, Heatmap, LineChart, Panel, Series, Style};
+use super::{Out, Run, families, family_title};
+use crate::emit::figure::{BLACK_INK, Figure, Heatmap, LineChart, Panel, Series, Style};
 use crate::emit::slug;
 use crate::emit::table::Table;
 use crate::error::Result;
@@ -36,7 +36,6 @@ struct MatrixRow {
 pub(super) fn propagators(runs: &[&Run], target_cov: &Array2<f64>, out: &Out) -> Result<()> {
     let mut distance = Vec::new();
     let mut matrices = Vec::new();
-    let mut panels = Vec::new();
     for r in runs {
         let ev = &r.eval.evaluation;
         for (k, &t) in ev.distances.iter().enumerate() {
@@ -50,7 +49,6 @@ pub(super) fn propagators(runs: &[&Run], target_cov: &Array2<f64>, out: &Out) ->
                 samples_error: ev.correlator_samples_error[k],
             });
         }
-        panels.push(distance_panel(r));
         if r.params.group == FitGroup::Flow {
             for ((i, j), &target) in target_cov.indexed_iter() {
                 matrices.push(MatrixRow {
@@ -71,78 +69,112 @@ pub(super) fn propagators(runs: &[&Run], target_cov: &Array2<f64>, out: &Out) ->
     Table::from_rows("propagator_distance", &["instance", "t"], &distance)?.write(&out.tables)?;
     Table::from_rows("propagator_matrices", &["instance", "i", "j"], &matrices)?
         .write(&out.tables)?;
-    Figure::grid(panels, 4, (520, 400)).write(&out.figures, "propagator_distance")
+    let panels: Vec<Panel> = families(runs)
+        .into_iter()
+        .map(|(group, members)| distance_panel(group, &members))
+        .collect();
+    Figure::grid(panels, 2, (760, 520)).write(&out.figures, "propagator_distance")
 }
 
-fn distance_panel(r: &Run) -> Panel {
-    let ev = &r.eval.evaluation;
+/// One family's propagators: the target once (black), and per member its model K⁻¹ (solid),
+/// the prediction (dashed) and the regenerated samples (markers with errors), in one colour.
+fn distance_panel(group: FitGroup, members: &[&Run]) -> Panel {
     // Regulated propagators change sign at large t; the log axis shows magnitudes (the signed
     // values are in the table).
-    let line = |v: &[f64]| -> Vec<(f64, f64)> {
-        ev.distances
+    let line = |r: &Run, v: &[f64]| -> Vec<(f64, f64)> {
+        r.eval
+            .evaluation
+            .distances
             .iter()
             .zip(v)
             .map(|(&d, &g)| (d as f64, g.abs()))
             .collect()
     };
-    let mut samples = Series::new(
-        Some("regenerated".into()),
-        line(&ev.correlator_samples),
-        0,
-        Style::Markers,
-    );
-    samples.errors = Some(ev.correlator_samples_error.clone());
+    let mut series = Vec::new();
+    if !members.is_empty() {
+        // What the line styles mean, once per panel.
+        for (name, style) in [
+            ("model K⁻¹ (solid)", Style::Line),
+            ("predicted (dashed)", Style::Dashed),
+            ("regenerated ± error", Style::Markers),
+        ] {
+            series.push(Series::new(Some(name.into()), Vec::new(), 7, style));
+        }
+    }
+    for (k, r) in members.iter().enumerate() {
+        let ev = &r.eval.evaluation;
+        series.push(Series::new(
+            Some(r.caption()),
+            line(r, &ev.correlator_model),
+            k,
+            Style::Line,
+        ));
+        series.push(Series::new(
+            None,
+            line(r, &ev.correlator_predicted),
+            k,
+            Style::Dashed,
+        ));
+        let mut samples = Series::new(None, line(r, &ev.correlator_samples), k, Style::Markers);
+        samples.errors = Some(ev.correlator_samples_error.clone());
+        series.push(samples);
+    }
+    // The target last, on top: where a member follows it exactly, the black line says so.
+    if let Some(first) = members.first() {
+        series.insert(
+            0,
+            Series::new(
+                Some("target K_φ⁻¹".into()),
+                Vec::new(),
+                BLACK_INK,
+                Style::Line,
+            ),
+        );
+        series.push(Series::new(
+            None,
+            line(first, &first.eval.evaluation.correlator_target),
+            BLACK_INK,
+            Style::Line,
+        ));
+    }
     Panel::Line(LineChart {
-        title: r.label.clone(),
-        x_label: "t".into(),
+        title: format!("propagator, {}", family_title(group)),
+        x_label: "distance t".into(),
         y_label: "|G(t)|".into(),
         log_y: true,
-        series: vec![
-            Series::new(
-                Some("target".into()),
-                line(&ev.correlator_target),
-                7,
-                Style::Line,
-            ),
-            Series::new(
-                Some("predicted".into()),
-                line(&ev.correlator_predicted),
-                3,
-                Style::Dashed,
-            ),
-            Series::new(
-                Some("model K⁻¹".into()),
-                line(&ev.correlator_model),
-                2,
-                Style::Line,
-            ),
-            samples,
-        ],
+        series,
         ..Default::default()
     })
 }
 
 fn heatmaps(r: &Run, target_cov: &Array2<f64>) -> Figure {
+    let model = &r.eval.model_covariance;
+    let samples = &r.eval.sample_covariance;
+    let difference = target_cov - samples;
+    // The three propagators share one colour scale; the difference has its own, small one,
+    // printed on its colour bar.
+    let limit = Some(Heatmap::common_limit([target_cov, model, samples]));
+    let panel = |title: String, values: Array2<f64>, limit: Option<f64>| {
+        Panel::Heatmap(Heatmap {
+            title,
+            x_label: "site j".into(),
+            y_label: "site i".into(),
+            values,
+            limit,
+        })
+    };
     Figure::grid(
         vec![
-            Panel::Heatmap(Heatmap {
-                title: "target K_φ⁻¹".into(),
-                values: target_cov.clone(),
-            }),
-            Panel::Heatmap(Heatmap {
-                title: "model K⁻¹".into(),
-                values: r.eval.model_covariance.clone(),
-            }),
-            Panel::Heatmap(Heatmap {
-                title: format!("regenerated ({} samples)", r.eval.evaluation.samples),
-                values: r.eval.sample_covariance.clone(),
-            }),
-            Panel::Heatmap(Heatmap {
-                title: "target − regenerated".into(),
-                values: target_cov - &r.eval.sample_covariance,
-            }),
+            panel("target ⟨φ_i φ_j⟩ = K_φ⁻¹".into(), target_cov.clone(), limit),
+            panel(format!("model K⁻¹ ({})", r.caption()), model.clone(), limit),
+            panel(
+                format!("regenerated ({} samples)", r.eval.evaluation.samples),
+                samples.clone(),
+                limit,
+            ),
+            panel("target − regenerated (own scale)".into(), difference, None),
         ],
         2,
-        (480, 440),
+        (560, 480),
     )
 }

@@ -132,7 +132,9 @@ pub(super) fn spectrum_flow(runs: &[&Run], kappa: &[f64], out: &Out) -> Result<(
         Figure::single(Panel::Line(LineChart {
             title: format!(
                 "Spectrum flow, {} ({} updates, α = {})",
-                r.label, last, r.params.learning_rate
+                r.caption(),
+                last,
+                r.params.learning_rate
             ),
             x_label: "update".into(),
             y_label: "eigenvalue of K".into(),
@@ -184,7 +186,7 @@ pub(super) fn xi_squared_flow(runs: &[&Run], kappa: &[f64], out: &Out) -> Result
             ));
         }
         Figure::single(Panel::Line(LineChart {
-            title: format!("Squared singular values of W, {}", r.label),
+            title: format!("Squared singular values of W, {}", r.caption()),
             x_label: "update".into(),
             y_label: "ξ²".into(),
             log_x: true,

@@ -62,7 +62,7 @@ pub(super) fn toy_angle(dir: &Path, out: &Out) -> Result<()> {
                 ..Default::default()
             }),
             Panel::Line(LineChart {
-                title: format!("|θ − θ_closed| (max {worst:.2e})"),
+                title: format!("|θ − θ(closed form)| (max {worst:.2e})"),
                 x_label: "t = α · update".into(),
                 y_label: "rad".into(),
                 log_y: true,
