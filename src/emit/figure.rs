@@ -909,4 +909,40 @@ mod tests {
             "the box starts at {box_bottom}, below the data's top"
         );
     }
+
+    /// Regression (dwe `sweep` with one regime): a grid of fewer panels than columns is as wide
+    /// as its panels, and the panel fills it instead of the left half.
+    #[test]
+    fn fewer_panels_than_columns_take_fewer_columns() {
+        let chart = || Panel::Line(LineChart::default());
+        let one = Figure::grid(vec![chart()], 2, (640, 440));
+        assert_eq!(one.columns, 1);
+        assert_eq!(one.size(), (640, 440));
+        let three = Figure::grid(vec![chart(), chart(), chart()], 2, (640, 440));
+        assert_eq!(three.size(), (1280, 880));
+        let with_legend = three.with_legend(vec![Series::new(
+            Some("a".into()),
+            Vec::new(),
+            0,
+            Style::Line,
+        )]);
+        assert_eq!(with_legend.size(), (1280 + LEGEND_STRIP, 880));
+    }
+
+    /// Heat-map panels compared by eye share the largest |value| of all of them.
+    #[test]
+    fn a_common_limit_covers_every_panel() {
+        let a = Array2::from_shape_vec((1, 2), vec![0.1, -0.3]).unwrap();
+        let b = Array2::from_shape_vec((1, 2), vec![0.2, f64::NAN]).unwrap();
+        assert_eq!(Heatmap::common_limit([&a, &b]), 0.3);
+    }
+
+    /// Rounding-error ticks read as the round values they stand for.
+    #[test]
+    fn ticks_read_as_round_values() {
+        assert_eq!(tick_label(-0.009_999_999_999_999_9, false), "-0.01");
+        assert_eq!(tick_label(20000.0, false), "20000");
+        assert_eq!(tick_label(0.005, false), "5.0e-3");
+        assert_eq!(tick_label(2.5e7, false), "2.5e7");
+    }
 }

@@ -267,10 +267,10 @@ fn histogram_figure(summary: &Summary, bins: usize) -> Figure {
     let panel = |aligned: bool| {
         Panel::Line(LineChart {
             title: if aligned {
-                "After orthogonal Procrustes alignment of the first step onto the last".into()
+                "after Procrustes alignment of the first step onto the last".into()
             } else {
                 format!(
-                    "cos(u_first, u_last) over the vocabulary, {}",
+                    "cos(u_first, u_last) over the words, {}",
                     regime_caption(&summary.headline)
                 )
             },

@@ -120,10 +120,11 @@ impl Stage for EmitStage {
             .zip(&summary.steps)
             .map(|(&year, st)| YearRow {
                 year: year as i64,
+                // A count, but NaN for a year Google's totals file lacks.
                 total_match_count: total_of(year),
                 ngram_lines: st.documents,
-                tally_all_words: st.tokens as f64,
-                tally_vocabulary: st.vocabulary_tokens as f64,
+                tally_all_words: st.tokens,
+                tally_vocabulary: st.vocabulary_tokens,
                 positive_total: st.positive_total,
                 nonzero_pairs: st.nonzero_pairs,
             })
@@ -222,8 +223,8 @@ struct YearRow {
     year: i64,
     total_match_count: f64,
     ngram_lines: usize,
-    tally_all_words: f64,
-    tally_vocabulary: f64,
+    tally_all_words: usize,
+    tally_vocabulary: usize,
     positive_total: f64,
     nonzero_pairs: usize,
 }

@@ -11,7 +11,7 @@ use crate::error::Result;
 /// `mu_squared` its sweep varies.
 #[derive(Default, serde::Serialize)]
 struct CutoffRow {
-    n_hidden: f64,
+    n_hidden: usize,
     mu_squared: f64,
     index: usize,
     kappa: f64,
@@ -54,7 +54,7 @@ fn rows(runs: &[&Run], kappa: &[f64]) -> Vec<CutoffRow> {
         let ev = &r.eval.evaluation;
         for (a, &k) in kappa.iter().enumerate() {
             rows.push(CutoffRow {
-                n_hidden: r.params.n_hidden as f64,
+                n_hidden: r.params.n_hidden,
                 mu_squared: r.params.mu_squared,
                 index: a,
                 kappa: k,
