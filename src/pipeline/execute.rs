@@ -361,13 +361,9 @@ fn run_and_assemble(
     // The whole run's bar, above the bars of the instances running.
     let overall = multi.as_ref().map(|m| {
         let bar = m.add(indicatif::ProgressBar::new(plan.instances.len() as u64));
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{prefix:>32} [{bar:30}] {pos}/{len} stage instances, {elapsed}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
+        bar.set_style(super::progress::bar_style(
+            "{prefix:>32} [{bar:30}] {pos}/{len} stage instances, {elapsed}",
+        ));
         bar.set_prefix(plan.experiment.clone());
         bar
     });

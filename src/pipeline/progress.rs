@@ -99,11 +99,7 @@ impl Progress {
                 return;
             }
             let bar = multi.add(ProgressBar::new(self.length.load(Ordering::Relaxed)));
-            bar.set_style(
-                ProgressStyle::with_template("{prefix:>32} [{bar:30}] {pos}/{len} {eta}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-            );
+            bar.set_style(bar_style("{prefix:>32} [{bar:30}] {pos}/{len} {eta}"));
             bar.set_prefix(self.label.clone());
             *guard = Some(bar);
         }
@@ -120,6 +116,13 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// The look of every bar of a run: `template` with `=>` as the bar's characters.
+pub fn bar_style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
 }
 
 /// `93 s`, `4 min 5 s`, `1 h 02 min`.
