@@ -1,6 +1,17 @@
 use super::reference::{Agreement, judge};
 use super::*;
-use crate::emit::table::Table;
+use crate::emit::table::{ColumnDoc, Table, Unit, col, std_error};
+
+/// The columns of the tables these tests write.
+const TEST_COLUMNS: &[ColumnDoc] = &[
+    col("method", Unit::Label, "how λ was found"),
+    col("index", Unit::Index, "the mode"),
+    col("lambda", Unit::One, "measured eigenvalue"),
+    col("kappa", Unit::One, "predicted eigenvalue"),
+    std_error("se", "lambda", "standard error of lambda"),
+    col("k", Unit::Index, "row key"),
+    col("x", Unit::One, "a value"),
+];
 
 const PAPERS: &str = r#"
 [papers.park]
@@ -36,6 +47,7 @@ fn modes() -> polars::prelude::DataFrame {
         .f64("lambda", vec![4.0, 5.5, 4.1, f64::NAN])
         .f64("kappa", vec![4.0, 5.5, 4.0, 5.5])
         .f64("se", vec![0.0, 0.0, 0.05, 0.1])
+        .describe(TEST_COLUMNS)
         .write(dir.path())
         .unwrap();
     crate::emit::table::read_parquet(&dir.path().join("modes.parquet"))
@@ -279,6 +291,7 @@ fn a_reference_update_keeps_tables_claims_and_manifest_and_reports_what_changed(
     Table::new("t", &["k"])
         .i64("k", vec![1])
         .f64("x", vec![0.5])
+        .describe(TEST_COLUMNS)
         .write(&tables)
         .unwrap();
     let mut record = record(&[("a", Some(0.5), Verdict::Reproduced)]);
@@ -313,6 +326,7 @@ fn a_reference_update_keeps_tables_claims_and_manifest_and_reports_what_changed(
     Table::new("t", &["k"])
         .i64("k", vec![1])
         .f64("x", vec![0.75])
+        .describe(TEST_COLUMNS)
         .write(&tables)
         .unwrap();
     record.run_id = "r2".into();
@@ -355,6 +369,7 @@ fn a_reference_keeps_long_tables_as_parquet_alone() {
     Table::new("flow", &["k"])
         .i64("k", (0..rows).collect())
         .f64("x", (0..rows).map(|i| (i as f64).sqrt()).collect())
+        .describe(TEST_COLUMNS)
         .write(&run.join("tables"))
         .unwrap();
     assert!(

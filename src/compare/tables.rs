@@ -9,7 +9,7 @@ use std::path::Path;
 use polars::prelude::*;
 use serde::Serialize;
 
-use crate::emit::table::{LoadedTable, read_parquet};
+use crate::emit::table::{ColumnInfo, LoadedTable, read_parquet};
 use crate::error::{Error, Result};
 
 /// When two numbers count as equal.
@@ -68,9 +68,21 @@ pub struct TableSummary {
     pub rows_unmatched: usize,
 }
 
-/// The standard-error column of `column` among `names`: `column_error`, or for `x_mean` the
-/// column `x_error` (as `late_mean` / `late_error`).
-pub fn error_column<'a>(column: &str, names: &[&'a String]) -> Option<&'a String> {
+/// The standard-error column of `column` among `names`: the one the table declares
+/// (`declared`, its column descriptions), or, for a table written before columns were
+/// described, by name: `column_error`, or for `x_mean` the column `x_error` (as `late_mean` /
+/// `late_error`).
+pub fn error_column<'a>(
+    column: &str,
+    names: &[&'a String],
+    declared: &[ColumnInfo],
+) -> Option<&'a String> {
+    if !declared.is_empty() {
+        let error = declared
+            .iter()
+            .find(|c| c.error_of.as_deref() == Some(column))?;
+        return names.iter().copied().find(|n| **n == error.name);
+    }
     let candidates = [
         format!("{column}_error"),
         column
@@ -323,6 +335,12 @@ fn compare_tables(
     };
     let keys = join_keys(old, new);
     let timed: BTreeSet<&String> = old.wall_clock.iter().chain(&new.wall_clock).collect();
+    // The newer side's declarations (a table may have gained them since the older was written).
+    let declared = if new.columns.is_empty() {
+        &old.columns
+    } else {
+        &new.columns
+    };
     let old = Keyed::new(old, &keys, old_path)?;
     let new = Keyed::new(new, &keys, new_path)?;
     let difference = |key: &str, column: &str, old: String, new: String, status| Difference {
@@ -371,7 +389,7 @@ fn compare_tables(
     let errors: BTreeMap<&String, &String> = match sigma {
         Some(_) => values
             .iter()
-            .filter_map(|n| error_column(n, &values).map(|e| (*n, e)))
+            .filter_map(|n| error_column(n, &values, declared).map(|e| (*n, e)))
             .collect(),
         None => BTreeMap::new(),
     };
@@ -509,14 +527,43 @@ mod tests {
             .collect();
         let refs: Vec<&String> = names.iter().collect();
         assert_eq!(
-            error_column("mean", &refs).map(String::as_str),
+            error_column("mean", &refs, &[]).map(String::as_str),
             Some("mean_error")
         );
         assert_eq!(
-            error_column("late_mean", &refs).map(String::as_str),
+            error_column("late_mean", &refs, &[]).map(String::as_str),
             Some("late_error")
         );
-        assert_eq!(error_column("tau_fit", &refs), None);
+        assert_eq!(error_column("tau_fit", &refs, &[]), None);
+    }
+
+    /// A table that declares its columns pairs errors as declared, whatever the names say.
+    #[test]
+    fn a_declared_error_column_wins_over_the_naming_convention() {
+        let names: Vec<String> = ["rate", "rate_error", "spread", "mean", "mean_error"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let refs: Vec<&String> = names.iter().collect();
+        let info = |name: &str, error_of: Option<&str>| ColumnInfo {
+            name: name.into(),
+            unit: "1".into(),
+            description: String::new(),
+            error_of: error_of.map(str::to_string),
+        };
+        let declared = [
+            info("rate", None),
+            info("rate_error", None),
+            info("spread", Some("rate")),
+            info("mean", None),
+            info("mean_error", None),
+        ];
+        assert_eq!(
+            error_column("rate", &refs, &declared).map(String::as_str),
+            Some("spread")
+        );
+        // Declared as no one's error: a name alone does not make it one.
+        assert_eq!(error_column("mean", &refs, &declared), None);
     }
 
     #[test]
@@ -570,6 +617,7 @@ mod tests {
             frame,
             keys: keys.map(|k| k.iter().map(|s| s.to_string()).collect()),
             wall_clock: vec![],
+            columns: vec![],
         }
     }
 

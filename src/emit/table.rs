@@ -3,7 +3,10 @@
 //! Columns keep the order they are declared in; rows are sorted by the declared key columns;
 //! floats are written in scientific notation with 10 significant digits, so a `git diff` of a CSV
 //! shows only real changes. The parquet file records the key columns in its file metadata
-//! ([`KEYS_METADATA`]), which is how `symbreak diff` joins the rows of two runs.
+//! ([`KEYS_METADATA`]), which is how `symbreak diff` joins the rows of two runs, and what every
+//! column means ([`COLUMNS_METADATA`]): a description, a [`Unit`] and, for a standard-error
+//! column, the column it is the error of. A table whose columns are not all described is not
+//! written.
 
 use std::path::Path;
 
@@ -19,6 +22,112 @@ pub const KEYS_METADATA: &str = "symbreak.keys";
 /// out unless asked (a JSON list).
 pub const WALL_CLOCK_METADATA: &str = "symbreak.wall_clock";
 
+/// Parquet file-metadata key of the columns' descriptions, units and error pairings (a JSON
+/// list of [`ColumnInfo`] in column order).
+pub const COLUMNS_METADATA: &str = "symbreak.columns";
+
+/// The unit of a column. One convention across every table: times in seconds, shares and
+/// overheads as fractions (never per cent), training time in updates, log-likelihoods in nats,
+/// lattice quantities in lattice units (a = 1, so they are pure numbers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// A name, category or flag word (string columns).
+    Label,
+    /// A pure number: ratios, fractions, cosines, correlations, learning rates, lattice units.
+    One,
+    /// A number of things (documents, tokens, seeds, rows).
+    Count,
+    /// A yes/no switch written as 1 or 0.
+    Flag,
+    /// A position in a list (0-based unless the description says otherwise).
+    Index,
+    /// Training time counted in parameter updates (gradient or Gibbs steps).
+    Updates,
+    /// A rate per parameter update.
+    PerUpdate,
+    /// Wall-clock seconds.
+    Seconds,
+    /// Natural-log units of a (log-)likelihood or loss.
+    Nats,
+    /// A calendar year.
+    Year,
+    /// A duration in years.
+    Years,
+    /// Bytes.
+    Bytes,
+    /// Megabytes (10⁶ bytes) per wall-clock second.
+    MegabytesPerSecond,
+    /// Occurrences per million tokens.
+    PerMillion,
+}
+
+impl Unit {
+    /// How the unit is written in table headers and metadata.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Unit::Label => "label",
+            Unit::One => "1",
+            Unit::Count => "count",
+            Unit::Flag => "0/1",
+            Unit::Index => "index",
+            Unit::Updates => "updates",
+            Unit::PerUpdate => "1/update",
+            Unit::Seconds => "s",
+            Unit::Nats => "nat",
+            Unit::Year => "year",
+            Unit::Years => "years",
+            Unit::Bytes => "B",
+            Unit::MegabytesPerSecond => "MB/s",
+            Unit::PerMillion => "per million",
+        }
+    }
+}
+
+/// What one column means, as a table declares it ([`Table::describe`]).
+#[derive(Clone, Copy, Debug)]
+pub struct ColumnDoc {
+    pub name: &'static str,
+    pub unit: Unit,
+    pub description: &'static str,
+    /// For a standard-error column: the column it is the error of (its unit is that column's).
+    pub error_of: Option<&'static str>,
+}
+
+/// A column `name` in `unit`, meaning `description`.
+pub const fn col(name: &'static str, unit: Unit, description: &'static str) -> ColumnDoc {
+    ColumnDoc {
+        name,
+        unit,
+        description,
+        error_of: None,
+    }
+}
+
+/// The standard-error column `name` of column `of` (in `of`'s unit).
+pub const fn std_error(
+    name: &'static str,
+    of: &'static str,
+    description: &'static str,
+) -> ColumnDoc {
+    ColumnDoc {
+        name,
+        unit: Unit::One,
+        description,
+        error_of: Some(of),
+    }
+}
+
+/// A column's description as stored in the parquet metadata and read back.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ColumnInfo {
+    pub name: String,
+    /// [`Unit::symbol`].
+    pub unit: String,
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_of: Option<String>,
+}
+
 /// A column of a result table.
 pub enum ColumnData {
     F64(Vec<f64>),
@@ -33,6 +142,8 @@ pub struct Table {
     /// Columns that measure the machine, not the computation.
     pub wall_clock: Vec<String>,
     columns: Vec<(String, ColumnData)>,
+    /// Column name → (unit, description, error of).
+    docs: std::collections::BTreeMap<String, (Unit, String, Option<String>)>,
 }
 
 impl Table {
@@ -42,7 +153,74 @@ impl Table {
             keys: keys.iter().map(|k| k.to_string()).collect(),
             wall_clock: Vec::new(),
             columns: Vec::new(),
+            docs: Default::default(),
         }
+    }
+
+    /// Declares what columns mean. Entries naming no column of this table are passed over, so
+    /// one list can describe the columns several tables share; a later entry for a column
+    /// replaces an earlier one.
+    pub fn describe(mut self, docs: &[ColumnDoc]) -> Self {
+        for doc in docs {
+            self = self.describe_column(
+                doc.name,
+                doc.unit,
+                doc.description,
+                doc.error_of.map(str::to_string),
+            );
+        }
+        self
+    }
+
+    /// Declares one column whose name or description is made at run time (e.g. one column per
+    /// optimiser); as [`Table::describe`].
+    pub fn describe_column(
+        mut self,
+        name: &str,
+        unit: Unit,
+        description: impl Into<String>,
+        error_of: Option<String>,
+    ) -> Self {
+        if self.columns.iter().any(|(n, _)| n == name) {
+            self.docs
+                .insert(name.to_string(), (unit, description.into(), error_of));
+        }
+        self
+    }
+
+    /// Every column's description in column order; an error names the first column without
+    /// one, or an error column whose value column is not in the table.
+    pub fn column_infos(&self) -> Result<Vec<ColumnInfo>> {
+        let failed = |message: String| Error::Other(format!("table {}: {message}", self.name));
+        self.columns
+            .iter()
+            .map(|(name, _)| {
+                let (unit, description, error_of) = self.docs.get(name).ok_or_else(|| {
+                    failed(format!(
+                        "column {name} has no description and unit (declare it with Table::describe)"
+                    ))
+                })?;
+                let unit = match error_of {
+                    Some(of) => match self.docs.get(of) {
+                        Some((of_unit, _, _)) if self.columns.iter().any(|(n, _)| n == of) => {
+                            *of_unit
+                        }
+                        _ => {
+                            return Err(failed(format!(
+                                "column {name} is the error of {of}, which is not a described column of the table"
+                            )));
+                        }
+                    },
+                    None => *unit,
+                };
+                Ok(ColumnInfo {
+                    name: name.clone(),
+                    unit: unit.symbol().to_string(),
+                    description: description.clone(),
+                    error_of: error_of.clone(),
+                })
+            })
+            .collect()
     }
 
     /// Marks `columns` as wall-clock measurements (see [`WALL_CLOCK_METADATA`]).
@@ -98,6 +276,7 @@ impl Table {
 
     /// Writes `<dir>/<name>.csv` and `<dir>/<name>.parquet`.
     pub fn write(&self, dir: &Path) -> Result<()> {
+        let infos = self.column_infos()?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io("creating folder", dir, e))?;
         let csv_path = dir.join(format!("{}.csv", self.name));
         let mut df = self.frame(&csv_path)?;
@@ -118,6 +297,10 @@ impl Table {
             .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![
                 (KEYS_METADATA.to_string(), list(&self.keys)),
                 (WALL_CLOCK_METADATA.to_string(), list(&self.wall_clock)),
+                (
+                    COLUMNS_METADATA.to_string(),
+                    serde_json::to_string(&infos).expect("column descriptions serialise"),
+                ),
             ])))
             .finish(&mut df)
             .map_err(|e| Error::artefact("parquet table", &parquet_path, e))?;
@@ -132,25 +315,32 @@ pub struct LoadedTable {
     pub keys: Option<Vec<String>>,
     /// The declared wall-clock columns (none when the file does not record them).
     pub wall_clock: Vec<String>,
+    /// The columns' descriptions (empty when the file does not record them).
+    pub columns: Vec<ColumnInfo>,
+}
+
+impl LoadedTable {
+    /// The standard-error column declared for `column`, if any.
+    pub fn error_column_of(&self, column: &str) -> Option<&str> {
+        self.columns
+            .iter()
+            .find(|c| c.error_of.as_deref() == Some(column))
+            .map(|c| c.name.as_str())
+    }
 }
 
 /// Reads `<name>.parquet` (typed, full precision) with its declared keys.
 pub fn read_parquet(path: &Path) -> Result<LoadedTable> {
     let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
     let mut reader = ParquetReader::new(file);
-    let metadata = reader
-        .get_metadata()
-        .map_err(|e| Error::unreadable("parquet table", path, e))?
-        .clone();
+    let metadata = key_value_metadata(&mut reader, path)?;
     let list = |key: &str| {
         metadata
-            .key_value_metadata()
-            .as_ref()
-            .and_then(|pairs| pairs.iter().find(|kv| kv.key == key))
-            .and_then(|kv| kv.value.as_deref())
+            .get(key)
             .and_then(|json| serde_json::from_str::<Vec<String>>(json).ok())
     };
     let (keys, wall_clock) = (list(KEYS_METADATA), list(WALL_CLOCK_METADATA));
+    let columns = column_infos_in(&metadata);
     let frame = reader
         .finish()
         .map_err(|e| Error::unreadable("parquet table", path, e))?;
@@ -158,7 +348,39 @@ pub fn read_parquet(path: &Path) -> Result<LoadedTable> {
         frame,
         keys,
         wall_clock: wall_clock.unwrap_or_default(),
+        columns,
     })
+}
+
+/// The column descriptions of the parquet table at `path`, without reading its rows.
+pub fn read_column_infos(path: &Path) -> Result<Vec<ColumnInfo>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let metadata = key_value_metadata(&mut ParquetReader::new(file), path)?;
+    Ok(column_infos_in(&metadata))
+}
+
+/// The key-value pairs of a parquet file's metadata.
+fn key_value_metadata(
+    reader: &mut ParquetReader<std::fs::File>,
+    path: &Path,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let metadata = reader
+        .get_metadata()
+        .map_err(|e| Error::unreadable("parquet table", path, e))?;
+    Ok(metadata
+        .key_value_metadata()
+        .iter()
+        .flatten()
+        .filter_map(|kv| Some((kv.key.clone(), kv.value.clone()?)))
+        .collect())
+}
+
+/// The column descriptions among a file's metadata (none for files written before they were).
+fn column_infos_in(metadata: &std::collections::BTreeMap<String, String>) -> Vec<ColumnInfo> {
+    metadata
+        .get(COLUMNS_METADATA)
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default()
 }
 
 /// One cell of a row as serialised by [`Table::from_rows`].
@@ -482,6 +704,14 @@ mod tests {
         maybe: Option<f64>,
     }
 
+    const ROW_COLUMNS: &[ColumnDoc] = &[
+        col("name", Unit::Label, "the row's name"),
+        col("count", Unit::Count, "how many"),
+        col("side", Unit::Label, "left or right"),
+        col("value", Unit::Seconds, "a time"),
+        std_error("maybe", "value", "standard error of value"),
+    ];
+
     fn column_names(table: &Table) -> Vec<&str> {
         table.columns.iter().map(|(n, _)| n.as_str()).collect()
     }
@@ -524,14 +754,14 @@ mod tests {
         }
         // The same table built column by column writes the same CSV.
         let dir = tempfile::tempdir().unwrap();
-        table.write(dir.path()).unwrap();
+        table.describe(ROW_COLUMNS).write(dir.path()).unwrap();
         let by_columns = Table::new("u", &["name"])
             .str("name", vec!["a".into(), "b".into()])
             .i64("count", vec![3, 1])
             .str("side", vec!["right".into(), "left".into()])
             .f64("value", vec![0.5, -1.0])
             .f64("maybe", vec![f64::NAN, 2.0]);
-        by_columns.write(dir.path()).unwrap();
+        by_columns.describe(ROW_COLUMNS).write(dir.path()).unwrap();
         let read = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
         assert_eq!(read("t.csv"), read("u.csv"));
     }
@@ -556,5 +786,64 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("table t"), "{err}");
+    }
+
+    /// Every column's description, unit and error pairing are in the parquet file, in column
+    /// order; an error column takes its value's unit.
+    #[test]
+    fn column_descriptions_travel_in_the_parquet_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        Table::from_rows("t", &["name"], &[Row::default()])
+            .unwrap()
+            .describe(ROW_COLUMNS)
+            // A later entry replaces an earlier one; one naming no column is passed over.
+            .describe(&[
+                col("count", Unit::Count, "how many, counted"),
+                col("absent", Unit::One, "no such column"),
+            ])
+            .write(dir.path())
+            .unwrap();
+        let path = dir.path().join("t.parquet");
+        let infos = read_column_infos(&path).unwrap();
+        let names: Vec<&str> = infos.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["name", "count", "side", "value", "maybe"]);
+        assert_eq!(infos[1].description, "how many, counted");
+        assert_eq!(infos[1].unit, "count");
+        assert_eq!(infos[4].unit, "s");
+        assert_eq!(infos[4].error_of.as_deref(), Some("value"));
+        let loaded = read_parquet(&path).unwrap();
+        assert_eq!(loaded.columns, infos);
+        assert_eq!(loaded.error_column_of("value"), Some("maybe"));
+        assert_eq!(loaded.error_column_of("count"), None);
+    }
+
+    /// A table with a column nobody described is not written, and the error names the table
+    /// and the column; so is one whose error column names a column it does not have.
+    #[test]
+    fn an_undescribed_column_is_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Table::new("t", &["k"])
+            .i64("k", vec![1])
+            .f64("x", vec![0.5])
+            .describe(&[col("k", Unit::Index, "key")])
+            .write(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("table t") && err.contains("column x"), "{err}");
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+        let err = Table::new("t", &["k"])
+            .i64("k", vec![1])
+            .f64("x_error", vec![0.5])
+            .describe(&[
+                col("k", Unit::Index, "key"),
+                std_error("x_error", "x", "error of a column the table lacks"),
+            ])
+            .write(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("x_error") && err.contains("error of x"),
+            "{err}"
+        );
     }
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use polars::prelude::*;
 
+use crate::emit::table::ColumnInfo;
 use crate::error::{Error, Result};
 
 /// Escapes text for HTML element content and attribute values.
@@ -68,6 +69,9 @@ figcaption { color: #57606a; font-size: 0.9em; }
 .bad { color: #cf222e; font-weight: 600; }
 .warn { color: #9a6700; font-weight: 600; }
 .note { color: #57606a; font-size: 0.9em; }
+th .unit { display: block; font-weight: normal; color: #57606a; font-size: 0.85em; }
+table.columns td:first-child { font-family: ui-monospace, monospace; white-space: nowrap; }
+table.columns td:nth-child(2) { white-space: nowrap; color: #57606a; }
 ";
 
 /// A whole page: `<head>` with the style sheet, then `body` (already HTML).
@@ -95,20 +99,59 @@ pub fn key_values<'a>(rows: impl IntoIterator<Item = (&'a str, String)>) -> Stri
     out
 }
 
-/// The opening of a scrollable data table, up to its header row.
-fn table_head(header: &[String]) -> String {
+/// The opening of a scrollable data table, up to its header row: each column's name, and
+/// where the table describes it, its unit beneath and its description as tooltip.
+fn table_head(header: &[String], columns: &[ColumnInfo]) -> String {
     let mut out = String::from("<div class=\"scroll\"><table>\n<tr>");
     for h in header {
-        let _ = write!(out, "<th>{}</th>", escape(h));
+        match columns.iter().find(|c| &c.name == h) {
+            Some(c) => {
+                let _ = write!(
+                    out,
+                    "<th title=\"{}\">{}<span class=\"unit\">{}</span></th>",
+                    escape(&c.description),
+                    escape(h),
+                    escape(&column_unit(c))
+                );
+            }
+            None => {
+                let _ = write!(out, "<th>{}</th>", escape(h));
+            }
+        }
     }
     out.push_str("</tr>\n");
+    out
+}
+
+/// A column's unit as a header shows it: `[s]`, `± of mean`, or nothing for labels.
+fn column_unit(c: &ColumnInfo) -> String {
+    match (&c.error_of, c.unit.as_str()) {
+        (Some(of), _) => format!("± of {of}"),
+        (None, "label") => String::new(),
+        (None, unit) => format!("[{unit}]"),
+    }
+}
+
+/// What each column of a table means: name, unit and description, one row each.
+pub fn column_list(columns: &[ColumnInfo]) -> String {
+    let mut out = String::from("<table class=\"columns\">\n");
+    for c in columns {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&c.name),
+            escape(&column_unit(c)),
+            escape(&c.description)
+        );
+    }
+    out.push_str("</table>\n");
     out
 }
 
 /// A data table from a header and rows of plain-text cells; cells that parse as numbers are
 /// right-aligned.
 pub fn data_table(header: &[String], rows: &[Vec<String>]) -> String {
-    let mut out = table_head(header);
+    let mut out = table_head(header, &[]);
     for row in rows {
         out.push_str("<tr>");
         for cell in row {
@@ -145,8 +188,13 @@ pub fn readable_number(x: f64) -> String {
 }
 
 /// A CSV result table as HTML: at most `max_rows` rows, floats made readable with the exact
-/// CSV text as tooltip. Returns the HTML and the total number of rows.
-pub fn csv_table(path: &Path, max_rows: usize) -> Result<(String, usize)> {
+/// CSV text as tooltip, headers with the `columns`' units and descriptions. Returns the HTML and
+/// the total number of rows.
+pub fn csv_table(
+    path: &Path,
+    max_rows: usize,
+    described: &[ColumnInfo],
+) -> Result<(String, usize)> {
     let frame = CsvReadOptions::default()
         .with_infer_schema_length(Some(0))
         .try_into_reader_with_file_path(Some(path.to_path_buf()))
@@ -164,7 +212,7 @@ pub fn csv_table(path: &Path, max_rows: usize) -> Result<(String, usize)> {
         .collect::<PolarsResult<_>>()
         .map_err(|e| Error::unreadable("csv table", path, e))?;
     let total = frame.height();
-    let mut out = table_head(&header);
+    let mut out = table_head(&header, described);
     for i in 0..total.min(max_rows) {
         out.push_str("<tr>");
         for column in &columns {

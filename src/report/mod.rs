@@ -323,15 +323,30 @@ fn table_section(run_dir: &Path, artefact: &ArtefactRecord) -> Result<String> {
         .strip_prefix("tables/")
         .and_then(|p| p.strip_suffix(".csv"))
         .unwrap_or(csv);
-    let (rendered, rows) = html::csv_table(&run_dir.join(csv), MAX_TABLE_ROWS)?;
+    // Column descriptions live in the parquet file; a table without one renders plain.
+    let parquet = run_dir.join(format!("tables/{name}.parquet"));
+    let columns = if parquet.is_file() {
+        crate::emit::table::read_column_infos(&parquet)?
+    } else {
+        Vec::new()
+    };
+    let (rendered, rows) = html::csv_table(&run_dir.join(csv), MAX_TABLE_ROWS, &columns)?;
     let shown = if rows > MAX_TABLE_ROWS {
         format!("first {MAX_TABLE_ROWS} of {rows} rows")
     } else {
         format!("{rows} rows")
     };
+    let described = if columns.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<details><summary>what the columns mean</summary>\n{}</details>\n",
+            html::column_list(&columns)
+        )
+    };
     Ok(format!(
         "<h3 id=\"table-{}\">{}</h3>\n<p class=\"note\">{shown} · from {} · <a href=\"{}\">\
-         CSV</a> · <a href=\"{}\">parquet</a></p>\n{rendered}",
+         CSV</a> · <a href=\"{}\">parquet</a></p>\n{described}{rendered}",
         anchor(name),
         html::escape(name),
         html::escape(artefact.stage.as_deref().unwrap_or("the run")),

@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use symbreak::emit::table;
+
 use crate::util::{Table, Workspace, git};
 
 const EXP: &str = "rbm-scalar-smoke";
@@ -195,6 +197,10 @@ fn identical_runs_have_no_differences_and_tolerances_have_sharp_edges() {
         symbreak::emit::table::Table::new("probe", &["name"])
             .str("name", vec!["x".into(), "y".into()])
             .f64("value", vec![value, 5.0])
+            .describe(&[
+                table::col("name", table::Unit::Label, "probe name"),
+                table::col("value", table::Unit::One, "probe value"),
+            ])
             .write(&dir.join("tables"))
             .unwrap();
     }

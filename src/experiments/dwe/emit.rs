@@ -7,7 +7,7 @@
 use super::evaluate::{self, Summary};
 use super::preprocess::load_summary;
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
-use crate::emit::table::Table;
+use crate::emit::table::{ColumnDoc, Table, Unit, col};
 use crate::error::Result;
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::spec::dwe::Init;
@@ -39,7 +39,9 @@ impl Stage for EmitStage {
                 score: *score,
             })
             .collect();
-        Table::from_rows("vocabulary", &["rank"], &vocabulary)?.write(&tables)?;
+        Table::from_rows("vocabulary", &["rank"], &vocabulary)?
+            .describe(COLUMNS)
+            .write(&tables)?;
         let steps = &summary.steps;
         let rows: Vec<StepRow> = steps
             .iter()
@@ -56,7 +58,9 @@ impl Stage for EmitStage {
                     .map_or(f64::NAN, |next| f64::from(next.year - st.year)),
             })
             .collect();
-        Table::from_rows("steps", &["year"], &rows)?.write(&tables)?;
+        Table::from_rows("steps", &["year"], &rows)?
+            .describe(COLUMNS)
+            .write(&tables)?;
         let summary = evaluate::load(ctx.upstream(&self.evaluate)?)?;
         write_tables(&summary, &tables)?;
         let figures = ctx.out_dir.join("figures");
@@ -109,7 +113,7 @@ struct RunCostRow {
     seconds_per_iteration: f64,
     gauge_seconds: f64,
     phases: usize,
-    overhead_percent: f64,
+    gauge_overhead: f64,
     held_out_log_likelihood: f64,
     final_total_loss: f64,
     final_coupling: f64,
@@ -144,6 +148,12 @@ fn write_tables(summary: &Summary, dir: &std::path::Path) -> Result<()> {
         &["optimizer", "seed", "alignment"],
         &summary.quantiles,
     )?
+    .describe(COLUMNS)
+    .describe(&[col(
+        "seed",
+        Unit::Label,
+        "the seed, or `all` for the words of every seed pooled",
+    )])
     .write(dir)?;
     let procrustes: Vec<ProcrustesRow> = summary
         .runs
@@ -157,7 +167,9 @@ fn write_tables(summary: &Summary, dir: &std::path::Path) -> Result<()> {
             mirror_walls: x.mirror_walls,
         })
         .collect();
-    Table::from_rows("procrustes", &["optimizer", "seed"], &procrustes)?.write(dir)?;
+    Table::from_rows("procrustes", &["optimizer", "seed"], &procrustes)?
+        .describe(COLUMNS)
+        .write(dir)?;
     let runs: Vec<RunCostRow> = summary
         .runs
         .iter()
@@ -167,14 +179,15 @@ fn write_tables(summary: &Summary, dir: &std::path::Path) -> Result<()> {
             seconds_per_iteration: x.seconds_per_iteration,
             gauge_seconds: x.gauge_seconds,
             phases: x.phases,
-            overhead_percent: x.overhead_percent,
+            gauge_overhead: x.gauge_overhead,
             held_out_log_likelihood: x.held_out_log_likelihood,
             final_total_loss: x.final_total_loss,
             final_coupling: x.final_coupling,
         })
         .collect();
     Table::from_rows("runs", &["optimizer", "seed"], &runs)?
-        .wall_clock(&["seconds_per_iteration", "gauge_seconds", "overhead_percent"])
+        .describe(COLUMNS)
+        .wall_clock(&["seconds_per_iteration", "gauge_seconds", "gauge_overhead"])
         .write(dir)?;
     let held_out: Vec<HeldOutRow> = summary
         .held_out_steps
@@ -186,9 +199,13 @@ fn write_tables(summary: &Summary, dir: &std::path::Path) -> Result<()> {
             log_likelihood_per_point: *value,
         })
         .collect();
-    Table::from_rows("held_out", &["optimizer", "seed", "time"], &held_out)?.write(dir)?;
+    Table::from_rows("held_out", &["optimizer", "seed", "time"], &held_out)?
+        .describe(COLUMNS)
+        .write(dir)?;
     let a = &summary.aging;
-    Table::from_rows("word_aging", &["query", "optimizer", "rank"], a)?.write(dir)?;
+    Table::from_rows("word_aging", &["query", "optimizer", "rank"], a)?
+        .describe(COLUMNS)
+        .write(dir)?;
     let mut queries: Vec<&str> = a.iter().map(|x| x.query.as_str()).collect();
     queries.dedup();
     let lists = |optimizer: &str| -> Vec<String> {
@@ -207,9 +224,14 @@ fn write_tables(summary: &Summary, dir: &std::path::Path) -> Result<()> {
     let mut table = Table::new("word_aging_lists", &["query"])
         .str("query", queries.iter().map(|q| q.to_string()).collect());
     for optimizer in optimizers(summary) {
-        table = table.str(optimizer, lists(optimizer));
+        table = table.str(optimizer, lists(optimizer)).describe_column(
+            optimizer,
+            Unit::Label,
+            format!("the word_aging words of {optimizer} for the query, nearest first"),
+            None,
+        );
     }
-    table.write(dir)?;
+    table.describe(COLUMNS).write(dir)?;
     let curves: Vec<CurveRow> = summary
         .curves
         .iter()
@@ -228,6 +250,7 @@ fn write_tables(summary: &Summary, dir: &std::path::Path) -> Result<()> {
         })
         .collect();
     Table::from_rows("curves", &["optimizer", "seed", "iteration"], &curves)?
+        .describe(COLUMNS)
         .wall_clock(&["seconds"])
         .write(dir)?;
     Table::from_rows(
@@ -242,8 +265,223 @@ fn write_tables(summary: &Summary, dir: &std::path::Path) -> Result<()> {
         ],
         &summary.sweep,
     )?
+    .describe(COLUMNS)
+    .describe(SWEEP_COLUMNS)
     .write(dir)
 }
+
+/// What the columns of the DWE tables mean (tables that share a name share its meaning;
+/// [`SWEEP_COLUMNS`] adds the medians over seeds).
+const COLUMNS: &[ColumnDoc] = &[
+    col(
+        "rank",
+        Unit::Index,
+        "position in the list, best first (vocabulary: from 0; word_aging: from 1)",
+    ),
+    col("word", Unit::Label, "a vocabulary word"),
+    col(
+        "score",
+        Unit::One,
+        "sum over time steps of the word's relative frequency in that step (the vocabulary is the words of highest score)",
+    ),
+    col("year", Unit::Year, "the time step (first year of its bin)"),
+    col("documents", Unit::Count, "documents in the step"),
+    col("tokens", Unit::Count, "tokens in the step after cleaning"),
+    col(
+        "vocabulary_tokens",
+        Unit::Count,
+        "tokens in the step that are vocabulary words",
+    ),
+    col(
+        "positive_total",
+        Unit::Count,
+        "sum of the step's positive co-occurrence counts (after count_scale)",
+    ),
+    col(
+        "nonzero_pairs",
+        Unit::Count,
+        "word-context pairs with a positive count in the step",
+    ),
+    col(
+        "delta_tau_to_next",
+        Unit::Years,
+        "years to the next step (the prior's diffusion time); missing for the last step",
+    ),
+    col(
+        "optimizer",
+        Unit::Label,
+        "baseline (plain gradient steps) or goldstone (Goldstone-GD)",
+    ),
+    col("seed", Unit::Index, "the run's seed index"),
+    col(
+        "alignment",
+        Unit::Label,
+        "raw cosines, or after an orthogonal Procrustes map of the first step onto the last",
+    ),
+    col(
+        "q05",
+        Unit::One,
+        "5 % quantile over words of cos(first-step, last-step embedding)",
+    ),
+    col(
+        "q25",
+        Unit::One,
+        "25 % quantile over words of cos(first-step, last-step embedding)",
+    ),
+    col(
+        "median",
+        Unit::One,
+        "median over words of cos(first-step, last-step embedding)",
+    ),
+    col(
+        "q75",
+        Unit::One,
+        "75 % quantile over words of cos(first-step, last-step embedding)",
+    ),
+    col(
+        "q95",
+        Unit::One,
+        "95 % quantile over words of cos(first-step, last-step embedding)",
+    ),
+    col(
+        "above_0_6",
+        Unit::One,
+        "fraction of words whose first↔last cosine exceeds 0.6",
+    ),
+    col(
+        "median_cosine",
+        Unit::One,
+        "median over words of cos(first-step, last-step embedding), at the end of the run (curves: at the iteration)",
+    ),
+    col(
+        "median_aligned_cosine",
+        Unit::One,
+        "median_cosine after an orthogonal Procrustes map of the first step onto the last",
+    ),
+    col(
+        "gain",
+        Unit::One,
+        "median_aligned_cosine − median_cosine: what a global rotation recovers",
+    ),
+    col(
+        "mirror_walls",
+        Unit::Count,
+        "reflections along the chain of steps (mirror walls), which no rotation removes",
+    ),
+    col(
+        "seconds_per_iteration",
+        Unit::Seconds,
+        "wall-clock time of the median iteration (gradient and update)",
+    ),
+    col(
+        "gauge_seconds",
+        Unit::Seconds,
+        "wall-clock time of the median gauge phase",
+    ),
+    col("phases", Unit::Count, "gauge phases run"),
+    col(
+        "gauge_overhead",
+        Unit::One,
+        "gauge time over iteration time, from the medians: phases × median phase / (iterations × median iteration)",
+    ),
+    col(
+        "held_out_log_likelihood",
+        Unit::Nats,
+        "log-likelihood per test point of the held-out steps (each predicted from its neighbours), mean over held-out steps",
+    ),
+    col(
+        "final_total_loss",
+        Unit::Nats,
+        "the total loss (likelihood + prior + coupling) at the last recording point",
+    ),
+    col(
+        "final_coupling",
+        Unit::Nats,
+        "ψ, the coupling energy between neighbouring steps, at the last recording point",
+    ),
+    col("time", Unit::Year, "the held-out step"),
+    col(
+        "log_likelihood_per_point",
+        Unit::Nats,
+        "log-likelihood per test point of the held-out step",
+    ),
+    col("query", Unit::Label, "the query word"),
+    col(
+        "cosine",
+        Unit::One,
+        "cosine of the word's first-step vector with the query's last-step vector (seed 0)",
+    ),
+    col("iteration", Unit::Updates, "training iterations done"),
+    col(
+        "seconds",
+        Unit::Seconds,
+        "training wall-clock time so far (recording excluded)",
+    ),
+    col(
+        "likelihood",
+        Unit::Nats,
+        "−log-likelihood of the training counts",
+    ),
+    col(
+        "prior",
+        Unit::Nats,
+        "½‖Z‖²/σ₀², the prior on the first step's embeddings",
+    ),
+    col(
+        "coupling",
+        Unit::Nats,
+        "ψ, the Ornstein–Uhlenbeck coupling energy between neighbouring steps",
+    ),
+    col("total", Unit::Nats, "likelihood + prior + coupling"),
+];
+
+/// The sweep's columns: one row per regime, optimiser and recording point, medians over seeds.
+const SWEEP_COLUMNS: &[ColumnDoc] = &[
+    col("bin_years", Unit::Years, "years per time step"),
+    col(
+        "count_scale",
+        Unit::One,
+        "factor on every co-occurrence count",
+    ),
+    col(
+        "init",
+        Unit::Label,
+        "how the initial embeddings are drawn: independent per step, or from the prior",
+    ),
+    col("init_scale", Unit::One, "scale of the initial embeddings"),
+    col("iteration", Unit::Updates, "training iterations done"),
+    col("steps", Unit::Count, "time steps of the regime"),
+    col(
+        "mean_positive_total",
+        Unit::Count,
+        "mean over steps of the positive co-occurrence total",
+    ),
+    col(
+        "median_cosine",
+        Unit::One,
+        "median over seeds of the median over words of cos(first, last)",
+    ),
+    col(
+        "median_aligned_cosine",
+        Unit::One,
+        "as median_cosine after an orthogonal Procrustes map",
+    ),
+    col(
+        "coupling",
+        Unit::Nats,
+        "median over seeds of ψ, the coupling energy",
+    ),
+    col(
+        "total_loss",
+        Unit::Nats,
+        "median over seeds of the total loss",
+    ),
+    col(
+        "held_out_log_likelihood",
+        Unit::Nats,
+        "median over seeds of the held-out log-likelihood per test point (last recording point only)",
+    ),
+];
 
 /// A histogram of `values` on [−1, 1] as a step line (fraction of words per bin).
 fn histogram_series(name: &str, values: &[f64], bins: usize, color: usize) -> Series {

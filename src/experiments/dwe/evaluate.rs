@@ -51,8 +51,8 @@ pub struct RunRow {
     pub seconds_per_iteration: f64,
     pub gauge_seconds: f64,
     pub phases: usize,
-    /// Gauge time over step time, in %, from the median iteration and phase.
-    pub overhead_percent: f64,
+    /// Gauge time over step time (a fraction), from the median iteration and phase.
+    pub gauge_overhead: f64,
     /// Mean over held-out steps of the log-likelihood per test point.
     pub held_out_log_likelihood: f64,
     pub final_total_loss: f64,
@@ -299,7 +299,7 @@ impl Stage for EvaluateStage {
                 seconds_per_iteration: run.median_step_seconds,
                 gauge_seconds: run.gauge_seconds,
                 phases: run.phases,
-                overhead_percent: 100.0 * run.gauge_overhead,
+                gauge_overhead: run.gauge_overhead,
                 held_out_log_likelihood: run.mean_held_out(),
                 final_total_loss: last.map_or(f64::NAN, Checkpoint::total),
                 final_coupling: last.map_or(f64::NAN, |c| c.coupling),

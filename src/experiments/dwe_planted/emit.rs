@@ -8,7 +8,7 @@
 
 use super::evaluate::load_evaluation;
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
-use crate::emit::table::Table;
+use crate::emit::table::{ColumnDoc, Table, Unit, col};
 use crate::error::Result;
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 
@@ -43,6 +43,7 @@ impl Stage for EmitStage {
             &e.rows,
         )?
         .without(&["iterations", "gauge_overhead"])
+        .describe(COLUMNS)
         .wall_clock(&[
             "step_seconds",
             "gauge_seconds",
@@ -52,7 +53,9 @@ impl Stage for EmitStage {
         .write(&tables)?;
         let m = &e.summary;
         Table::from_rows("planted_summary", &["steps", "counts", "optimizer"], m)?
-            .wall_clock(&["milliseconds_per_iteration", "gauge_overhead"])
+            .describe(COLUMNS)
+            .describe(SUMMARY_COLUMNS)
+            .wall_clock(&["seconds_per_iteration", "gauge_overhead"])
             .write(&tables)?;
         let c = &e.curves;
         let curves: Vec<CurveRow> = c
@@ -72,6 +75,20 @@ impl Stage for EmitStage {
             &["steps", "counts", "seed", "optimizer", "iteration"],
             &curves,
         )?
+        .describe(COLUMNS)
+        .describe(&[
+            col("iteration", Unit::Updates, "training iterations done"),
+            col(
+                "loss",
+                Unit::Nats,
+                "the training objective at the iteration",
+            ),
+            col(
+                "psi",
+                Unit::Nats,
+                "ψ, the coupling energy between neighbouring steps, at the iteration",
+            ),
+        ])
         .write(&tables)?;
 
         // Colour by optimiser, line style by T; one legend beside the panels.
@@ -234,11 +251,184 @@ fn write_corpus_tables(
     steps: &[super::corpus::StepTotal],
     tables: &std::path::Path,
 ) -> Result<()> {
-    Table::from_rows("corpus_scale", &["experiment", "regime"], scales)?.write(tables)?;
+    Table::from_rows("corpus_scale", &["experiment", "regime"], scales)?
+        .describe(CORPUS_COLUMNS)
+        .write(tables)?;
     Table::from_rows(
         "corpus_steps",
         &["experiment", "regime", "first_year"],
         steps,
     )?
+    .describe(CORPUS_COLUMNS)
     .write(tables)
 }
+
+/// The columns of `planted_runs` (one fit against the truth), and the keys every planted table
+/// shares.
+const COLUMNS: &[ColumnDoc] = &[
+    col("steps", Unit::Count, "T, time steps of the planted chain"),
+    col(
+        "counts",
+        Unit::Count,
+        "N_t, expected positive counts per step",
+    ),
+    col(
+        "seed",
+        Unit::Index,
+        "the seed index (truth, counts and initialisation)",
+    ),
+    col(
+        "optimizer",
+        Unit::Label,
+        "baseline (Adam), baseline+posthoc (then a chain Procrustes alignment), goldstone (Goldstone-GD) or procrustes (exact gauge fixer)",
+    ),
+    col(
+        "cosine_pearson",
+        Unit::One,
+        "Pearson correlation over words of fitted vs true cos(u_first, u_last)",
+    ),
+    col(
+        "cosine_spearman",
+        Unit::One,
+        "Spearman rank correlation of the same",
+    ),
+    col(
+        "cosine_mae",
+        Unit::One,
+        "mean absolute difference of fitted and true cos(u_first, u_last)",
+    ),
+    col(
+        "mean_fitted_cosine",
+        Unit::One,
+        "mean over words of the fitted cos(u_first, u_last)",
+    ),
+    col(
+        "twist_gap",
+        Unit::One,
+        "mean ‖R Ẑ_t − Ẑ*_t‖² with one rotation for the chain minus the same with one per step (unit-norm steps): 0 no twist, ≈ 2 scrambled",
+    ),
+    col(
+        "walls",
+        Unit::Count,
+        "mirror walls: sign changes of det R_t along the chain",
+    ),
+    col(
+        "smooth_walls",
+        Unit::Count,
+        "walls where an axis of the fit shrinks through zero (not a jump by a reflection)",
+    ),
+    col(
+        "axis_dip",
+        Unit::One,
+        "min over steps / median of the fit's smallest singular value (unit-norm steps)",
+    ),
+    col(
+        "twist_path",
+        Unit::One,
+        "Σ‖R_{t+1} − R_t‖ along the chain between walls",
+    ),
+    col(
+        "planted_precision_at_10",
+        Unit::One,
+        "fraction of planted (drifting) words among the 10 lowest fitted cosines",
+    ),
+    col(
+        "planted_auc",
+        Unit::One,
+        "area under the ROC curve of the fitted cosine as a detector of planted words",
+    ),
+    col("loss", Unit::Nats, "final training objective of the fit"),
+    col(
+        "truth_loss",
+        Unit::Nats,
+        "the same objective at the truth, on the same counts",
+    ),
+    col(
+        "psi",
+        Unit::Nats,
+        "final ψ, the coupling energy between neighbouring steps",
+    ),
+    col(
+        "step_seconds",
+        Unit::Seconds,
+        "wall-clock time of all iterations",
+    ),
+    col(
+        "gauge_seconds",
+        Unit::Seconds,
+        "wall-clock time of all gauge phases",
+    ),
+    col("phases", Unit::Count, "gauge phases run"),
+    col(
+        "median_step_seconds",
+        Unit::Seconds,
+        "wall-clock time of the median iteration",
+    ),
+    col(
+        "median_phase_seconds",
+        Unit::Seconds,
+        "wall-clock time of the median gauge phase",
+    ),
+];
+
+/// The columns of `planted_summary`: medians over seeds.
+const SUMMARY_COLUMNS: &[ColumnDoc] = &[
+    col("seeds", Unit::Count, "seeds the medians are over"),
+    col(
+        "walls",
+        Unit::Count,
+        "median over seeds of the mirror walls",
+    ),
+    col(
+        "smooth_walls",
+        Unit::Count,
+        "median over seeds of the smooth walls",
+    ),
+    col(
+        "excess_loss",
+        Unit::One,
+        "median over seeds of (loss − truth loss) / |truth loss|",
+    ),
+    col(
+        "seconds_per_iteration",
+        Unit::Seconds,
+        "median over seeds of the median iteration plus its share of gauge phases",
+    ),
+    col(
+        "gauge_overhead",
+        Unit::One,
+        "median over seeds of gauge time / iteration time, from each run's median iteration and phase",
+    ),
+];
+
+/// The columns of `corpus_scale` and `corpus_steps` (the compared real corpora).
+const CORPUS_COLUMNS: &[ColumnDoc] = &[
+    col("experiment", Unit::Label, "the compared corpus experiment"),
+    col("regime", Unit::Label, "its binning of years into steps"),
+    col("vocabulary", Unit::Count, "V, its vocabulary size"),
+    col("steps", Unit::Count, "time steps in the regime"),
+    col(
+        "median_total",
+        Unit::Count,
+        "median over steps of Σn⁺, the positive counts of a step",
+    ),
+    col("min_total", Unit::Count, "smallest Σn⁺ of a step"),
+    col("max_total", Unit::Count, "largest Σn⁺ of a step"),
+    col(
+        "median_per_pair",
+        Unit::One,
+        "median Σn⁺ / V², counts per word–context pair",
+    ),
+    col(
+        "planted_equivalent",
+        Unit::Count,
+        "the planted N_t with as many counts per pair: Σn⁺ · (V_planted / V)²",
+    ),
+    col("first_year", Unit::Year, "first year of the step"),
+    col("last_year", Unit::Year, "last year of the step"),
+    col(
+        "total",
+        Unit::Count,
+        "Σn⁺, the step's positive co-occurrence counts",
+    ),
+];

@@ -33,8 +33,8 @@ pub struct SummaryRow {
     pub planted_auc: f64,
     /// (loss − loss of the truth) / loss of the truth.
     pub excess_loss: f64,
-    /// Median over seeds of the median iteration plus its share of gauge phases.
-    pub milliseconds_per_iteration: f64,
+    /// Median over seeds of the median iteration plus its share of gauge phases, in seconds.
+    pub seconds_per_iteration: f64,
     /// Median over seeds of gauge time / step time, from each run's median iteration and phase.
     pub gauge_overhead: f64,
 }
@@ -102,9 +102,9 @@ impl Stage for EvaluateStage {
                     planted_precision_at_10: med(&|r| r.planted_precision_at_10),
                     planted_auc: med(&|r| r.planted_auc),
                     excess_loss: med(&|r| (r.loss - r.truth_loss) / r.truth_loss.abs()),
-                    milliseconds_per_iteration: med(&|r| {
-                        1e3 * (r.median_step_seconds
-                            + r.phases as f64 * r.median_phase_seconds / r.iterations.max(1) as f64)
+                    seconds_per_iteration: med(&|r| {
+                        r.median_step_seconds
+                            + r.phases as f64 * r.median_phase_seconds / r.iterations.max(1) as f64
                     }),
                     gauge_overhead: med(&|r| r.gauge_overhead),
                 }

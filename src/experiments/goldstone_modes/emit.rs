@@ -14,7 +14,7 @@ use super::deform::{self, DeformedPoint};
 use super::evaluate::{self, PointSpectrum};
 use super::{emit_ensemble, emit_orbit};
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
-use crate::emit::table::Table;
+use crate::emit::table::{ColumnDoc, Table, Unit, col};
 use crate::error::Result;
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::spec::goldstone_modes::{Configuration, Deformation};
@@ -184,12 +184,29 @@ impl Stage for EmitStage {
             &["configuration", "point"],
             &zero_rows,
         )?
+        .describe(KEY_COLUMNS)
+        .describe(ZERO_MODE_COLUMNS)
         .write(&tables)?;
         Table::from_rows(
             "hessian_spectrum",
             &["configuration", "point", "index"],
             &spectrum_rows,
         )?
+        .describe(KEY_COLUMNS)
+        .describe(&[
+            col("index", Unit::Index, "position in the sorted spectrum"),
+            col(
+                "measured",
+                Unit::One,
+                "the Hessian eigenvalue (of ℒ = −log-likelihood per sample)",
+            ),
+            col("predicted", Unit::One, "its closed form"),
+            col(
+                "direction",
+                Unit::Label,
+                "which block of the closed form it belongs to",
+            ),
+        ])
         .write(&tables)?;
         let columns = panels.len().min(3);
         Figure::grid(panels, columns, (520, 400))
@@ -275,18 +292,54 @@ impl EmitStage {
             &["deformation", "n_hidden", "epsilon"],
             &summary,
         )?
+        .describe(KEY_COLUMNS)
+        .describe(DEFORMATION_COLUMNS)
         .write(&tables)?;
         Table::from_rows(
             "deformation_shortcut",
             &["deformation", "n_hidden", "epsilon"],
             &shortcuts,
         )?
+        .describe(KEY_COLUMNS)
+        .describe(DEFORMATION_COLUMNS)
+        .describe(&[
+            col(
+                "shortcut_flat",
+                Unit::Count,
+                "flat directions of the deformed Hessian taken at the undeformed minimum",
+            ),
+            col("shortcut_lightest", Unit::One, "its smallest eigenvalue above the threshold"),
+            col(
+                "shortcut_gradient_norm",
+                Unit::One,
+                "‖∇(ℒ + penalty)‖ at the undeformed minimum (why the shortcut is wrong: it is not stationary)",
+            ),
+        ])
         .write(&tables)?;
         Table::from_rows(
             "pseudo_goldstone_masses",
             &["deformation", "n_hidden", "epsilon", "index"],
             &masses,
         )?
+        .describe(KEY_COLUMNS)
+        .describe(&[
+            col(
+                "index",
+                Unit::Index,
+                "position among the lifted eigenvalues, lightest first",
+            ),
+            col(
+                "measured",
+                Unit::One,
+                "the lifted Hessian eigenvalue (pseudo-Goldstone mass)",
+            ),
+            col("predicted", Unit::One, "its closed form"),
+            col(
+                "first_order",
+                Unit::One,
+                "its first order in ε: δ(κ_d − κ_a)/(2μ² − κ_a − κ_d)",
+            ),
+        ])
         .write(&tables)?;
         let columns = panels.len().clamp(1, 2);
         Figure::grid(panels, columns, (560, 420))
@@ -408,3 +461,187 @@ fn spectrum_panel(configuration: &Configuration, spectra: &[PointSpectrum]) -> P
         hide_legend: false,
     })
 }
+
+/// Columns the goldstone-modes tables share: the configuration and deformation keys.
+pub(super) const KEY_COLUMNS: &[ColumnDoc] = &[
+    col(
+        "configuration",
+        Unit::Label,
+        "the configuration: N_h, μ² and whether μ² is trained",
+    ),
+    col(
+        "point",
+        Unit::Label,
+        "exact (closed-form fixed point) or trained (reached by exact-gradient descent)",
+    ),
+    col("n_hidden", Unit::Count, "N_h, hidden units"),
+    col(
+        "mu_squared",
+        Unit::One,
+        "μ², the visible mass term (lattice units)",
+    ),
+    col(
+        "deformation",
+        Unit::Label,
+        "the symmetry-breaking deformation",
+    ),
+    col("epsilon", Unit::One, "ε, the deformation's strength"),
+    col(
+        "estimator",
+        Unit::Label,
+        "the gradient estimator of the stochastic runs",
+    ),
+    col("learning_rate", Unit::One, "α, the learning rate"),
+    col("batch", Unit::Count, "|B|, samples per update"),
+    col(
+        "alpha_over_batch",
+        Unit::One,
+        "α/|B|, the effective temperature",
+    ),
+    col(
+        "kappa",
+        Unit::One,
+        "κ, the target eigenvalue of the mode (lattice units)",
+    ),
+];
+
+/// The columns of `hessian_zero_modes`.
+const ZERO_MODE_COLUMNS: &[ColumnDoc] = &[
+    col("mu", Unit::Label, "whether μ² is fixed or trained"),
+    col(
+        "coordinates",
+        Unit::Count,
+        "parameters the Hessian is taken over",
+    ),
+    col(
+        "learned_modes",
+        Unit::Count,
+        "r, target modes the point has learned",
+    ),
+    col(
+        "predicted_orbit",
+        Unit::Count,
+        "flat directions of the orbit: dim O(N_h) − dim O(N_h − r)",
+    ),
+    col(
+        "predicted_degenerate_level",
+        Unit::Count,
+        "flat directions from ± momentum pairs that N_h cuts",
+    ),
+    col(
+        "predicted_mass_shift",
+        Unit::Count,
+        "the flat direction of a trained μ² with every mode learned",
+    ),
+    col(
+        "predicted_flat",
+        Unit::Count,
+        "all predicted flat directions",
+    ),
+    col(
+        "counted_flat",
+        Unit::Count,
+        "eigenvalues with |h| below the threshold",
+    ),
+    col(
+        "counted_negative",
+        Unit::Count,
+        "eigenvalues below −threshold (a saddle, not a minimum)",
+    ),
+    col(
+        "threshold",
+        Unit::One,
+        "τ = √(noise · gap), below which an eigenvalue counts as zero",
+    ),
+    col(
+        "gap_over_noise",
+        Unit::One,
+        "predicted gap / noise scale: how firm the count is",
+    ),
+    col("gradient_norm", Unit::One, "‖∇ℒ‖ at the point"),
+    col(
+        "predicted_gap",
+        Unit::One,
+        "the smallest predicted non-zero eigenvalue",
+    ),
+    col(
+        "measured_gap",
+        Unit::One,
+        "the smallest eigenvalue above the threshold",
+    ),
+    col(
+        "predicted_largest",
+        Unit::One,
+        "the largest predicted eigenvalue",
+    ),
+    col("measured_largest", Unit::One, "the largest eigenvalue"),
+    col(
+        "max_abs_deviation",
+        Unit::One,
+        "max over the sorted spectra of |measured − predicted|",
+    ),
+    col(
+        "updates",
+        Unit::Updates,
+        "exact-gradient updates that reached a trained point (0 for exact points)",
+    ),
+];
+
+/// The columns of `deformation_summary` (and the shared ones of `deformation_shortcut`).
+const DEFORMATION_COLUMNS: &[ColumnDoc] = &[
+    col(
+        "symmetry",
+        Unit::Label,
+        "what the deformation does to W → WR: kept, reparametrised or broken",
+    ),
+    col(
+        "rotation_residual",
+        Unit::One,
+        "|ℒ_ε(WR) − ℒ_ε(W)| at a random W and Haar R",
+    ),
+    col(
+        "deformed_rotation_residual",
+        Unit::One,
+        "the same for the rotation as the deformation maps it (W → WDRD⁻¹ for hidden widths)",
+    ),
+    col("undeformed_flat", Unit::Count, "flat directions at ε = 0"),
+    col(
+        "predicted_flat",
+        Unit::Count,
+        "predicted flat directions at the deformed minimum",
+    ),
+    col(
+        "counted_flat",
+        Unit::Count,
+        "eigenvalues below the threshold at the deformed minimum",
+    ),
+    col(
+        "threshold",
+        Unit::One,
+        "τ, below which an eigenvalue counts as zero",
+    ),
+    col("gradient_norm", Unit::One, "‖∇ℒ_ε‖ at the deformed minimum"),
+    col(
+        "max_abs_deviation",
+        Unit::One,
+        "max |measured − closed form| over the spectrum (missing for hidden widths: no closed form)",
+    ),
+    col(
+        "lifted",
+        Unit::Count,
+        "flat directions the deformation gives a mass",
+    ),
+    col("lightest_mass", Unit::One, "the smallest lifted eigenvalue"),
+    col("lightest_mass_predicted", Unit::One, "its closed form"),
+    col(
+        "lightest_mass_first_order",
+        Unit::One,
+        "its first order in ε",
+    ),
+    col("heaviest_mass", Unit::One, "the largest lifted eigenvalue"),
+    col(
+        "heaviest_mass_first_order",
+        Unit::One,
+        "its first order in ε",
+    ),
+];

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::ensemble;
 use crate::emit::figure::{Figure, Heatmap, Panel};
-use crate::emit::table::Table;
+use crate::emit::table::{Table, Unit, col, std_error};
 use crate::error::Result;
 use crate::pipeline::{StageContext, StageHandle};
 
@@ -142,12 +142,131 @@ pub fn emit(ctx: &StageContext<'_>, ensembles: &[(String, StageHandle)]) -> Resu
         &["ensemble", "n_hidden", "mu_squared"],
         &correlations,
     )?
+    .describe(super::emit::KEY_COLUMNS)
+    .describe(&[
+        col(
+            "ensemble",
+            Unit::Label,
+            "the ensemble: configuration, and the penalty for the contrast",
+        ),
+        col(
+            "epsilon",
+            Unit::One,
+            "ε of the weighted penalty (0: the symmetric loss)",
+        ),
+        col(
+            "runs",
+            Unit::Count,
+            "exact-gradient runs from independent starts",
+        ),
+        col(
+            "tensor_entries",
+            Unit::Count,
+            "distinct entries of ⟨W_ia W_jb⟩ compared with the prediction",
+        ),
+        col(
+            "tensor_chi_squared",
+            Unit::One,
+            "Σ over those entries of ((measured − predicted)/jackknife error)²",
+        ),
+        col(
+            "chi_squared_per_entry",
+            Unit::One,
+            "tensor_chi_squared / tensor_entries (≈ 1 for a correct prediction)",
+        ),
+        col(
+            "tensor_max_abs_z",
+            Unit::One,
+            "the largest |measured − predicted| / error over the entries",
+        ),
+        col(
+            "pinned_entries",
+            Unit::Count,
+            "entries equal in every run (pinned by the penalty), left out of χ²",
+        ),
+        col(
+            "pinned_max_abs_deviation",
+            Unit::One,
+            "max |measured − predicted| over the pinned entries",
+        ),
+        col(
+            "worst_gradient_norm",
+            Unit::One,
+            "the largest ‖∇ℒ‖ at which a run stopped",
+        ),
+        col(
+            "worst_kernel_deviation",
+            Unit::One,
+            "the largest |λ_a − λ_a*| of a run's kernel K against the fixed point's",
+        ),
+        col(
+            "median_updates",
+            Unit::Updates,
+            "median over runs of the gradient updates",
+        ),
+        col(
+            "median_newton_steps",
+            Unit::Count,
+            "median over runs of the Newton polish steps",
+        ),
+        col(
+            "worst_negative_curvatures",
+            Unit::Count,
+            "the most Hessian eigenvalues below zero at a run's end",
+        ),
+    ])
     .write(&tables)?;
     Table::from_rows(
         "weight_moments",
         &["ensemble", "n_hidden", "mu_squared", "observable"],
         &moments,
     )?
+    .describe(super::emit::KEY_COLUMNS)
+    .describe(&[
+        col(
+            "ensemble",
+            Unit::Label,
+            "the ensemble: configuration, and the penalty for the contrast",
+        ),
+        col(
+            "observable",
+            Unit::Label,
+            "the function of W measured in each run",
+        ),
+        col(
+            "samples",
+            Unit::Count,
+            "values of the observable (runs × its copies per run)",
+        ),
+        col("mean", Unit::One, "its mean over the ensemble"),
+        std_error(
+            "mean_error",
+            "mean",
+            "jackknife standard error of mean over runs",
+        ),
+        col(
+            "predicted_mean",
+            Unit::One,
+            "the mean the Haar-distributed end points predict",
+        ),
+        col(
+            "mean_deviation_in_errors",
+            Unit::One,
+            "(mean − predicted_mean) / mean_error",
+        ),
+        col("variance", Unit::One, "its variance over the ensemble"),
+        std_error(
+            "variance_error",
+            "variance",
+            "jackknife standard error of variance over runs",
+        ),
+        col("predicted_variance", Unit::One, "the predicted variance"),
+        col(
+            "variance_deviation_in_errors",
+            Unit::One,
+            "(variance − predicted_variance) / variance_error",
+        ),
+    ])
     .write(&tables)?;
     Figure::grid(panels, 2, (620, 560)).write(&ctx.out_dir.join("figures"), "weight_correlations")
 }

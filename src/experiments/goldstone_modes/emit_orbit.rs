@@ -17,7 +17,7 @@ use super::diffuse::{self, DiffusionRun, LevelNoise};
 use crate::analysis::jackknife::jackknife;
 use crate::analysis::stats::weighted_line;
 use crate::emit::figure::{Figure, Histogram, LineChart, Panel, Series, Style};
-use crate::emit::table::Table;
+use crate::emit::table::{Table, Unit, col, std_error};
 use crate::error::Result;
 use crate::models::rbm::orbit::wigner_surmise;
 use crate::pipeline::{StageContext, StageHandle};
@@ -459,32 +459,191 @@ pub fn emit(
         &["estimator", "learning_rate", "batch"],
         &rates,
     )?
+    .describe(super::emit::KEY_COLUMNS)
+    .describe(&[
+        col("replicas", Unit::Count, "independent replicas per setting"),
+        col(
+            "burn_in_updates",
+            Unit::Updates,
+            "updates before recording (3 slowest relaxation times)",
+        ),
+        col("updates", Unit::Updates, "recorded updates per replica"),
+        col(
+            "rate",
+            Unit::PerUpdate,
+            "slope of MSA(ℓ) = ⟨½‖log R(t, t+ℓ)‖²⟩ per update, mean over replicas",
+        ),
+        std_error(
+            "rate_error",
+            "rate",
+            "standard error of rate from the spread over replicas",
+        ),
+        col("intercept", Unit::One, "intercept of the linear MSA fit"),
+        std_error(
+            "intercept_error",
+            "intercept",
+            "standard error of intercept from the spread over replicas",
+        ),
+        col(
+            "fit_first_lag",
+            Unit::Updates,
+            "first lag of the fit window",
+        ),
+        col("fit_last_lag", Unit::Updates, "last lag of the fit window"),
+        col("fit_lags", Unit::Count, "lags in the fit window"),
+        col(
+            "predicted_rate",
+            Unit::PerUpdate,
+            "the first-order closed form (tangent estimators only)",
+        ),
+        col("rate_over_predicted", Unit::One, "rate / predicted_rate"),
+        col(
+            "smallest_singular_value",
+            Unit::One,
+            "the smallest singular value of W over every run (1 at the minimum)",
+        ),
+    ])
     .write(&tables)?;
     Table::from_rows(
         "orbit_diffusion_exponents",
         &["estimator", "scan"],
         &exponents,
     )?
+    .describe(super::emit::KEY_COLUMNS)
+    .describe(&[
+        col(
+            "scan",
+            Unit::Label,
+            "which parameter the scan varies: learning rate α or batch |B|",
+        ),
+        col("points", Unit::Count, "settings in the scan"),
+        col(
+            "exponent",
+            Unit::One,
+            "slope of log rate against log α (or log |B|), weighted fit",
+        ),
+        std_error(
+            "exponent_error",
+            "exponent",
+            "standard error of exponent from the weighted fit",
+        ),
+        col("chi_squared", Unit::One, "χ² of the weighted fit"),
+        col("predicted", Unit::One, "the predicted exponent"),
+        col(
+            "deviation_in_errors",
+            Unit::One,
+            "(exponent − predicted) / exponent_error",
+        ),
+    ])
     .write(&tables)?;
     Table::from_rows(
         "orbit_msa",
         &["estimator", "learning_rate", "batch", "lag"],
         &msa_rows,
     )?
+    .describe(super::emit::KEY_COLUMNS)
+    .describe(&[
+        col(
+            "lag",
+            Unit::Updates,
+            "ℓ, the lag between the two weight matrices compared",
+        ),
+        col(
+            "msa",
+            Unit::One,
+            "MSA(ℓ) = ⟨½‖log R(t, t+ℓ)‖²_F⟩ over time origins and replicas (rad²)",
+        ),
+        std_error(
+            "msa_error",
+            "msa",
+            "standard error of msa from the spread over replicas",
+        ),
+    ])
     .write(&tables)?;
     Table::from_rows(
         "kernel_temperature",
         &["estimator", "learning_rate", "batch", "kappa"],
         &temperature,
     )?
+    .describe(super::emit::KEY_COLUMNS)
+    .describe(&[
+        col(
+            "quantity",
+            Unit::Label,
+            "width (std of v_aᵀKv_a, single modes) or mean_spacing (of a ± pair's 2 × 2 block)",
+        ),
+        col("measured", Unit::One, "the measured width or mean spacing"),
+        std_error(
+            "measured_error",
+            "measured",
+            "jackknife standard error over replicas",
+        ),
+        col("predicted", Unit::One, "the AR(1) prediction"),
+        col("measured_over_predicted", Unit::One, "measured / predicted"),
+        col(
+            "notebook_width",
+            Unit::One,
+            "the authors' notebook width (μ² − κ)√(α/(κ|B|)), single modes only",
+        ),
+    ])
     .write(&tables)?;
     Table::from_rows(
         "kernel_temperature_pairs",
         &["estimator", "alpha_over_batch", "kappa", "first"],
         &equal,
     )?
+    .describe(super::emit::KEY_COLUMNS)
+    .describe(&[
+        col("quantity", Unit::Label, "width or mean_spacing"),
+        col(
+            "first",
+            Unit::Label,
+            "one setting (α, |B|) of the pair with equal α/|B|",
+        ),
+        col("second", Unit::Label, "the other setting"),
+        col(
+            "measured_first",
+            Unit::One,
+            "the quantity at the first setting",
+        ),
+        col(
+            "measured_second",
+            Unit::One,
+            "the quantity at the second setting",
+        ),
+        col(
+            "difference_in_errors",
+            Unit::One,
+            "their difference over the combined standard error",
+        ),
+    ])
     .write(&tables)?;
-    Table::from_rows("level_spacing", &["estimator", "bin_low"], &spacing_rows)?.write(&tables)?;
+    Table::from_rows("level_spacing", &["estimator", "bin_low"], &spacing_rows)?
+        .describe(super::emit::KEY_COLUMNS)
+        .describe(&[
+            col(
+                "bin_low",
+                Unit::One,
+                "lower edge of the bin of spacing / mean spacing",
+            ),
+            col("bin_high", Unit::One, "upper edge of the bin"),
+            col(
+                "density",
+                Unit::One,
+                "probability density of the normalised spacings in the bin",
+            ),
+            col(
+                "wigner",
+                Unit::One,
+                "the β = 1 Wigner surmise (π s/2) exp(−π s²/4) averaged over the bin",
+            ),
+            col(
+                "samples",
+                Unit::Count,
+                "spacings pooled over replicas and pairs",
+            ),
+        ])
+        .write(&tables)?;
 
     let figures = ctx.out_dir.join("figures");
     let columns = msa_panels.len().clamp(1, 3);

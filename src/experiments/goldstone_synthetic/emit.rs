@@ -9,7 +9,7 @@ use super::evaluate::{Dispersion, RunRow, SpeedupRow, load_dispersion, load_spee
 use super::fit;
 use crate::analysis::stats::median;
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
-use crate::emit::table::Table;
+use crate::emit::table::{ColumnDoc, Table, Unit, col};
 use crate::error::Result;
 use crate::models::goldstone::gauge::GaugeOptions;
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
@@ -67,11 +67,12 @@ impl Stage for EmitStage {
 }
 
 fn speedup_table(rows: &[SpeedupRow]) -> Result<Table> {
-    Table::from_rows(
+    Ok(Table::from_rows(
         "speedup",
         &["variant", "init_scale", "reference", "threshold"],
         rows,
-    )
+    )?
+    .describe(COLUMNS))
 }
 
 /// One row per variant and scale: its gauge options and, against the per-seed best final loss,
@@ -150,9 +151,35 @@ fn ablation_table(spec: &GoldstoneSyntheticSpec, rows: &[SpeedupRow]) -> Table {
                 keys.iter()
                     .map(|k| opt(row(k, threshold).and_then(|r| r.median_speedup)))
                     .collect(),
+            )
+            .describe_column(
+                &format!("reached_{threshold}"),
+                Unit::Count,
+                format!("seeds that came within {threshold} of the per-seed best final loss"),
+                None,
+            )
+            .describe_column(
+                &format!("median_speedup_{threshold}"),
+                Unit::One,
+                format!(
+                    "median over seeds of baseline iterations / variant iterations to come within {threshold} of the per-seed best"
+                ),
+                None,
             );
     }
-    table
+    table.describe(COLUMNS).describe(&[
+        col("diverged", Unit::Count, "seeds that diverged"),
+        col(
+            "walled",
+            Unit::Count,
+            "seeds ending with at least one mirror wall",
+        ),
+        col(
+            "median_final_excess",
+            Unit::One,
+            "median over seeds that did not diverge of final loss / per-seed best − 1",
+        ),
+    ])
 }
 
 impl EmitStage {
@@ -183,9 +210,21 @@ impl EmitStage {
                 .f64(
                     &format!("reached_{threshold}_global"),
                     col(&|r| opt_usize(r.reached_global[k])),
+                )
+                .describe_column(
+                    &format!("reached_{threshold}_best"),
+                    Unit::Updates,
+                    format!("first iteration within {threshold} of the seed's best final loss over variants (missing: never)"),
+                    None,
+                )
+                .describe_column(
+                    &format!("reached_{threshold}_global"),
+                    Unit::Updates,
+                    format!("first iteration within {threshold} of the global minimum (missing: never)"),
+                    None,
                 );
         }
-        table
+        table.describe(COLUMNS)
     }
 
     fn loss_figure(&self, outputs: &[(GaugeVariant, fit::FitOutput)], scale: f64) -> Figure {
@@ -358,13 +397,22 @@ fn overhead_table(spec: &GoldstoneSyntheticSpec, runs: &[RunRow]) -> Result<Tabl
             }
         })
         .collect();
-    Ok(
-        Table::from_rows("overhead", &["variant"], &rows)?.wall_clock(&[
-            "step_seconds",
-            "gauge_seconds",
-            "gauge_over_step",
-        ]),
-    )
+    Ok(Table::from_rows("overhead", &["variant"], &rows)?
+        .describe(COLUMNS)
+        .describe(&[
+            col(
+                "step_seconds",
+                Unit::Seconds,
+                "wall-clock time of every iteration of every run of the variant",
+            ),
+            col(
+                "gauge_seconds",
+                Unit::Seconds,
+                "wall-clock time of its gauge phases",
+            ),
+            col("gauge_over_step", Unit::One, "gauge_seconds / step_seconds"),
+        ])
+        .wall_clock(&["step_seconds", "gauge_seconds", "gauge_over_step"]))
 }
 
 /// One Laplacian mode ν: the closed form, the computed eigenvalue and the Hessian's cluster.
@@ -407,7 +455,37 @@ fn dispersion_tables(d: &Dispersion, tables: &std::path::Path) -> Result<()> {
             predicted_multiplicity_rotations: d.predicted_multiplicity_rotations,
         })
         .collect();
-    Table::from_rows("dispersion", &["nu"], &modes)?.write(tables)?;
+    Table::from_rows("dispersion", &["nu"], &modes)?
+        .describe(&[
+            col("nu", Unit::Index, "ν, the chain Laplacian's mode"),
+            col(
+                "h_formula",
+                Unit::One,
+                "the closed form h_ν = (2 − 2cos(πν/T))λ",
+            ),
+            col(
+                "h_laplacian",
+                Unit::One,
+                "the computed eigenvalue of the coupling's Laplacian",
+            ),
+            col(
+                "hessian_multiplicity",
+                Unit::Count,
+                "eigenvalues of the full Hessian at the minimum equal to h_ν",
+            ),
+            col("hessian_cluster_mean", Unit::One, "their mean"),
+            col(
+                "predicted_multiplicity_gl",
+                Unit::Count,
+                "d², the dimension of GL(d)",
+            ),
+            col(
+                "predicted_multiplicity_rotations",
+                Unit::Count,
+                "d(d−1)/2, the dimension of the rotations",
+            ),
+        ])
+        .write(tables)?;
     let condition: Vec<ConditionRow> = d
         .condition
         .iter()
@@ -417,7 +495,17 @@ fn dispersion_tables(d: &Dispersion, tables: &std::path::Path) -> Result<()> {
             four_t2_over_pi2,
         })
         .collect();
-    Table::from_rows("condition_number", &["steps"], &condition)?.write(tables)?;
+    Table::from_rows("condition_number", &["steps"], &condition)?
+        .describe(&[
+            col("steps", Unit::Count, "T, time steps of the chain"),
+            col(
+                "ratio",
+                Unit::One,
+                "h_{T−1}/h_1, the coupling's condition number",
+            ),
+            col("four_t2_over_pi2", Unit::One, "4T²/π², its large-T form"),
+        ])
+        .write(tables)?;
     let summary = HessianSummaryRow {
         zero_modes: d.hessian_zero_modes,
         predicted_gl: d.predicted_multiplicity_gl,
@@ -425,8 +513,159 @@ fn dispersion_tables(d: &Dispersion, tables: &std::path::Path) -> Result<()> {
         tolerance: d.tolerance,
         gradient_norm_at_minimum: d.gradient_norm_at_minimum,
     };
-    Table::from_rows("hessian_summary", &[], &[summary])?.write(tables)
+    Table::from_rows("hessian_summary", &[], &[summary])?
+        .describe(&[
+            col(
+                "zero_modes",
+                Unit::Count,
+                "eigenvalues of the full Hessian at the analytic minimum below the tolerance",
+            ),
+            col(
+                "predicted_gl",
+                Unit::Count,
+                "d², the GL(d) orbit's dimension",
+            ),
+            col(
+                "predicted_rotations",
+                Unit::Count,
+                "d(d−1)/2, the rotations' dimension",
+            ),
+            col(
+                "tolerance",
+                Unit::One,
+                "|h| below which an eigenvalue counts as zero",
+            ),
+            col(
+                "gradient_norm_at_minimum",
+                Unit::One,
+                "‖∇L‖ at the analytic minimum",
+            ),
+        ])
+        .write(tables)
 }
+
+/// The columns the variant tables share (`speedup`, `ablation`, `runs`, `overhead`).
+const COLUMNS: &[ColumnDoc] = &[
+    col(
+        "variant",
+        Unit::Label,
+        "the optimiser: baseline (no gauge phases) or a Goldstone-GD variant",
+    ),
+    col(
+        "init_scale",
+        Unit::One,
+        "standard deviation of the i.i.d. normal initial Z",
+    ),
+    col(
+        "reference",
+        Unit::Label,
+        "best_final (the seed's best final loss over variants) or global_minimum (closed form)",
+    ),
+    col(
+        "threshold",
+        Unit::One,
+        "relative distance to the reference loss a run must come within",
+    ),
+    col("seeds", Unit::Count, "seeds run"),
+    col(
+        "reached",
+        Unit::Count,
+        "seeds that came within the threshold of the reference",
+    ),
+    col(
+        "diverged",
+        Unit::Count,
+        "seeds that diverged (loss above 100× its start)",
+    ),
+    col(
+        "median_iterations",
+        Unit::Updates,
+        "median over the seeds that reached of the first iteration within the threshold",
+    ),
+    col(
+        "median_speedup",
+        Unit::One,
+        "median over seeds where both reached of baseline iterations / variant iterations",
+    ),
+    col("min_speedup", Unit::One, "the smallest per-seed speed-up"),
+    col("max_speedup", Unit::One, "the largest per-seed speed-up"),
+    col(
+        "median_final_excess",
+        Unit::One,
+        "median over seeds that did not diverge of final / reference − 1",
+    ),
+    col(
+        "walled",
+        Unit::Count,
+        "seeds ending with at least one mirror wall",
+    ),
+    col(
+        "rate_factor",
+        Unit::One,
+        "factor on the gauge learning rate ρ′ (the paper: 1)",
+    ),
+    col(
+        "exact_exponential",
+        Unit::Flag,
+        "1: rotate by e^G; 0: the first-order 1 + G",
+    ),
+    col(
+        "clip_gauge",
+        Unit::Flag,
+        "1: Γ̃ clipped to ±½/d (a trust region)",
+    ),
+    col(
+        "apply_scale",
+        Unit::One,
+        "s in the applied s·G (the reference code: 0.1)",
+    ),
+    col(
+        "clip_apply",
+        Unit::Flag,
+        "1: the applied generator clipped to ±1/d",
+    ),
+    col(
+        "capped_inverse",
+        Unit::Flag,
+        "1: the T-capped inverse of L instead of its pseudo-inverse",
+    ),
+    col("reset", Unit::Flag, "1: Γ̃ reset to zero after each phase"),
+    col(
+        "seed",
+        Unit::Index,
+        "the seed (every variant starts from the same Z on a seed)",
+    ),
+    col(
+        "final_loss",
+        Unit::One,
+        "the loss L after the last iteration (missing: diverged)",
+    ),
+    col(
+        "final_coupling",
+        Unit::One,
+        "ψ, the coupling term of L, after the last iteration",
+    ),
+    col(
+        "best_final_loss",
+        Unit::One,
+        "the smallest final loss of any variant on this seed",
+    ),
+    col(
+        "global_minimum",
+        Unit::One,
+        "the closed-form global minimum T·½‖X − X₃‖²",
+    ),
+    col(
+        "diverged_at",
+        Unit::Updates,
+        "iteration at which the run diverged (missing: it did not)",
+    ),
+    col(
+        "mirror_walls",
+        Unit::Count,
+        "neighbouring steps with det(Z_{t+1}Z_tᵀ) < 0 at the end",
+    ),
+];
 
 fn dispersion_figure(d: &Dispersion) -> Figure {
     let n = d.laplacian.len();

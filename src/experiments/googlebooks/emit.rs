@@ -9,7 +9,7 @@ use ndarray::Array2;
 
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
 use crate::emit::npy;
-use crate::emit::table::Table;
+use crate::emit::table::{ColumnDoc, Table, Unit, col};
 use crate::error::Result;
 use crate::experiments::dwe::preprocess::{load_counts, load_summary};
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
@@ -66,6 +66,7 @@ impl Stage for EmitStage {
             })
             .collect();
         Table::from_rows("slices", &["slice"], &slices)?
+            .describe(COLUMNS)
             .wall_clock(&["seconds", "megabytes_per_second"])
             .write(&tables)?;
 
@@ -87,7 +88,9 @@ impl Stage for EmitStage {
                 tally: tallies.column(v).sum(),
             })
             .collect();
-        Table::from_rows("vocabulary", &["rank"], &vocabulary)?.write(&tables)?;
+        Table::from_rows("vocabulary", &["rank"], &vocabulary)?
+            .describe(COLUMNS)
+            .write(&tables)?;
 
         let mut unigrams = Vec::new();
         for (t, &year) in years.iter().enumerate() {
@@ -103,7 +106,9 @@ impl Stage for EmitStage {
                 }
             }
         }
-        Table::from_rows("unigram_by_year", &["year", "word"], &unigrams)?.write(&tables)?;
+        Table::from_rows("unigram_by_year", &["year", "word"], &unigrams)?
+            .describe(COLUMNS)
+            .write(&tables)?;
 
         // One summary step per counted year: a mismatch is a broken counts folder, not rows
         // to drop.
@@ -129,7 +134,9 @@ impl Stage for EmitStage {
                 nonzero_pairs: st.nonzero_pairs,
             })
             .collect();
-        Table::from_rows("years", &["year"], &year_rows)?.write(&tables)?;
+        Table::from_rows("years", &["year"], &year_rows)?
+            .describe(COLUMNS)
+            .write(&tables)?;
 
         let mut pairs: BTreeMap<(u32, u32), (f64, i64)> = BTreeMap::new();
         for step in &steps {
@@ -151,7 +158,9 @@ impl Stage for EmitStage {
                 years,
             })
             .collect();
-        Table::from_rows("cooccurrence", &["word", "context"], &cooccurrence)?.write(&tables)?;
+        Table::from_rows("cooccurrence", &["word", "context"], &cooccurrence)?
+            .describe(COLUMNS)
+            .write(&tables)?;
 
         let series: Vec<Series> = words
             .iter()
@@ -236,3 +245,100 @@ struct PairRow {
     weight: f64,
     years: i64,
 }
+
+/// What the columns of the Google Books tables mean.
+const COLUMNS: &[ColumnDoc] = &[
+    col(
+        "slice",
+        Unit::Label,
+        "the slice's letter suffix (e.g. zz), or totalcounts",
+    ),
+    col("file", Unit::Label, "the file read"),
+    col(
+        "status",
+        Unit::Label,
+        "read, or missing (404) on the server",
+    ),
+    col("sha256", Unit::Label, "sha256 of the compressed bytes read"),
+    col("compressed_bytes", Unit::Bytes, "size of the .gz file"),
+    col("text_bytes", Unit::Bytes, "decompressed size"),
+    col("lines", Unit::Count, "lines read"),
+    col("ngrams", Unit::Count, "distinct n-grams"),
+    col("malformed", Unit::Count, "lines that did not parse"),
+    col(
+        "first_malformed_lines",
+        Unit::Label,
+        "line numbers of the first malformed lines",
+    ),
+    col(
+        "skipped_pos_variant",
+        Unit::Count,
+        "lines skipped as part-of-speech-tagged variants",
+    ),
+    col(
+        "skipped_years",
+        Unit::Count,
+        "lines skipped for a year outside the spec's range",
+    ),
+    col(
+        "seconds",
+        Unit::Seconds,
+        "wall-clock time to reduce the slice",
+    ),
+    col(
+        "megabytes_per_second",
+        Unit::MegabytesPerSecond,
+        "decompressed megabytes reduced per second",
+    ),
+    col("rank", Unit::Index, "position in the vocabulary, from 1"),
+    col("word", Unit::Label, "a vocabulary word"),
+    col(
+        "score",
+        Unit::One,
+        "Σ over years of tally / that year's match count in the total-counts file (the vocabulary is the words of highest score)",
+    ),
+    col(
+        "tally",
+        Unit::Count,
+        "occurrences of the word at every position of every n-gram, × its match count (vocabulary: summed over years)",
+    ),
+    col(
+        "per_million",
+        Unit::PerMillion,
+        "tally per million words of the year (its match count in the total-counts file)",
+    ),
+    col("year", Unit::Year, "the year"),
+    col(
+        "total_match_count",
+        Unit::Count,
+        "words of the year in Google's total-counts file (missing for a year the file lacks)",
+    ),
+    col("ngram_lines", Unit::Count, "n-gram lines of the year read"),
+    col(
+        "tally_all_words",
+        Unit::Count,
+        "tally of every word of the year, vocabulary or not",
+    ),
+    col(
+        "tally_vocabulary",
+        Unit::Count,
+        "tally of the vocabulary words of the year",
+    ),
+    col(
+        "positive_total",
+        Unit::Count,
+        "sum of the year's window-weighted positive co-occurrence counts",
+    ),
+    col(
+        "nonzero_pairs",
+        Unit::Count,
+        "word-context pairs with a positive count in the year",
+    ),
+    col("context", Unit::Label, "the context word"),
+    col(
+        "weight",
+        Unit::Count,
+        "window-weighted co-occurrence count, summed over years",
+    ),
+    col("years", Unit::Count, "years in which the pair co-occurs"),
+];

@@ -9,7 +9,7 @@ use super::evaluate::{
 use super::fit::load_relaxation;
 use super::{preprocess, spectrum};
 use crate::emit::figure::{Figure, ImageGrid, LineChart, Panel, Series, Style};
-use crate::emit::table::Table;
+use crate::emit::table::{ColumnDoc, Table, Unit, col, std_error};
 use crate::error::Result;
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::spec::rbm_mnist::RelaxationSettings;
@@ -47,7 +47,12 @@ impl Stage for EmitStage {
             .enumerate()
             .map(|(index, &eigenvalue)| SpectrumRow { index, eigenvalue })
             .collect();
-        Table::from_rows("spectrum", &["index"], &spectrum)?.write(&tables)?;
+        Table::from_rows("spectrum", &["index"], &spectrum)?
+            .describe(&[
+                col("index", Unit::Index, "a, the mode (variance descending)"),
+                col("eigenvalue", Unit::One, "c_a, eigenvalue of the pixel correlation matrix ⟨φ_i φ_j⟩ (pixel intensities in [0, 1])"),
+            ])
+            .write(&tables)?;
         let below: Vec<CountRow> = counts
             .thresholds
             .iter()
@@ -57,7 +62,16 @@ impl Stage for EmitStage {
                 count_below,
             })
             .collect();
-        Table::from_rows("spectrum_counts", &["threshold"], &below)?.write(&tables)?;
+        Table::from_rows("spectrum_counts", &["threshold"], &below)?
+            .describe(&[
+                col("threshold", Unit::One, "an eigenvalue threshold"),
+                col(
+                    "count_below",
+                    Unit::Count,
+                    "eigenvalues of the correlation matrix below it",
+                ),
+            ])
+            .write(&tables)?;
         let data = DataRow {
             images: summary.images,
             pixels: summary.pixels,
@@ -70,7 +84,27 @@ impl Stage for EmitStage {
             .into(),
             cutoff_one_over_mu_squared: 1.0 / self.mu_squared,
         };
-        Table::from_rows("data_summary", &[], &[data])?.write(&tables)?;
+        Table::from_rows("data_summary", &[], &[data])?
+            .describe(&[
+                col("images", Unit::Count, "training images"),
+                col("pixels", Unit::Count, "N_v, pixels per image"),
+                col(
+                    "always_zero_pixels",
+                    Unit::Count,
+                    "pixels that are 0 in every training image",
+                ),
+                col(
+                    "correlation",
+                    Unit::Label,
+                    "centred (covariance) or uncentred second moments",
+                ),
+                col(
+                    "cutoff_one_over_mu_squared",
+                    Unit::One,
+                    "1/μ², the variance below which no mode is learned",
+                ),
+            ])
+            .write(&tables)?;
         self.spectrum_figure(&eigenvalues, summary.always_zero_pixels)?
             .write(&figures, "spectrum")?;
 
@@ -158,7 +192,45 @@ fn relaxation_table(rows: &[RelaxationRow]) -> Result<Table> {
             }
         })
         .collect();
-    Table::from_rows("relaxation_times", &["learning_rate", "mode"], &rows)
+    Ok(
+        Table::from_rows("relaxation_times", &["learning_rate", "mode"], &rows)?.describe(&[
+            col("learning_rate", Unit::One, "α, the learning rate"),
+            col(
+                "mode",
+                Unit::Index,
+                "a, the data mode (variance descending)",
+            ),
+            col("data_variance", Unit::One, "c_a, the mode's data variance"),
+            col(
+                "gamma",
+                Unit::One,
+                "γ_a = 2σ_h²(μ² − κ_a)/κ_a², κ_a = 1/c_a: the linearised rate per unit αt",
+            ),
+            col(
+                "tau_fit",
+                Unit::Updates,
+                "fitted relaxation time (missing: no decaying window found)",
+            ),
+            std_error(
+                "tau_error",
+                "tau_fit",
+                "standard error of tau_fit from the fit",
+            ),
+            col(
+                "tau_predicted",
+                Unit::Updates,
+                "−1/ln(1 − αγ_a), the discrete linearised prediction",
+            ),
+            col("tau_ratio", Unit::One, "tau_fit / tau_predicted"),
+            col(
+                "alpha_gamma_tau",
+                Unit::One,
+                "α γ_a tau_fit (1 for the continuous-time prediction)",
+            ),
+            col("plateau_fit", Unit::One, "fitted plateau of σ_h² ξ_a²"),
+            col("plateau_predicted", Unit::One, "σ_h² ξ_a*² = μ² − 1/c_a"),
+        ]),
+    )
 }
 
 /// One fit's reconstruction of one image set against PCA.
@@ -202,8 +274,71 @@ fn pca_table(rows: &[ReconstructionRow]) -> Result<Table> {
             });
         }
     }
-    Table::from_rows("pca_comparison", &["n_hidden", "set"], &out)
+    Ok(Table::from_rows("pca_comparison", &["n_hidden", "set"], &out)?.describe(PCA_COLUMNS))
 }
+
+/// The columns of `pca_comparison`; errors are per-pixel mean squared errors (pixel intensities
+/// in [0, 1]) of a linear map R, Tr((1 − R) C (1 − R)ᵀ) / N_v.
+const PCA_COLUMNS: &[ColumnDoc] = &[
+    col("n_hidden", Unit::Count, "N_h, hidden units of the fit"),
+    col(
+        "set",
+        Unit::Label,
+        "the images the errors are on: train or test",
+    ),
+    col(
+        "learnable",
+        Unit::Count,
+        "data modes with variance above 1/μ²",
+    ),
+    col(
+        "predicted_learned",
+        Unit::Count,
+        "modes the analytic fixed point learns",
+    ),
+    col("learned", Unit::Count, "modes the fit learned"),
+    col(
+        "subspace_overlap",
+        Unit::One,
+        "‖U_qᵀV‖_F² / q between the top-q data eigenvectors and the learned directions",
+    ),
+    col(
+        "pca_error",
+        Unit::One,
+        "error of the projection onto the top-q data eigenvectors (q = learned)",
+    ),
+    col(
+        "rbm_span_error",
+        Unit::One,
+        "error of the projection onto the span of the learned directions of W",
+    ),
+    col(
+        "rbm_gibbs_mean_error",
+        Unit::One,
+        "error of the mean of k Gibbs sweeps of the fitted model",
+    ),
+    col(
+        "fixed_point_gibbs_mean_error",
+        Unit::One,
+        "the same for the analytic fixed point",
+    ),
+    col(
+        "fit_log_likelihood",
+        Unit::Nats,
+        "mean log-likelihood per training image of the fit",
+    ),
+    col(
+        "fixed_point_log_likelihood",
+        Unit::Nats,
+        "the same for the analytic fixed point",
+    ),
+    col("fit_iterations", Unit::Updates, "iterations of the fit"),
+    col(
+        "fit_status",
+        Unit::Label,
+        "converged, stalled (no step raised the likelihood beyond rounding) or iteration limit",
+    ),
+];
 
 /// One mode of one fit: data, model and predicted variance.
 #[derive(Default, serde::Serialize)]
@@ -282,7 +417,36 @@ impl EmitStage {
                 });
             }
         }
-        Table::from_rows("learned_spectrum", &["n_hidden", "mode"], &rows)
+        Ok(
+            Table::from_rows("learned_spectrum", &["n_hidden", "mode"], &rows)?.describe(&[
+                col("n_hidden", Unit::Count, "N_h, hidden units of the fit"),
+                col(
+                    "mode",
+                    Unit::Index,
+                    "a, the data mode (variance descending)",
+                ),
+                col(
+                    "data_variance",
+                    Unit::One,
+                    "c_a, the data variance of the mode",
+                ),
+                col(
+                    "model_variance",
+                    Unit::One,
+                    "the fitted model's variance along the mode",
+                ),
+                col(
+                    "predicted_variance",
+                    Unit::One,
+                    "c_a if among the N_h largest above 1/μ², else 1/μ²",
+                ),
+                col(
+                    "relative_error",
+                    Unit::One,
+                    "(model − predicted) / predicted",
+                ),
+            ]),
+        )
     }
 
     fn learned_spectrum_figure(

@@ -3,7 +3,7 @@
 
 use super::{Out, Run, families, family_title};
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
-use crate::emit::table::Table;
+use crate::emit::table::{Table, Unit, col, std_error};
 use crate::error::Result;
 use crate::spec::rbm_scalar::FitGroup;
 
@@ -59,12 +59,64 @@ pub(super) fn action_densities(runs: &[&Run], bins: usize, out: &Out) -> Result<
             });
         }
     }
-    Table::from_rows("action_density", &["instance"], &moments)?.write(&out.tables)?;
+    Table::from_rows("action_density", &["instance"], &moments)?
+        .describe(super::SHARED_COLUMNS)
+        .describe(&[
+            col(
+                "samples",
+                Unit::Count,
+                "regenerated fields (independent chains)",
+            ),
+            col(
+                "mean",
+                Unit::One,
+                "⟨s⟩ over the regenerated fields, s = ½φᵀK_φφ/N the action per site",
+            ),
+            std_error(
+                "mean_error",
+                "mean",
+                "jackknife standard error of mean over chains",
+            ),
+            col(
+                "std",
+                Unit::One,
+                "σ_s, the standard deviation of s over the regenerated fields",
+            ),
+            std_error(
+                "std_error",
+                "std",
+                "jackknife standard error of std over chains",
+            ),
+            col("model_mean", Unit::One, "⟨s⟩ of the fitted model, analytic"),
+            col("model_std", Unit::One, "σ_s of the fitted model, analytic"),
+            col(
+                "predicted_mean",
+                Unit::One,
+                "⟨s⟩ of the predicted fixed point",
+            ),
+            col(
+                "predicted_std",
+                Unit::One,
+                "σ_s of the predicted fixed point",
+            ),
+        ])
+        .write(&out.tables)?;
     Table::from_rows(
         "action_density_histogram",
         &["instance", "bin_low"],
         &histogram,
     )?
+    .describe(super::SHARED_COLUMNS)
+    .describe(&[
+        col(
+            "bin_low",
+            Unit::One,
+            "lower edge of the bin of s, the action per site",
+        ),
+        col("bin_high", Unit::One, "upper edge of the bin"),
+        col("count", Unit::Count, "regenerated fields with s in the bin"),
+        col("density", Unit::One, "count / (samples × bin width)"),
+    ])
     .write(&out.tables)?;
     let panels: Vec<Panel> = families(runs)
         .into_iter()

@@ -4,7 +4,7 @@
 
 use super::{Out, Run, against_index};
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
-use crate::emit::table::Table;
+use crate::emit::table::{ColumnDoc, Table, Unit, col, std_error};
 use crate::error::Result;
 
 /// One mode of one fit's final spectrum; each table keeps the one of `n_hidden` and
@@ -22,10 +22,37 @@ struct CutoffRow {
     late_error: f64,
 }
 
+/// The columns of `cutoff_hidden` and `cutoff_mass` beyond the shared ones.
+const COLUMNS: &[ColumnDoc] = &[
+    col(
+        "eigenvalue",
+        Unit::One,
+        "λ_a, the final eigenvalue of the model's K (ensemble mean)",
+    ),
+    col(
+        "predicted",
+        Unit::One,
+        "the fixed point: κ_a for the N_h lowest modes below μ², else μ²",
+    ),
+    col("abs_error", Unit::One, "|eigenvalue − predicted|"),
+    col(
+        "late_mean",
+        Unit::One,
+        "mean of the ensemble-mean λ_a over the tail window (last records)",
+    ),
+    std_error(
+        "late_error",
+        "late_mean",
+        "standard error of late_mean from 10 blocks of the window (autocorrelation counted)",
+    ),
+];
+
 /// Item 3: `cutoff_hidden`, one line per N_h.
 pub(super) fn cutoff_hidden(runs: &[&Run], kappa: &[f64], out: &Out) -> Result<()> {
     Table::from_rows("cutoff_hidden", &["n_hidden", "index"], &rows(runs, kappa))?
         .without(&["mu_squared"])
+        .describe(super::SHARED_COLUMNS)
+        .describe(COLUMNS)
         .write(&out.tables)?;
     figure(
         "UV cutoff by N_h: final spectrum (dashed: N_h lowest κ, rest at μ²)",
@@ -39,6 +66,8 @@ pub(super) fn cutoff_hidden(runs: &[&Run], kappa: &[f64], out: &Out) -> Result<(
 pub(super) fn cutoff_mass(runs: &[&Run], kappa: &[f64], out: &Out) -> Result<()> {
     Table::from_rows("cutoff_mass", &["mu_squared", "index"], &rows(runs, kappa))?
         .without(&["n_hidden"])
+        .describe(super::SHARED_COLUMNS)
+        .describe(COLUMNS)
         .write(&out.tables)?;
     figure(
         "UV cutoff by μ²: final spectrum (dashed: min(κ, μ²))",

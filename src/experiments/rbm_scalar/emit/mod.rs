@@ -26,6 +26,7 @@ use std::path::PathBuf;
 use super::evaluate::{self, EvaluateOutput};
 use super::fit::{self, FitOutput};
 use super::preprocess;
+use crate::emit::table::{ColumnDoc, Unit, col};
 use crate::error::Result;
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::spec::rbm_scalar::{FitGroup, FitParams, GradientMode};
@@ -108,6 +109,32 @@ fn families<'r, 'a>(runs: &[&'r Run<'a>]) -> Vec<(FitGroup, Vec<&'r Run<'a>>)> {
 }
 
 /// Where an item writes: the stage's `tables/` and `figures/` folders.
+/// Columns the rbm-scalar tables share.
+const SHARED_COLUMNS: &[ColumnDoc] = &[
+    col(
+        "instance",
+        Unit::Label,
+        "the fit: its group and swept parameters",
+    ),
+    col("update", Unit::Updates, "parameter updates done"),
+    col(
+        "index",
+        Unit::Index,
+        "a, the mode (target eigenvalues κ_a ascending)",
+    ),
+    col(
+        "kappa",
+        Unit::One,
+        "κ_a, the target's eigenvalue of the mode (lattice units)",
+    ),
+    col("n_hidden", Unit::Count, "N_h, hidden units"),
+    col(
+        "mu_squared",
+        Unit::One,
+        "μ², the hidden mass term (lattice units)",
+    ),
+];
+
 struct Out {
     tables: PathBuf,
     figures: PathBuf,

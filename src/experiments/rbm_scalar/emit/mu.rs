@@ -3,7 +3,7 @@
 
 use super::{Out, Run};
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
-use crate::emit::table::Table;
+use crate::emit::table::{Table, Unit, col};
 use crate::error::Result;
 
 #[derive(Default, serde::Serialize)]
@@ -87,8 +87,30 @@ pub(super) fn mu_flow(runs: &[&Run], kappa: &[f64], out: &Out) -> Result<()> {
         last,
         7,
     ));
-    Table::from_rows("mu_flow", &["instance", "update"], &flow)?.write(&out.tables)?;
-    Table::from_rows("mu_final", &["instance"], &finals)?.write(&out.tables)?;
+    Table::from_rows("mu_flow", &["instance", "update"], &flow)?
+        .describe(super::SHARED_COLUMNS)
+        .describe(&[
+            col(
+                "mu",
+                Unit::One,
+                "μ, the trained hidden mass (ensemble mean)",
+            ),
+            col("mu_squared", Unit::One, "μ²"),
+        ])
+        .write(&out.tables)?;
+    Table::from_rows("mu_final", &["instance"], &finals)?
+        .describe(super::SHARED_COLUMNS)
+        .describe(&[
+            col("mu_final", Unit::One, "μ at the end of the run"),
+            col("mu_squared_final", Unit::One, "μ² at the end of the run"),
+            col(
+                "mu_squared_predicted",
+                Unit::One,
+                "N_u / Σ over unlearned modes of 1/κ_a for N_h < N_v; κ_max for N_h = N_v (approached from below)",
+            ),
+            col("kappa_max", Unit::One, "the largest target eigenvalue κ_max"),
+        ])
+        .write(&out.tables)?;
     Figure::single(Panel::Line(LineChart {
         title: "Trained μ²".into(),
         x_label: "update".into(),

@@ -6,7 +6,7 @@ use ndarray::Array2;
 use super::{Out, Run, families, family_title};
 use crate::emit::figure::{BLACK_INK, Figure, Heatmap, LineChart, Panel, Series, Style};
 use crate::emit::slug;
-use crate::emit::table::Table;
+use crate::emit::table::{Table, Unit, col, std_error};
 use crate::error::Result;
 use crate::spec::rbm_scalar::FitGroup;
 
@@ -66,8 +66,38 @@ pub(super) fn propagators(runs: &[&Run], target_cov: &Array2<f64>, out: &Out) ->
             )?;
         }
     }
-    Table::from_rows("propagator_distance", &["instance", "t"], &distance)?.write(&out.tables)?;
+    Table::from_rows("propagator_distance", &["instance", "t"], &distance)?
+        .describe(super::SHARED_COLUMNS)
+        .describe(&[
+            col("t", Unit::Index, "lattice distance |i − j| (periodic)"),
+            col(
+                "target",
+                Unit::One,
+                "G(t) of the target field, averaged over translations",
+            ),
+            col("predicted", Unit::One, "G(t) of the predicted fixed point"),
+            col("model", Unit::One, "G(t) of the fitted model, (K⁻¹)"),
+            col(
+                "samples",
+                Unit::One,
+                "G(t) measured on the regenerated fields",
+            ),
+            std_error(
+                "samples_error",
+                "samples",
+                "jackknife standard error of samples over chains",
+            ),
+        ])
+        .write(&out.tables)?;
     Table::from_rows("propagator_matrices", &["instance", "i", "j"], &matrices)?
+        .describe(super::SHARED_COLUMNS)
+        .describe(&[
+            col("i", Unit::Index, "lattice site"),
+            col("j", Unit::Index, "lattice site"),
+            col("target", Unit::One, "⟨φ_i φ_j⟩ of the target"),
+            col("model", Unit::One, "(K⁻¹)_ij of the fitted model"),
+            col("samples", Unit::One, "⟨φ_i φ_j⟩ of the regenerated fields"),
+        ])
         .write(&out.tables)?;
     let panels: Vec<Panel> = families(runs)
         .into_iter()

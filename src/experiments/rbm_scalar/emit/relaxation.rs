@@ -3,7 +3,7 @@
 
 use super::{Out, Run};
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
-use crate::emit::table::Table;
+use crate::emit::table::{Table, Unit, col, std_error};
 use crate::error::Result;
 use crate::experiments::rbm_scalar::evaluate::ModeRelaxation;
 use crate::spec::rbm_scalar::{GradientMode, InitKind};
@@ -129,6 +129,26 @@ pub(super) fn relaxation(runs: &[&Run], out: &Out) -> Result<()> {
             }));
         }
     }
-    Table::from_rows("relaxation", &["instance", "index"], &rows)?.write(&out.tables)?;
+    Table::from_rows("relaxation", &["instance", "index"], &rows)?
+        .describe(super::SHARED_COLUMNS)
+        .describe(&[
+            col("learning_rate", Unit::One, "α, the learning rate"),
+            col("mode", Unit::Label, "the negative phase: exact gradient or PCD"),
+            col("init", Unit::Label, "the start: aligned (W along the target eigenvectors) or random"),
+            col("ensemble", Unit::Count, "runs averaged"),
+            col("gamma", Unit::One, "γ_a = 2σ_h²(μ² − κ_a)/κ_a², the linear rate per unit αt"),
+            col("tau_predicted", Unit::Updates, "1/(αγ_a)"),
+            col("tau_predicted_discrete", Unit::Updates, "−1/ln(1 − αγ_a), the discrete-step value"),
+            col("tau_fit", Unit::Updates, "τ fitted to the ensemble-mean eigenvalue λ_a(t) = c + A e^{−t/τ}, window from 10 %"),
+            std_error("tau_fit_error", "tau_fit", "standard error of tau_fit from the least-squares fit"),
+            col("ratio", Unit::One, "tau_fit / tau_predicted"),
+            col("tau_fit_projected", Unit::Updates, "the same fit to the ensemble mean of v_aᵀKv_a (v_a the target eigenvector)"),
+            std_error("tau_fit_projected_error", "tau_fit_projected", "standard error of tau_fit_projected"),
+            col("ratio_projected", Unit::One, "tau_fit_projected / tau_predicted"),
+            col("tau_fit_late", Unit::Updates, "the eigenvalue fit with the window from 0.5 % (exact runs only)"),
+            std_error("tau_fit_late_error", "tau_fit_late", "standard error of tau_fit_late"),
+            col("ratio_late", Unit::One, "tau_fit_late / tau_predicted"),
+        ])
+        .write(&out.tables)?;
     Figure::grid(panels, 2, (640, 460)).write(&out.figures, "relaxation")
 }

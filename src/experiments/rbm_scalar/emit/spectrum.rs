@@ -4,7 +4,7 @@
 use super::{Out, Run, column_against_updates};
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
 use crate::emit::slug;
-use crate::emit::table::Table;
+use crate::emit::table::{Table, Unit, col, std_error};
 use crate::error::Result;
 use crate::spec::rbm_scalar::GradientMode;
 
@@ -145,8 +145,36 @@ pub(super) fn spectrum_flow(runs: &[&Run], kappa: &[f64], out: &Out) -> Result<(
         .write(&out.figures, &format!("spectrum_flow_{}", slug(&r.label)))?;
     }
     Table::from_rows("spectrum_flow", &["instance", "update", "index"], &flow)?
+        .describe(super::SHARED_COLUMNS)
+        .describe(&[
+            col(
+                "eigenvalue",
+                Unit::One,
+                "λ_a, the eigenvalue of the model's K (sorted ascending), ensemble mean",
+            ),
+            col(
+                "eigenvalue_ensemble_std",
+                Unit::One,
+                "its standard deviation over the ensemble",
+            ),
+        ])
         .write(&out.tables)?;
-    Table::from_rows("fixed_points", &["instance", "index"], &fixed)?.write(&out.tables)
+    Table::from_rows("fixed_points", &["instance", "index"], &fixed)?
+        .describe(super::SHARED_COLUMNS)
+        .describe(&[
+            col("mode", Unit::Label, "the negative phase: exact gradient or PCD"),
+            col("predicted", Unit::One, "the predicted fixed point of λ_a"),
+            col("final", Unit::One, "λ_a at the end of the run (ensemble mean)"),
+            col("abs_error_final", Unit::One, "|final − predicted|"),
+            col("late_mean", Unit::One, "mean of the ensemble-mean λ_a over the tail window (last records)"),
+            std_error(
+                "late_error",
+                "late_mean",
+                "standard error of late_mean from 10 blocks of the window (autocorrelation counted)",
+            ),
+            col("late_pull", Unit::One, "(late_mean − predicted) / late_error"),
+        ])
+        .write(&out.tables)
 }
 
 /// Item 2: `xi_squared_flow` and one `xi_squared_flow_<fit>` figure per fit.
@@ -195,5 +223,19 @@ pub(super) fn xi_squared_flow(runs: &[&Run], kappa: &[f64], out: &Out) -> Result
         }))
         .write(&out.figures, &format!("xi_squared_flow_{}", slug(&r.label)))?;
     }
-    Table::from_rows("xi_squared_flow", &["instance", "update", "index"], &rows)?.write(&out.tables)
+    Table::from_rows("xi_squared_flow", &["instance", "update", "index"], &rows)?
+        .describe(super::SHARED_COLUMNS)
+        .describe(&[
+            col(
+                "xi_squared",
+                Unit::One,
+                "ξ²_a, the squared singular value of W along the mode, ensemble mean",
+            ),
+            col(
+                "fixed_point",
+                Unit::One,
+                "its plateau (μ² − κ_a)/σ_h² for a learnable mode, else 0",
+            ),
+        ])
+        .write(&out.tables)
 }

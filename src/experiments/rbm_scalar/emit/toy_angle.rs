@@ -8,7 +8,7 @@ use ndarray::Array2;
 use super::Out;
 use crate::emit::figure::{Figure, LineChart, Panel, Series, Style};
 use crate::emit::npy;
-use crate::emit::table::Table;
+use crate::emit::table::{Table, Unit, col};
 use crate::error::Result;
 
 #[derive(Default, serde::Serialize)]
@@ -36,7 +36,24 @@ pub(super) fn toy_angle(dir: &Path, out: &Out) -> Result<()> {
             xi: r[4],
         })
         .collect();
-    Table::from_rows("toy_angle", &["update"], &rows)?.write(&out.tables)?;
+    Table::from_rows("toy_angle", &["update"], &rows)?
+        .describe(super::SHARED_COLUMNS)
+        .describe(&[
+            col("t", Unit::One, "flow time α × update"),
+            col("theta", Unit::One, "the hidden unit's angle, trained (rad)"),
+            col(
+                "theta_closed_form",
+                Unit::One,
+                "θ with tan θ = tan θ₀ · exp(−σ_h²(1/κ₁ − 1/κ₂) t) (rad)",
+            ),
+            col(
+                "abs_difference",
+                Unit::One,
+                "|theta − theta_closed_form| (rad)",
+            ),
+            col("xi", Unit::One, "ξ, the norm of the hidden unit's weights"),
+        ])
+        .write(&out.tables)?;
     let worst = rows.iter().map(|r| r.abs_difference).fold(0.0, f64::max);
     let points = |pick: fn(&AngleRow) -> f64| rows.iter().map(|r| (r.t, pick(r))).collect();
     Figure::grid(
