@@ -155,6 +155,23 @@ enum ReferenceAction {
         #[arg(long)]
         allow_dirty: bool,
     },
+    /// Print what every column of every reference table means: unit and description, as the
+    /// tables' parquet metadata records them (Markdown, as in docs/results-format.md).
+    Columns,
+}
+
+/// Prints the reference tables' column descriptions (JSON: experiment → table → columns).
+fn reference_columns(root: &Path, json: bool) -> anyhow::Result<()> {
+    let reference = root
+        .join("results")
+        .join(crate::claims::reference::REFERENCE_DIR);
+    if json {
+        let columns = crate::report::columns::reference_columns(&reference)?;
+        println!("{}", serde_json::to_string_pretty(&columns)?);
+    } else {
+        print!("{}", crate::report::columns::column_reference(&reference)?);
+    }
+    Ok(())
 }
 
 /// The arguments of `symbreak diff`.
@@ -328,6 +345,9 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
                     allow_dirty,
                 },
         } => reference_update(root, &experiment, allow_dirty, json),
+        Command::Reference {
+            action: ReferenceAction::Columns,
+        } => reference_columns(root, json),
         Command::Verify { cache: false } => verify(root, json),
         Command::Verify { cache: true } => verify_cache(&workspace, json),
         Command::Gc { dry_run } => gc(&workspace, dry_run, json),
@@ -1011,7 +1031,9 @@ fn reference_update(
         crate::fsutil::read_json(&run_dir.join("manifest.json"))?;
     if manifest.git.dirty && !allow_dirty {
         bail!(
-            "the latest run of {name} ({}) was made from a checkout with uncommitted changes, so              its commit does not describe its code; commit, rerun, and update (or pass              --allow-dirty)",
+            "the latest run of {name} ({}) was made from a checkout with uncommitted changes, so \
+             its commit does not describe its code; commit, rerun, and update (or pass \
+             --allow-dirty)",
             manifest.run_id
         );
     }

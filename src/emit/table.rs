@@ -62,6 +62,50 @@ pub enum Unit {
 }
 
 impl Unit {
+    /// Every unit, in the order the documentation lists them.
+    pub const ALL: [Unit; 14] = [
+        Unit::Label,
+        Unit::One,
+        Unit::Count,
+        Unit::Flag,
+        Unit::Index,
+        Unit::Updates,
+        Unit::PerUpdate,
+        Unit::Seconds,
+        Unit::Nats,
+        Unit::Year,
+        Unit::Years,
+        Unit::Bytes,
+        Unit::MegabytesPerSecond,
+        Unit::PerMillion,
+    ];
+
+    /// What a value in this unit is, in words (for `docs/results-format.md`).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Unit::Label => "a name, category or flag word (string columns)",
+            Unit::One => {
+                "a pure number: ratios, fractions (never per cent), cosines, correlations, \
+                 learning rates, quantities in lattice units (a = 1), squared errors of \
+                 dimensionless data"
+            }
+            Unit::Count => "a number of things (documents, tokens, seeds, flat directions)",
+            Unit::Flag => "a yes/no switch: 1 or 0",
+            Unit::Index => "a position in a list: a mode, a rank, a lattice site, a seed",
+            Unit::Updates => "training time counted in parameter updates (iterations)",
+            Unit::PerUpdate => "a rate per parameter update",
+            Unit::Seconds => "wall-clock seconds (a `symbreak.wall_clock` column)",
+            Unit::Nats => {
+                "natural-log units of a log-likelihood or of a loss that is a negative log-likelihood"
+            }
+            Unit::Year => "a calendar year",
+            Unit::Years => "a duration in years",
+            Unit::Bytes => "bytes",
+            Unit::MegabytesPerSecond => "10⁶ bytes per wall-clock second",
+            Unit::PerMillion => "occurrences per million words",
+        }
+    }
+
     /// How the unit is written in table headers and metadata.
     pub fn symbol(self) -> &'static str {
         match self {

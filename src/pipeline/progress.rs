@@ -24,6 +24,8 @@ pub struct Progress {
     length: AtomicU64,
     log: Option<RunLog>,
     last_note: Mutex<Instant>,
+    /// What the stage last said about its state (seed, loss, ψ), shown after the counts.
+    detail: Mutex<String>,
 }
 
 impl Progress {
@@ -39,6 +41,7 @@ impl Progress {
             length: AtomicU64::new(0),
             log,
             last_note: Mutex::new(started),
+            detail: Mutex::new(String::new()),
         }
     }
 
@@ -47,22 +50,51 @@ impl Progress {
         Self::new(String::new(), None, None)
     }
 
-    /// The log line for `position` of the length, `elapsed` into the stage.
+    /// The log line for `position` of the length, `elapsed` into the stage, with the stage's
+    /// last detail.
     fn note_line(&self, position: u64, elapsed: Duration) -> String {
         let length = self.length.load(Ordering::Relaxed);
         let seconds = elapsed.as_secs_f64();
+        let detail = self
+            .detail
+            .lock()
+            .map(|d| {
+                if d.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {d}")
+                }
+            })
+            .unwrap_or_default();
         if length == 0 || position == 0 || position > length {
-            return format!("{}: {position} done after {}", self.label, clock(seconds));
+            return format!(
+                "{}: {position} done after {}{detail}",
+                self.label,
+                clock(seconds)
+            );
         }
         let fraction = position as f64 / length as f64;
         let remaining = seconds * (1.0 - fraction) / fraction;
         format!(
-            "{}: {position}/{length} ({:.0} %) after {}, about {} left",
+            "{}: {position}/{length} ({:.0} %) after {}, about {} left{detail}",
             self.label,
             100.0 * fraction,
             clock(seconds),
             clock(remaining)
         )
+    }
+
+    /// Says where the stage is beyond the counts (e.g. `goldstone seed 2/3: loss 6.1e7,
+    /// ψ 2.3e3`): shown beside the bar and in the minute's log line.
+    pub fn set_detail(&self, detail: String) {
+        if let Ok(guard) = self.bar.lock()
+            && let Some(bar) = guard.as_ref()
+        {
+            bar.set_message(detail.clone());
+        }
+        if let Ok(mut d) = self.detail.lock() {
+            *d = detail;
+        }
     }
 
     fn maybe_note(&self, position: u64) {
@@ -99,8 +131,11 @@ impl Progress {
                 return;
             }
             let bar = multi.add(ProgressBar::new(self.length.load(Ordering::Relaxed)));
-            bar.set_style(bar_style("{prefix:>32} [{bar:30}] {pos}/{len} {eta}"));
+            bar.set_style(bar_style("{prefix:>32} [{bar:30}] {pos}/{len} {eta} {msg}"));
             bar.set_prefix(self.label.clone());
+            if let Ok(d) = self.detail.lock() {
+                bar.set_message(d.clone());
+            }
             *guard = Some(bar);
         }
         if let Some(bar) = guard.as_ref() {
@@ -208,6 +243,12 @@ mod tests {
         assert_eq!(
             without_length.note_line(3, Duration::from_secs(5)),
             "emit: 3 done after 5 s"
+        );
+        progress.set_detail("goldstone seed 2/3: loss 6.1e7, ψ 2.3e3".into());
+        assert_eq!(
+            progress.note_line(100, Duration::from_secs(90)),
+            "fit[x]: 100/400 (25 %) after 90 s, about 4 min 30 s left; \
+             goldstone seed 2/3: loss 6.1e7, ψ 2.3e3"
         );
     }
 

@@ -5,6 +5,7 @@
 //! comparison page of `symbreak diff --html` and the overview `results/index.html` ([`index`])
 //! are built from the same parts ([`html`]).
 
+pub mod columns;
 pub mod html;
 pub mod index;
 

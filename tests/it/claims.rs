@@ -187,6 +187,30 @@ fn a_reference_is_made_only_from_a_clean_checkout_unless_asked() {
         "{}",
         update.stderr()
     );
+    // The message reads as one sentence (it once carried the source's indentation inside).
+    assert!(!update.stderr().contains("  "), "{}", update.stderr());
     ws.run(&["reference", "update", EXP, "--allow-dirty"])
         .expect_code(0);
+    // Every column of the new reference says what it means.
+    let columns = ws.run(&["reference", "columns"]);
+    columns.expect_code(0);
+    assert!(
+        columns.stdout().contains(&format!("## {EXP}")) && columns.stdout().contains("| `"),
+        "{}",
+        columns.stdout()
+    );
+    let json = ws.run(&["--json", "reference", "columns"]);
+    json.expect_code(0);
+    let parsed: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
+    let tables = parsed[EXP].as_object().expect("the experiment's tables");
+    assert!(!tables.is_empty());
+    for (table, columns) in tables {
+        for column in columns.as_array().unwrap() {
+            assert!(
+                !column["description"].as_str().unwrap().is_empty()
+                    && !column["unit"].as_str().unwrap().is_empty(),
+                "{table}: {column}"
+            );
+        }
+    }
 }

@@ -413,6 +413,12 @@ impl Stage for FitStage {
                             "{optimizer} seed {seed}: the loss is not finite at iteration {s}"
                         )));
                     }
+                    ctx.progress.set_detail(format!(
+                        "{optimizer} seed {}/{seeds}: loss {:.6e}, ψ {:.4e}",
+                        seed + 1,
+                        parts.total(),
+                        parts.coupling
+                    ));
                     checkpoints.push(parts);
                     recording += started.elapsed().as_secs_f64();
                     Ok(())

@@ -221,6 +221,11 @@ impl Stage for FitStage {
                 |s, z| {
                     ctx.progress.set_position((o * f.iterations + s) as u64);
                     let parts = model.fast_loss(&index, z);
+                    ctx.progress.set_detail(format!(
+                        "{optimizer} at {label}: loss {:.6e}, ψ {:.4e}",
+                        parts.total(),
+                        parts.coupling
+                    ));
                     curves.push(CurvePoint {
                         optimizer: optimizer.name().to_string(),
                         iteration: s,

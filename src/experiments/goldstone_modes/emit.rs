@@ -485,6 +485,11 @@ pub(super) const KEY_COLUMNS: &[ColumnDoc] = &[
         Unit::Label,
         "the symmetry-breaking deformation",
     ),
+    col(
+        "ensemble",
+        Unit::Label,
+        "the ensemble: configuration, and the penalty for the contrast",
+    ),
     col("epsilon", Unit::One, "ε, the deformation's strength"),
     col(
         "estimator",

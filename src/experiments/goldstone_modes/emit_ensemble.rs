@@ -145,11 +145,6 @@ pub fn emit(ctx: &StageContext<'_>, ensembles: &[(String, StageHandle)]) -> Resu
     .describe(super::emit::KEY_COLUMNS)
     .describe(&[
         col(
-            "ensemble",
-            Unit::Label,
-            "the ensemble: configuration, and the penalty for the contrast",
-        ),
-        col(
             "epsilon",
             Unit::One,
             "ε of the weighted penalty (0: the symmetric loss)",
@@ -223,11 +218,6 @@ pub fn emit(ctx: &StageContext<'_>, ensembles: &[(String, StageHandle)]) -> Resu
     )?
     .describe(super::emit::KEY_COLUMNS)
     .describe(&[
-        col(
-            "ensemble",
-            Unit::Label,
-            "the ensemble: configuration, and the penalty for the contrast",
-        ),
         col(
             "observable",
             Unit::Label,
