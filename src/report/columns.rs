@@ -54,14 +54,24 @@ pub fn column_reference(reference: &Path) -> Result<String> {
     for unit in Unit::ALL {
         let _ = writeln!(out, "| `{}` | {} |", unit.symbol(), unit.meaning());
     }
-    for (experiment, tables) in reference_columns(reference)? {
+    // Experiments of one family write the same tables: each is listed once, the others point
+    // to it.
+    let mut listed: Vec<(&[ColumnInfo], String)> = Vec::new();
+    let all = reference_columns(reference)?;
+    for (experiment, tables) in &all {
         let _ = write!(out, "\n## {experiment}\n");
         for (table, columns) in tables {
+            let heading = format!("{experiment} / {table}");
+            if let Some((_, first)) = listed.iter().find(|(c, _)| *c == columns.as_slice()) {
+                let _ = write!(out, "\n### {heading}\n\nThe columns of {first}.\n");
+                continue;
+            }
+            listed.push((columns, heading.clone()));
             let _ = write!(
                 out,
-                "\n### {experiment} / {table}\n\n| column | unit | meaning |\n|---|---|---|\n"
+                "\n### {heading}\n\n| column | unit | meaning |\n|---|---|---|\n"
             );
-            for c in &columns {
+            for c in columns {
                 let _ = writeln!(
                     out,
                     "| `{}` | {} | {} |",

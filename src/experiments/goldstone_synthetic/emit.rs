@@ -155,14 +155,14 @@ fn ablation_table(spec: &GoldstoneSyntheticSpec, rows: &[SpeedupRow]) -> Table {
             .describe_column(
                 &format!("reached_{threshold}"),
                 Unit::Count,
-                format!("seeds that came within {threshold} of the per-seed best final loss"),
+                format!("seeds whose loss came within a relative {threshold} of the per-seed best final loss"),
                 None,
             )
             .describe_column(
                 &format!("median_speedup_{threshold}"),
                 Unit::One,
                 format!(
-                    "median over seeds of baseline iterations / variant iterations to come within {threshold} of the per-seed best"
+                    "median over seeds of baseline iterations / variant iterations to come within a relative {threshold} of the per-seed best"
                 ),
                 None,
             );
@@ -214,13 +214,13 @@ impl EmitStage {
                 .describe_column(
                     &format!("reached_{threshold}_best"),
                     Unit::Updates,
-                    format!("first iteration within {threshold} of the seed's best final loss over variants (missing: never)"),
+                    format!("first iteration within a relative {threshold} of the seed's best final loss over variants (missing: never)"),
                     None,
                 )
                 .describe_column(
                     &format!("reached_{threshold}_global"),
                     Unit::Updates,
-                    format!("first iteration within {threshold} of the global minimum (missing: never)"),
+                    format!("first iteration within a relative {threshold} of the global minimum (missing: never)"),
                     None,
                 );
         }
