@@ -165,11 +165,21 @@ fn reference_columns(root: &Path, json: bool) -> anyhow::Result<()> {
     let reference = root
         .join("results")
         .join(crate::claims::reference::REFERENCE_DIR);
+    if !reference.is_dir() {
+        bail!(
+            "{} holds no reference results yet (`symbreak reference update <exp>` makes them)",
+            reference.display()
+        );
+    }
     if json {
         let columns = crate::report::columns::reference_columns(&reference)?;
-        println!("{}", serde_json::to_string_pretty(&columns)?);
+        say!("{}", serde_json::to_string_pretty(&columns)?);
     } else {
-        print!("{}", crate::report::columns::column_reference(&reference)?);
+        write!(
+            std::io::stdout(),
+            "{}",
+            crate::report::columns::column_reference(&reference)?
+        )?;
     }
     Ok(())
 }

@@ -63,7 +63,11 @@ pub fn column_reference(reference: &Path) -> Result<String> {
         for (table, columns) in tables {
             let heading = format!("{experiment} / {table}");
             if let Some((_, first)) = listed.iter().find(|(c, _)| *c == columns.as_slice()) {
-                let _ = write!(out, "\n### {heading}\n\nThe columns of {first}.\n");
+                let _ = write!(
+                    out,
+                    "\n### {heading}\n\nThe columns of [{first}](#{}).\n",
+                    anchor(first)
+                );
                 continue;
             }
             listed.push((columns, heading.clone()));
@@ -83,6 +87,16 @@ pub fn column_reference(reference: &Path) -> Result<String> {
         }
     }
     Ok(out)
+}
+
+/// The anchor a Markdown renderer gives the heading `text` (GitHub's rule: lower case,
+/// punctuation other than `-` and `_` dropped, spaces as `-`).
+fn anchor(text: &str) -> String {
+    text.to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' '))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
 }
 
 /// The unit column of a row: the symbol, "± of x" for the standard error of x, blank for labels.
@@ -129,6 +143,7 @@ mod tests {
             std::fs::write(&doc_path, &want).unwrap();
             return;
         }
+        assert_eq!(anchor("dwe-sotu / curves"), "dwe-sotu--curves");
         assert!(
             doc == want,
             "docs/results-format.md is out of date with results/reference/: run \

@@ -199,6 +199,23 @@ fn a_reference_is_made_only_from_a_clean_checkout_unless_asked() {
         "{}",
         columns.stdout()
     );
+    // A reader that goes away (`| head`) ends the command quietly.
+    for args in [
+        &["reference", "columns"][..],
+        &["--json", "reference", "columns"],
+    ] {
+        let mut child = ws
+            .command(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
     let json = ws.run(&["--json", "reference", "columns"]);
     json.expect_code(0);
     let parsed: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
