@@ -21,8 +21,12 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use crate::experiments;
-use crate::pipeline::execute::{Force, RunOptions, Workspace, decide, execute};
+use crate::pipeline::execute::{
+    Executor, Force, RunOptions, SlurmExecutor, Workspace, decide, execute,
+};
 use crate::pipeline::run_folder::{RunStatus, latest_run, runs_of};
+use crate::pipeline::slurm::driver::{SlurmOptions, SlurmSettings};
+use crate::pipeline::slurm::scheduler::Scheduler;
 use crate::pipeline::{Plan, StageKind};
 use crate::spec::SpecDocument;
 
@@ -70,6 +74,37 @@ enum Command {
         /// Stage instances to run in parallel (default: number of cores).
         #[arg(long, short)]
         jobs: Option<usize>,
+        /// Where the instances run: here, or as Slurm job arrays (see the README's "Running on
+        /// a cluster"; resources per stage kind from the spec's [slurm] table).
+        #[arg(long, value_enum, default_value_t = ExecutorName::Local)]
+        executor: ExecutorName,
+        /// Instances per Slurm array task, for every stage kind (overrides the spec).
+        #[arg(long)]
+        chunk: Option<usize>,
+        /// Tasks of one Slurm array at once (overrides the spec).
+        #[arg(long)]
+        throttle: Option<usize>,
+        /// Return once the jobs are submitted; `status` follows them, `run` again resumes.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Cancel the Slurm jobs of an experiment's unfinished Slurm run.
+    Cancel {
+        /// Spec name in experiments/ or path to a spec file.
+        experiment: String,
+    },
+    /// Runs one task of a Slurm job array (what a run's jobs call).
+    #[command(hide = true)]
+    SlurmWorker {
+        /// The run's plan file.
+        #[arg(long)]
+        plan: PathBuf,
+        /// Array of the plan.
+        #[arg(long)]
+        array: usize,
+        /// Task of the array (default: $SLURM_ARRAY_TASK_ID).
+        #[arg(long)]
+        task: Option<usize>,
     },
     /// Measure the training loops against a same-machine matrix-product reference.
     Bench {
@@ -140,6 +175,13 @@ enum Command {
     /// previous run with its latest. Exit code 0: no differences
     /// beyond the tolerance; 1: differences; 2: error.
     Diff(DiffArgs),
+}
+
+/// Where a run's instances execute.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ExecutorName {
+    Local,
+    Slurm,
 }
 
 /// What `symbreak reference` does.
@@ -403,6 +445,10 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
             force,
             dry_run,
             jobs,
+            executor,
+            chunk,
+            throttle,
+            detach,
         } => {
             let force = match (stage, from, force) {
                 (Some(s), _, _) => Force::Stage(stage_kind(&s)?),
@@ -433,7 +479,36 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
             }
             let jobs =
                 jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let executor = match executor {
+                ExecutorName::Local if chunk.is_some() || throttle.is_some() || detach => {
+                    bail!("--chunk, --throttle and --detach go with --executor slurm")
+                }
+                ExecutorName::Local => Executor::Local,
+                ExecutorName::Slurm => {
+                    let doc = crate::spec::SpecDocument::load(&plan.spec_path)?;
+                    let scheduler = Scheduler::from_env();
+                    if !scheduler.available() && !dry_run {
+                        bail!(
+                            "--executor slurm: no `sbatch` on PATH (run on a Slurm login node, or \
+                             set SYMBREAK_SLURM_BIN to the folder of the Slurm commands)"
+                        );
+                    }
+                    if chunk == Some(0) {
+                        bail!("--chunk must be at least 1");
+                    }
+                    Executor::Slurm(Box::new(SlurmExecutor {
+                        settings: SlurmSettings::from_spec(&doc)?,
+                        options: SlurmOptions {
+                            chunk,
+                            throttle,
+                            detach,
+                        },
+                        scheduler,
+                    }))
+                }
+            };
             let options = RunOptions {
+                executor,
                 force,
                 dry_run,
                 jobs,
@@ -461,6 +536,27 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
             }
             if summary.run_dir.is_some() {
                 refresh_index(root)?;
+            }
+            Ok(())
+        }
+        Command::SlurmWorker { plan, array, task } => {
+            let registry = crate::experiments::task_registry();
+            let ok = crate::pipeline::slurm::worker::run(&plan, array, task, &registry)?;
+            return Ok(if ok { 0 } else { 1 });
+        }
+        Command::Cancel { experiment } => {
+            let plan = plan_for(root, &experiment)?;
+            let cancelled = crate::pipeline::slurm::driver::cancel(
+                &workspace.root.join(".symbreak"),
+                &plan.experiment,
+                &Scheduler::from_env(),
+            )?;
+            match cancelled {
+                Some(run_id) => say!(
+                    "cancelled the Slurm jobs of run {run_id} of {}",
+                    plan.experiment
+                ),
+                None => say!("{} has no unfinished Slurm run", plan.experiment),
             }
             Ok(())
         }
@@ -515,6 +611,33 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
                             "  run {run}: failed: {}",
                             manifest.error.as_deref().unwrap_or("(no error recorded)")
                         ),
+                    }
+                }
+                if let Some(crate::pipeline::slurm::driver::SlurmStatus { run_id, states }) =
+                    crate::pipeline::slurm::driver::status(
+                        &workspace.root.join(".symbreak"),
+                        &plan.experiment,
+                        &Scheduler::from_env(),
+                    )?
+                {
+                    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+                    for (_, state) in &states {
+                        *counts.entry(state.name()).or_default() += 1;
+                    }
+                    let counts: Vec<String> =
+                        counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+                    say!(
+                        "  Slurm run {run_id} (unfinished; `symbreak run {} --executor slurm` \
+                         resumes it, `symbreak cancel {}` cancels it): {}",
+                        plan.experiment,
+                        plan.experiment,
+                        counts.join(", ")
+                    );
+                    for (id, state) in &states {
+                        say!(
+                            "    {id}: {}",
+                            crate::pipeline::slurm::driver::describe_state(state)
+                        );
                     }
                 }
                 for d in &decisions {

@@ -135,7 +135,7 @@ impl Registry {
 
 /// A registered file as a stage reads it: the entry (name, pinned size and sha256) and the file,
 /// whose content hash enters the stage's key.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RegisteredInput {
     pub entry: RegisteredFile,
     pub file: InputFile,

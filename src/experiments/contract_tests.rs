@@ -245,3 +245,44 @@ fn fingerprints_follow_the_code_each_stage_reaches() {
         assert!(fit.code.contains(needed), "rbm-mnist fit lacks {needed}");
     }
 }
+
+/// A worker on another machine runs the task it decodes from a plan file: every stage type of
+/// every spec is registered, decodes from its own serialisation, and serialises back to it.
+#[test]
+fn every_planned_task_decodes_to_itself() {
+    let tasks = super::task_registry();
+    let mut types = BTreeSet::new();
+    for (name, plan) in all_instances() {
+        for instance in &plan.instances {
+            let decoded = tasks
+                .decode(instance.task_type, instance.kind, &instance.task_json)
+                .unwrap_or_else(|e| panic!("{name}: {}: {e}", instance.id()));
+            assert_eq!(decoded.to_json().unwrap(), instance.task_json);
+            assert!(std::ptr::eq(
+                tasks.code(instance.task_type).unwrap(),
+                instance.code
+            ));
+            types.insert(instance.task_type);
+        }
+    }
+    // Every stage type is planned by some spec, so the loop above saw each of them.
+    assert_eq!(types.len(), 36, "{types:#?}");
+}
+
+/// A `[slurm]` table says where instances run, not what they compute: adding one (with
+/// per-kind tables) changes no key, and every family accepts it.
+#[test]
+fn a_slurm_table_changes_no_key() {
+    for name in [
+        "goldstone-synthetic-smoke",
+        "rbm-scalar-smoke",
+        "dwe-sotu-smoke",
+        "goldstone-modes-smoke",
+    ] {
+        let plain = plan_edited(name, |t| t.to_string());
+        let with_slurm = plan_edited(name, |t| {
+            format!("{t}\n[slurm]\nmem = \"2G\"\nchunk = 3\n\n[slurm.fit]\ncpus = 2\n")
+        });
+        assert!(rekeyed(&plain, &with_slurm).is_empty(), "{name}");
+    }
+}

@@ -16,6 +16,7 @@ mod contract_tests;
 use std::path::Path;
 
 use crate::error::Result;
+use crate::pipeline::plan::TaskRegistry;
 use crate::pipeline::{Plan, PlanBuilder};
 use crate::spec::{Header, SpecDocument};
 
@@ -24,6 +25,8 @@ use crate::spec::{Header, SpecDocument};
 pub struct Family {
     pub kind: &'static str,
     pub plan: fn(&SpecDocument, Header, &Path) -> Result<Plan>,
+    /// Registers the family's stage types (see [`task_registry`]).
+    pub register: fn(&mut TaskRegistry),
 }
 
 /// Every family this build knows.
@@ -31,32 +34,48 @@ pub const FAMILIES: &[Family] = &[
     Family {
         kind: dwe::KIND,
         plan: dwe::plan,
+        register: dwe::register,
     },
     Family {
         kind: dwe_planted::KIND,
         plan: dwe_planted::plan,
+        register: dwe_planted::register,
     },
     Family {
         kind: goldstone_modes::KIND,
         plan: goldstone_modes::plan,
+        register: goldstone_modes::register,
     },
     Family {
         kind: goldstone_synthetic::KIND,
         plan: goldstone_synthetic::plan,
+        register: goldstone_synthetic::register,
     },
     Family {
         kind: googlebooks::KIND,
         plan: googlebooks::plan,
+        register: googlebooks::register,
     },
     Family {
         kind: rbm_mnist::KIND,
         plan: rbm_mnist::plan,
+        register: rbm_mnist::register,
     },
     Family {
         kind: rbm_scalar::KIND,
         plan: rbm_scalar::plan,
+        register: rbm_scalar::register,
     },
 ];
+
+/// Every stage type of every family: what a worker decodes the tasks of a plan file with.
+pub fn task_registry() -> TaskRegistry {
+    let mut tasks = TaskRegistry::new();
+    for family in FAMILIES {
+        (family.register)(&mut tasks);
+    }
+    tasks
+}
 
 /// Loads, validates and plans the spec at `path`; `root` is the project folder (its `data/`
 /// holds the raw-file registry).

@@ -300,6 +300,11 @@ impl Cache {
         Self { root: root.into() }
     }
 
+    /// The `.symbreak/` folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Refuses a `.symbreak/` that is, or whose `tmp`, `cache`, `state` or `locks` folder is, a
     /// symbolic link: sweeps and removals there must never reach a folder outside the project.
     pub fn check_layout(&self) -> Result<()> {
@@ -436,12 +441,15 @@ impl Cache {
         self.root.join("cache").join(kind).join(key)
     }
 
-    /// A fresh folder to build an entry in; its name carries our pid so stale ones can be swept.
+    /// A fresh folder to build an entry in, on the cache's own filesystem (so that publishing is
+    /// a rename). Its name carries our pid and host, `<pid>@<host>@…`, so that stale ones can be
+    /// swept — by a process on the same host only: a driver on a login node cannot see whether
+    /// a job's pid on a compute node still lives.
     pub fn scratch_dir(&self) -> Result<tempfile::TempDir> {
         let tmp = self.root.join("tmp");
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io("creating folder", &tmp, e))?;
         tempfile::Builder::new()
-            .prefix(&format!("{}-", std::process::id()))
+            .prefix(&format!("{}@{}@", std::process::id(), local_host()))
             .tempdir_in(&tmp)
             .map_err(|e| Error::io("creating scratch folder", &tmp, e))
     }
@@ -577,18 +585,20 @@ impl Cache {
         read_json(&self.entry_dir(kind, key).join(META_FILE)).ok()
     }
 
-    /// Removes scratch folders left by processes that no longer run (killed runs). Nothing is
-    /// followed: a symbolic link found there is removed as a link.
+    /// Removes scratch folders left by processes of this host that no longer run (killed runs
+    /// and jobs). Folders of other hosts are left alone: their processes cannot be seen from
+    /// here. Nothing is followed: a symbolic link found there is removed as a link.
     pub fn sweep_stale_scratch(&self) -> Result<()> {
         self.check_layout()?;
         let Ok(entries) = std::fs::read_dir(self.root.join("tmp")) else {
             return Ok(());
         };
+        let host = local_host();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
-            let pid = name.split('-').next().and_then(|p| p.parse::<u32>().ok());
-            let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
-            if alive {
+            if !scratch_is_stale(&name, &host, |pid| {
+                Path::new(&format!("/proc/{pid}")).exists()
+            }) {
                 continue;
             }
             match entry.file_type() {
@@ -629,6 +639,27 @@ impl Cache {
         }
         Ok(out)
     }
+}
+
+/// This machine's host name, as scratch folders and locks name it.
+pub fn local_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Whether the scratch folder `name` (`<pid>@<host>@…`, or `<pid>-…` from older builds, which
+/// ran on this host) belongs to a process of `host` that `alive` says is gone.
+fn scratch_is_stale(name: &str, host: &str, alive: impl Fn(u32) -> bool) -> bool {
+    let mut parts = name.splitn(3, '@');
+    let (first, owner) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(pid), Some(owner), Some(_)) => (pid, owner),
+        _ => (name.split('-').next().unwrap_or(""), host),
+    };
+    if owner != host {
+        return false;
+    }
+    !first.parse::<u32>().is_ok_and(alive)
 }
 
 /// Removes the write permission of a published file (the entry is shared by every run that
@@ -676,6 +707,20 @@ mod tests {
             .set_modified(modified)
             .unwrap();
         assert_eq!(hash_now(), blake3::hash(b"FIRST").to_hex().to_string());
+    }
+
+    /// Scratch folders of another host are never swept (their pids are not ours to see); ours
+    /// are swept when their pid is gone.
+    #[test]
+    fn only_this_hosts_dead_scratch_folders_are_stale() {
+        let alive = |pid: u32| pid == 7;
+        assert!(!scratch_is_stale("7@login@abc", "login", alive));
+        assert!(scratch_is_stale("8@login@abc", "login", alive));
+        assert!(!scratch_is_stale("8@node1@abc", "login", alive));
+        assert!(!scratch_is_stale("8@node-1.cluster@x@y", "login", alive));
+        assert!(scratch_is_stale("8-abc", "login", alive));
+        assert!(!scratch_is_stale("7-abc", "login", alive));
+        assert!(scratch_is_stale("junk", "login", alive));
     }
 
     fn record(params: &[(&str, &str)], code: &str) -> KeyRecord {

@@ -44,9 +44,29 @@ impl Force {
 /// (the pipeline core knows the manifest, not how it is shown).
 pub type ReportWriter = fn(&std::path::Path, &Manifest) -> Result<()>;
 
+/// Where the instances of a run execute.
+#[derive(Clone, Debug, Default)]
+pub enum Executor {
+    /// In this process, `jobs` at a time.
+    #[default]
+    Local,
+    /// As Slurm job arrays (see [`super::slurm`]).
+    Slurm(Box<SlurmExecutor>),
+}
+
+/// How a run goes to Slurm: the spec's `[slurm]` table, the command line's options and the
+/// cluster's commands.
+#[derive(Clone, Debug)]
+pub struct SlurmExecutor {
+    pub settings: super::slurm::driver::SlurmSettings,
+    pub options: super::slurm::driver::SlurmOptions,
+    pub scheduler: super::slurm::scheduler::Scheduler,
+}
+
 /// Options of one `run`.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
+    pub executor: Executor,
     pub force: Force,
     pub dry_run: bool,
     pub jobs: usize,
@@ -173,7 +193,7 @@ pub struct RunSummary {
     pub stages: Vec<Decision>,
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
@@ -210,17 +230,36 @@ pub fn execute(plan: &Plan, workspace: &Workspace, options: &RunOptions) -> Resu
     }
     cache.sweep_stale_scratch()?;
     let git = GitInfo::probe(&workspace.root);
-    let mut folder = RunFolder::create(&workspace.results(), &plan.experiment, &git)?;
+    let resumed = match &options.executor {
+        Executor::Slurm(_) => resumable_slurm_run(plan, workspace),
+        Executor::Local => None,
+    };
+    let mut folder = match &resumed {
+        Some(run_id) => RunFolder::reopen(&workspace.results(), &plan.experiment, run_id)?,
+        None => RunFolder::create(&workspace.results(), &plan.experiment, &git)?,
+    };
     let log_path = folder.dir.join("log.txt");
-    let log_file =
-        std::fs::File::create(&log_path).map_err(|e| Error::io("creating", &log_path, e))?;
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| Error::io("creating", &log_path, e))?;
     let multi = options.progress_bars.then(MultiProgress::new);
     let log = RunLog::new(Some(log_file), echo, multi.clone());
     log.line(&format!(
-        "run {} of {} ({} stage instances)",
+        "{} {} of {} ({} stage instances{})",
+        if resumed.is_some() {
+            "resuming run"
+        } else {
+            "run"
+        },
         folder.run_id,
         plan.experiment,
-        decisions.len()
+        decisions.len(),
+        match &options.executor {
+            Executor::Slurm(_) => ", on Slurm",
+            Executor::Local => "",
+        }
     ));
     if !git.binary_differs.is_empty() {
         let shown: Vec<&str> = git
@@ -278,6 +317,10 @@ pub fn execute(plan: &Plan, workspace: &Workspace, options: &RunOptions) -> Resu
         artefacts: Vec::new(),
         pid: std::process::id(),
         error: None,
+        executor: match &options.executor {
+            Executor::Slurm(_) => Some("slurm".into()),
+            Executor::Local => None,
+        },
     };
     folder.write_manifest(&manifest)?;
     // From here on the folder exists and says `running`: whatever fails, it must say `failed`.
@@ -292,7 +335,18 @@ pub fn execute(plan: &Plan, workspace: &Workspace, options: &RunOptions) -> Resu
         multi,
     );
     match outcome {
-        Ok(()) => {
+        Ok(false) => {
+            let seconds = clock.elapsed().as_secs_f64();
+            Ok(RunSummary {
+                experiment: plan.experiment.clone(),
+                run_id: Some(folder.run_id.clone()),
+                run_dir: Some(folder.dir.clone()),
+                status: "submitted".into(),
+                seconds,
+                stages: decisions,
+            })
+        }
+        Ok(true) => {
             let seconds = clock.elapsed().as_secs_f64();
             log.line(&format!(
                 "complete in {seconds:.2} s: {}",
@@ -332,7 +386,33 @@ fn spec_record(plan: &Plan) -> Result<BTreeMap<String, String>> {
     Ok(record)
 }
 
-/// Runs the instances that must run, then assembles and completes the run folder.
+/// The Slurm run of `plan`'s experiment that a new driver should continue: the latest one
+/// whose jobs are not over, whose run folder is still there, and that was planned by this build
+/// from the same spec.
+fn resumable_slurm_run(plan: &Plan, workspace: &Workspace) -> Option<String> {
+    use super::slurm::driver::RunRecord;
+    let dir =
+        super::slurm::RunDir::all_of(&workspace.root.join(".symbreak"), &plan.experiment).pop()?;
+    let record = RunRecord::load(dir).ok()?;
+    let first = record.plans.first()?;
+    if record.finished() || first.build != super::slurm::build_fingerprint() {
+        return None;
+    }
+    let run_id = record.dir.run_id();
+    let manifest: Manifest = crate::fsutil::read_json(
+        &workspace
+            .results()
+            .join(&plan.experiment)
+            .join(&run_id)
+            .join("manifest.json"),
+    )
+    .ok()?;
+    (manifest.spec.get("blake3") == Some(&plan.spec_hash) && manifest.status != "complete")
+        .then_some(run_id)
+}
+
+/// Runs the instances that must run, then assembles and completes the run folder; `Ok(false)`
+/// when the run was submitted to Slurm and left to run (`--detach`).
 #[allow(clippy::too_many_arguments)]
 fn run_and_assemble(
     plan: &Plan,
@@ -343,7 +423,12 @@ fn run_and_assemble(
     manifest: &mut Manifest,
     log: &RunLog,
     multi: Option<MultiProgress>,
-) -> Result<()> {
+) -> Result<bool> {
+    if let Executor::Slurm(slurm) = &options.executor {
+        return run_on_slurm(
+            plan, cache, decisions, folder, manifest, log, slurm, options,
+        );
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.jobs.max(1))
         .build()
@@ -432,6 +517,19 @@ fn run_and_assemble(
     if let Some(e) = failure {
         return Err(e);
     }
+    assemble(cache, options, decisions, folder, manifest)?;
+    Ok(true)
+}
+
+/// Collects the artefacts of every instance (all in the cache by now) into the run folder,
+/// writes the report and marks the run complete.
+fn assemble(
+    cache: &Cache,
+    options: &RunOptions,
+    decisions: &[Decision],
+    folder: &mut RunFolder,
+    manifest: &mut Manifest,
+) -> Result<()> {
     pause_point("artefacts-collecting");
     for d in decisions {
         let entry = cache.entry_dir(d.kind.name(), &d.key);
@@ -453,6 +551,93 @@ fn run_and_assemble(
     folder.write_manifest(manifest)?;
     pause_point("manifest-complete");
     folder.mark_latest()
+}
+
+/// The Slurm branch of [`run_and_assemble`]: submit, follow (unless detached), record each
+/// instance's job in the manifest, assemble.
+#[allow(clippy::too_many_arguments)]
+fn run_on_slurm(
+    plan: &Plan,
+    cache: &Cache,
+    decisions: &[Decision],
+    folder: &mut RunFolder,
+    manifest: &mut Manifest,
+    log: &RunLog,
+    slurm: &SlurmExecutor,
+    options: &RunOptions,
+) -> Result<bool> {
+    use super::slurm::driver::{Finish, drive};
+    use super::slurm::journal::{self, Event};
+    let cache_root = cache.root().to_path_buf();
+    let project_root = cache_root
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let finish = drive(
+        plan,
+        decisions,
+        cache,
+        &cache_root,
+        &project_root,
+        &folder.run_id,
+        &slurm.settings,
+        &slurm.options,
+        &slurm.scheduler,
+        &folder.dir,
+        log,
+    )?;
+    let run_dir = super::slurm::RunDir::new(&cache_root, &plan.experiment, &folder.run_id);
+    let (jobs, failure) = match finish {
+        Finish::Detached => return Ok(false),
+        Finish::Complete(jobs) => (jobs, None),
+        Finish::Failed(message, jobs) => (jobs, Some(message)),
+    };
+    let mut state = cache.load_state(&plan.experiment);
+    manifest.stages.clear();
+    for d in decisions {
+        let Some(meta) = cache.entry_meta(d.kind.name(), &d.key) else {
+            continue;
+        };
+        state.insert(d.id.clone(), d.record.clone());
+        let instance = plan.instances.iter().find(|i| i.id() == d.id);
+        manifest.stages.push(StageRecord {
+            id: d.id.clone(),
+            kind: d.kind.name().into(),
+            key: d.key.clone(),
+            cached: !d.run,
+            reason: d.reasons.join("; "),
+            started: meta.started.clone(),
+            finished: meta.finished.clone(),
+            seconds: meta.seconds,
+            code_group: instance.map_or(String::new(), |i| i.code.name.to_string()),
+            job: jobs.get(&d.id).cloned().flatten(),
+        });
+    }
+    cache.save_state(&plan.experiment, &state)?;
+    let status = if failure.is_some() {
+        "failed"
+    } else {
+        "complete"
+    };
+    if let Some(message) = failure {
+        journal::append(
+            &run_dir.journal(),
+            &Event::Finished {
+                time: now_rfc3339(),
+                status: status.into(),
+            },
+        )?;
+        return Err(Error::Other(message));
+    }
+    assemble(cache, options, decisions, folder, manifest)?;
+    journal::append(
+        &run_dir.journal(),
+        &Event::Finished {
+            time: now_rfc3339(),
+            status: status.into(),
+        },
+    )?;
+    Ok(true)
 }
 
 /// Runs only the fetch instances of `plan` (those without upstream), `jobs` at a time, into the
@@ -513,6 +698,52 @@ pub fn execute_fetch(
     Ok(out)
 }
 
+/// Runs `task` (instance `id` of `kind`, keyed `key`) into a scratch folder on the cache's
+/// filesystem and publishes it as its entry; `replace` (a forced rerun) replaces an entry that is
+/// already there. The one way an entry is made, locally and in a cluster job.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn build_entry(
+    task: &dyn super::plan::RunStage,
+    id: &str,
+    kind: StageKind,
+    key: &str,
+    upstream: &BTreeMap<String, PathBuf>,
+    cache: &Cache,
+    progress: &Progress,
+    replace: bool,
+) -> Result<EntryMeta> {
+    let scratch = cache.scratch_dir()?;
+    let started = now_rfc3339();
+    let clock = Instant::now();
+    let ctx = StageContext {
+        out_dir: scratch.path(),
+        upstream,
+        progress,
+    };
+    let result = match std::env::var("SYMBREAK_FAIL_STAGE") {
+        // Fault injection for tests of failure handling (local and in cluster jobs).
+        Ok(failing) if failing == id => Err(Error::Other(format!(
+            "failing on request (SYMBREAK_FAIL_STAGE={failing})"
+        ))),
+        _ => task.run(&ctx),
+    };
+    progress.finish();
+    result.map_err(|e| Error::Stage {
+        stage: id.to_string(),
+        source: Box::new(e),
+    })?;
+    let meta = EntryMeta {
+        id: id.to_string(),
+        key: key.to_string(),
+        started,
+        finished: now_rfc3339(),
+        seconds: clock.elapsed().as_secs_f64(),
+        files: None,
+    };
+    cache.publish(scratch, kind.name(), &meta, replace)?;
+    Ok(meta)
+}
+
 /// Where a run can be held for fault-injection tests: with `SYMBREAK_PAUSE_AT=<point>` and
 /// `SYMBREAK_PAUSE_FILE=<path>` set, the first time the run reaches `point` it creates the file
 /// and waits while the file exists (at most a minute), so a test can kill or disturb the run at
@@ -541,7 +772,7 @@ pub(crate) fn pause_point(point: &str) {
 }
 
 /// An error's message followed by those of its causes.
-fn with_causes(e: &Error) -> String {
+pub(crate) fn with_causes(e: &Error) -> String {
     let mut message = e.to_string();
     let mut cause = std::error::Error::source(e);
     while let Some(c) = cause {
@@ -579,6 +810,7 @@ fn run_instance(
         finished: meta.finished.clone(),
         seconds: meta.seconds,
         code_group: instance.code.name.into(),
+        job: None,
     };
     if !d.run
         && let Some(meta) = cache.entry_meta(d.kind.name(), &d.key)
@@ -597,30 +829,17 @@ fn run_instance(
                 .map(|x| (dep.clone(), cache.entry_dir(x.kind.name(), &x.key)))
         })
         .collect();
-    let scratch = cache.scratch_dir()?;
     let progress = Progress::new(d.id.clone(), multi, Some(log.clone()));
-    let started = now_rfc3339();
-    let clock = Instant::now();
-    let ctx = StageContext {
-        out_dir: scratch.path(),
-        upstream: &upstream,
-        progress: &progress,
-    };
-    let result = instance.task.run(&ctx);
-    progress.finish();
-    result.map_err(|e| Error::Stage {
-        stage: d.id.clone(),
-        source: Box::new(e),
-    })?;
-    let meta = EntryMeta {
-        id: d.id.clone(),
-        key: d.key.clone(),
-        started,
-        finished: now_rfc3339(),
-        seconds: clock.elapsed().as_secs_f64(),
-        files: None,
-    };
-    cache.publish(scratch, d.kind.name(), &meta, d.forced)?;
+    let meta = build_entry(
+        instance.task.as_ref(),
+        &d.id,
+        d.kind,
+        &d.key,
+        &upstream,
+        cache,
+        &progress,
+        d.forced,
+    )?;
     pause_point("entry-published");
     log.line(&format!("{}: done in {:.2} s", d.id, meta.seconds));
     Ok(record(false, &meta))

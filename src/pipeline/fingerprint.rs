@@ -34,6 +34,11 @@ pub const PLUMBING: &[&str] = &[
     "pipeline/plan.rs",
     "pipeline/progress.rs",
     "pipeline/run_folder.rs",
+    "pipeline/slurm/mod.rs",
+    "pipeline/slurm/driver.rs",
+    "pipeline/slurm/journal.rs",
+    "pipeline/slurm/scheduler.rs",
+    "pipeline/slurm/worker.rs",
     "report/mod.rs",
     "report/html.rs",
     "compare/mod.rs",
@@ -174,6 +179,25 @@ pub fn sources_differing_from(repo: &Path) -> Vec<String> {
     }
     differing.sort();
     differing
+}
+
+/// blake3 of every source file's path and text this binary was built from, with the crate
+/// version: two binaries with the same fingerprint compute the same results.
+pub fn build_fingerprint() -> String {
+    static FINGERPRINT: OnceLock<String> = OnceLock::new();
+    FINGERPRINT
+        .get_or_init(|| {
+            let mut hasher = blake3::Hasher::new();
+            hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
+            for (path, text, _) in graph::SOURCES {
+                hasher.update(&(path.len() as u64).to_le_bytes());
+                hasher.update(path.as_bytes());
+                hasher.update(&(text.len() as u64).to_le_bytes());
+                hasher.update(text.as_bytes());
+            }
+            hasher.finalize().to_hex()[..32].to_string()
+        })
+        .clone()
 }
 
 /// The files `path` refers to directly, as the build script read them.

@@ -20,6 +20,7 @@ pub mod gc;
 pub mod plan;
 pub mod progress;
 pub mod run_folder;
+pub mod slurm;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -8,12 +8,13 @@
 //! dependencies and inputs. So whatever a task can read — a field, an upstream output, a file —
 //! is in its key by construction: there is no second list to keep in step with the task.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::de::{DeserializeOwned, Error as _};
 use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize};
 
 use super::{CodeGroup, StageContext, StageKind};
 use crate::error::{Error, Result};
@@ -24,8 +25,9 @@ const FETCHED_INPUT_MARKER: &str = "$symbreak-fetched-input";
 
 /// One kind of stage computation. Its fields are everything it reads besides upstream outputs
 /// and raw files (which it holds as [`StageHandle`]s and [`InputFile`]s): their serialisation is
-/// the instance's key parameters.
-pub trait Stage: Serialize + Send + Sync + 'static {
+/// the instance's key parameters. It also deserialises from that form, so that a worker on
+/// another machine runs exactly the task the driver keyed (see [`TaskRegistry`]).
+pub trait Stage: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Where in the pipeline this computation sits.
     const KIND: StageKind;
     /// The code whose fingerprint enters the key.
@@ -37,11 +39,17 @@ pub trait Stage: Serialize + Send + Sync + 'static {
 /// The object-safe part of a [`Stage`], as the executor calls it.
 pub(crate) trait RunStage: Send + Sync {
     fn run(&self, ctx: &StageContext<'_>) -> Result<()>;
+    /// The task's serialisation, markers kept.
+    fn to_json(&self) -> Result<serde_json::Value>;
 }
 
 impl<T: Stage> RunStage for T {
     fn run(&self, ctx: &StageContext<'_>) -> Result<()> {
         Stage::run(self, ctx)
+    }
+    fn to_json(&self) -> Result<serde_json::Value> {
+        serde_json::to_value(self)
+            .map_err(|e| Error::Other(format!("task does not serialise: {e}")))
     }
 }
 
@@ -64,6 +72,20 @@ impl Serialize for StageHandle {
         let mut map = serializer.serialize_map(Some(1))?;
         map.serialize_entry(UPSTREAM_MARKER, &*self.id)?;
         map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for StageHandle {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let marker = BTreeMap::<String, String>::deserialize(deserializer)?;
+        match (marker.len(), marker.get(UPSTREAM_MARKER)) {
+            (1, Some(id)) => Ok(StageHandle {
+                id: id.as_str().into(),
+            }),
+            _ => Err(D::Error::custom(format!(
+                "expected an upstream marker {{\"{UPSTREAM_MARKER}\": id}}, got {marker:?}"
+            ))),
+        }
     }
 }
 
@@ -110,6 +132,25 @@ impl Serialize for InputFile {
     }
 }
 
+impl<'de> Deserialize<'de> for InputFile {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let marker = BTreeMap::<String, String>::deserialize(deserializer)?;
+        let fetched = marker.contains_key(FETCHED_INPUT_MARKER);
+        match marker
+            .get(INPUT_MARKER)
+            .or(marker.get(FETCHED_INPUT_MARKER))
+        {
+            Some(path) if marker.len() == 1 => Ok(InputFile {
+                path: PathBuf::from(path),
+                fetched,
+            }),
+            _ => Err(D::Error::custom(format!(
+                "expected an input-file marker, got {marker:?}"
+            ))),
+        }
+    }
+}
+
 /// One node of the stage graph.
 pub struct StageInstance {
     pub kind: StageKind,
@@ -124,6 +165,10 @@ pub struct StageInstance {
     /// Files the task reads that upstream fetch instances provide ([`InputFile::fetched`]).
     pub fetched_inputs: Vec<PathBuf>,
     pub code: &'static CodeGroup,
+    /// The task's Rust type, which names its decoder in a [`TaskRegistry`].
+    pub task_type: &'static str,
+    /// The task's own serialisation, markers kept: what a worker decodes it from.
+    pub task_json: serde_json::Value,
     pub(crate) task: Arc<dyn RunStage>,
 }
 
@@ -170,7 +215,7 @@ impl PlanBuilder {
         let mut deps = BTreeSet::new();
         let mut inputs = BTreeSet::new();
         let mut fetched_inputs = BTreeSet::new();
-        let params = replace_markers(value, &mut deps, &mut inputs, &mut fetched_inputs);
+        let params = replace_markers(value.clone(), &mut deps, &mut inputs, &mut fetched_inputs);
         if let Some(unknown) = deps.iter().find(|d| !self.ids.contains(*d)) {
             return Err(Error::Other(format!(
                 "stage {id} reads {unknown}, which is not planned before it"
@@ -185,6 +230,8 @@ impl PlanBuilder {
             inputs: inputs.into_iter().collect(),
             fetched_inputs: fetched_inputs.into_iter().collect(),
             code: T::code(),
+            task_type: std::any::type_name::<T>(),
+            task_json: value,
             task: Arc::new(task),
         });
         Ok(StageHandle { id: id.into() })
@@ -193,6 +240,73 @@ impl PlanBuilder {
     /// The instances, in the order added.
     pub fn into_instances(self) -> Vec<StageInstance> {
         self.instances
+    }
+}
+
+/// Decodes a task from its serialisation.
+type Decoder = fn(serde_json::Value) -> Result<Arc<dyn RunStage>>;
+
+/// Every stage type a build can run, by Rust type name: how a worker turns the serialised task
+/// of a plan file back into the task. A decoded task must serialise back to exactly the JSON it
+/// came from (so a field the serialisation drops cannot make the worker compute something other
+/// than what was keyed); [`TaskRegistry::decode`] checks that.
+#[derive(Default)]
+pub struct TaskRegistry {
+    decoders: BTreeMap<&'static str, (StageKind, &'static CodeGroup, Decoder)>,
+}
+
+impl TaskRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers stage type `T`.
+    pub fn register<T: Stage>(&mut self) -> &mut Self {
+        fn decode<T: Stage>(value: serde_json::Value) -> Result<Arc<dyn RunStage>> {
+            let task: T = serde_json::from_value(value)
+                .map_err(|e| Error::Other(format!("task does not decode: {e}")))?;
+            Ok(Arc::new(task))
+        }
+        self.decoders.insert(
+            std::any::type_name::<T>(),
+            (T::KIND, T::code(), decode::<T>),
+        );
+        self
+    }
+
+    /// The code group of a registered stage type.
+    pub fn code(&self, task_type: &str) -> Option<&'static CodeGroup> {
+        self.decoders.get(task_type).map(|(_, code, _)| *code)
+    }
+
+    /// The task of type `task_type` serialised as `json`, checked to serialise back to `json`.
+    pub(crate) fn decode(
+        &self,
+        task_type: &str,
+        kind: StageKind,
+        json: &serde_json::Value,
+    ) -> Result<Arc<dyn RunStage>> {
+        let (registered_kind, _, decode) = self.decoders.get(task_type).ok_or_else(|| {
+            Error::Other(format!(
+                "this build has no stage type {task_type} (the plan was made by another build)"
+            ))
+        })?;
+        if *registered_kind != kind {
+            return Err(Error::Other(format!(
+                "stage type {task_type} is a {} stage, the plan says {}",
+                registered_kind.name(),
+                kind.name()
+            )));
+        }
+        let task = decode(json.clone())?;
+        let again = task.to_json()?;
+        if &again != json {
+            return Err(Error::Other(format!(
+                "stage type {task_type} does not decode to the task that was planned: \
+                 it serialises back as {again} instead of {json}"
+            )));
+        }
+        Ok(task)
     }
 }
 
@@ -242,7 +356,7 @@ mod tests {
 
     static CODE: CodeGroup = CodeGroup::new("test", file!());
 
-    #[derive(Serialize)]
+    #[derive(Serialize, Deserialize)]
     struct Source {
         seed: u64,
         data: InputFile,
@@ -257,7 +371,7 @@ mod tests {
         }
     }
 
-    #[derive(Serialize)]
+    #[derive(Serialize, Deserialize)]
     struct Sink {
         rate: f64,
         sources: Vec<(String, StageHandle)>,
@@ -363,7 +477,7 @@ mod tests {
     /// whose task differs in any one field differs.
     #[test]
     fn a_planted_field_changes_the_key() {
-        #[derive(Serialize)]
+        #[derive(Serialize, Deserialize)]
         struct Planted {
             rate: f64,
             planted: u64,

@@ -101,6 +101,9 @@ pub struct StageRecord {
     pub finished: String,
     pub seconds: f64,
     pub code_group: String,
+    /// The Slurm job that ran it (runs with `--executor slurm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<super::slurm::driver::JobRecord>,
 }
 
 /// The folders of a stage's output that are artefacts of the run.
@@ -143,6 +146,10 @@ pub struct Manifest {
     /// Why a `failed` run failed, with its causes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// `slurm` for a run whose instances ran as Slurm jobs; its state then lives in the cache's
+    /// `slurm/<experiment>/<run-id>/` and outlives the driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<String>,
 }
 
 /// A run folder being written.
@@ -155,6 +162,31 @@ pub struct RunFolder {
 }
 
 impl RunFolder {
+    /// The existing run folder `results/<experiment>/<run_id>/` (a Slurm run resumed by a later
+    /// driver), emptied of artefacts collected before.
+    pub fn reopen(results_root: &Path, experiment: &str, run_id: &str) -> Result<Self> {
+        let experiment_dir = results_root.join(experiment);
+        let dir = experiment_dir.join(run_id);
+        if !dir.is_dir() {
+            return Err(Error::Other(format!(
+                "run folder {} is gone; cannot resume it",
+                dir.display()
+            )));
+        }
+        for sub in ARTEFACT_FOLDERS {
+            let path = dir.join(sub);
+            if path.exists() {
+                std::fs::remove_dir_all(&path).map_err(|e| Error::io("clearing", &path, e))?;
+            }
+        }
+        Ok(Self {
+            dir,
+            run_id: run_id.to_string(),
+            experiment_dir,
+            origins: BTreeMap::new(),
+        })
+    }
+
     /// Creates `results/<experiment>/<run-id>/` under `results_root`.
     pub fn create(results_root: &Path, experiment: &str, git: &GitInfo) -> Result<Self> {
         let experiment_dir = results_root.join(experiment);
@@ -320,6 +352,8 @@ pub fn run_status(manifest: &Manifest) -> RunStatus {
     match manifest.status.as_str() {
         "complete" => RunStatus::Complete,
         "failed" => RunStatus::Failed,
+        // Its jobs live on without the driver until the cache's record of the run says over.
+        _ if manifest.executor.as_deref() == Some("slurm") => RunStatus::Running,
         _ => {
             let here = host_info().get("hostname") == manifest.host.get("hostname");
             let alive = manifest.pid != 0 && Path::new(&format!("/proc/{}", manifest.pid)).exists();

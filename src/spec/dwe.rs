@@ -85,7 +85,7 @@ struct RawPreprocess {
 }
 
 /// Validated preprocessing settings.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Preprocess {
     pub vocabulary: usize,
     pub window: usize,
@@ -100,7 +100,7 @@ pub struct Preprocess {
 }
 
 /// The model: d and the prior (σ_0², D per year).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Model {
     pub dim: usize,
     pub diffusion: f64,
@@ -123,7 +123,7 @@ crate::spec_choice! {
 }
 
 /// One fit regime: what the sweep varies.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Regime {
     /// Years per time step (1: every year; k: counts of k consecutive years summed).
     pub bin_years: usize,
@@ -144,7 +144,7 @@ impl Regime {
 }
 
 /// Optimiser settings shared by every regime.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Fit {
     pub iterations: usize,
     pub minibatch: usize,

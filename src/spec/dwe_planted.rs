@@ -64,7 +64,7 @@ struct RawFit {
 }
 
 /// The fit of every sweep point.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct PlantedFit {
     pub iterations: usize,
     pub minibatch: usize,

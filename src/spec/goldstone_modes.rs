@@ -91,7 +91,7 @@ impl Estimator {
 }
 
 /// One (learning rate, batch size) point of the diffusion grid.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Setting {
     pub learning_rate: f64,
     pub batch: usize,
@@ -215,7 +215,7 @@ struct RawConfiguration {
 }
 
 /// The free-field target.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Target {
     pub n_visible: usize,
     pub mass_squared: f64,
@@ -223,7 +223,7 @@ pub struct Target {
 }
 
 /// One model whose Hessian is counted.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Configuration {
     pub n_hidden: usize,
     /// μ² of the exact fixed point and the start of training.
@@ -264,7 +264,7 @@ impl Configuration {
 }
 
 /// Exact-gradient training to a stationary point.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Training {
     pub learning_rate: f64,
     pub init_scale: f64,

@@ -86,7 +86,7 @@ struct RawDispersion {
 }
 
 /// Validated goldstone-synthetic spec.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct GoldstoneSyntheticSpec {
     pub header: Header,
     pub rows: usize,

@@ -201,8 +201,21 @@ impl SpecDocument {
         }
     }
 
+    ///
+    /// The `[slurm]` table (and its `[slurm.<kind>]` tables) is left out: it says where a run
+    /// executes, not what it computes, and only [`Self::deserialize_with_executor_tables`] reads
+    /// it. Its lines are blanked, so every other line keeps its number.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T> {
-        let deserializer = toml::de::Deserializer::parse(&self.text).map_err(|e| Error::Spec {
+        self.deserialize_text(&without_executor_tables(&self.text))
+    }
+
+    /// [`Self::deserialize`] with the `[slurm]` table kept.
+    pub fn deserialize_with_executor_tables<T: DeserializeOwned>(&self) -> Result<T> {
+        self.deserialize_text(&self.text)
+    }
+
+    fn deserialize_text<T: DeserializeOwned>(&self, text: &str) -> Result<T> {
+        let deserializer = toml::de::Deserializer::parse(text).map_err(|e| Error::Spec {
             file: self.path.clone(),
             line: e.span().map_or(1, |s| line_of_offset(&self.text, s.start)),
             key: "(syntax)".into(),
@@ -233,6 +246,37 @@ impl SpecDocument {
             }
         })
     }
+}
+
+/// The tables that say where a spec's stages execute, not what they compute.
+const EXECUTOR_TABLES: &[&str] = &["slurm"];
+
+/// `text` with the lines of its executor tables (`[slurm]`, `[slurm.fit]`, …) blanked.
+fn without_executor_tables(text: &str) -> String {
+    let mut inside = false;
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            let name = trimmed
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim();
+            inside = EXECUTOR_TABLES
+                .iter()
+                .any(|t| name == *t || name.starts_with(&format!("{t}.")));
+        }
+        if inside {
+            if line.ends_with('\n') {
+                out.push('\n');
+            }
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 fn line_of_offset(text: &str, offset: usize) -> usize {
@@ -370,7 +414,7 @@ struct HeaderOnly {
 }
 
 /// Validated header.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Header {
     pub name: String,
     pub kind: String,
@@ -416,5 +460,23 @@ impl SpecDocument {
             description: raw.description,
             seed: raw.seed,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The executor tables are blanked line for line, so a later error keeps its line number;
+    /// other tables, including ones whose names start alike, stay.
+    #[test]
+    fn executor_tables_are_blanked_line_for_line() {
+        let text = "[experiment]\nname = \"x\"\n[slurm]\nmem = \"1G\"\n[slurm.fit]\ncpus = 2\n[slurmish]\na = 1\n[model]\nb = 2\n";
+        let blanked = without_executor_tables(text);
+        assert_eq!(
+            blanked,
+            "[experiment]\nname = \"x\"\n\n\n\n\n[slurmish]\na = 1\n[model]\nb = 2\n"
+        );
+        assert_eq!(blanked.lines().count(), text.lines().count());
     }
 }

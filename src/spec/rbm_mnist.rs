@@ -96,7 +96,7 @@ struct RawSpectrum {
 }
 
 /// How the weights are fitted.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase", tag = "kind")]
 pub enum FitMethod {
     /// Maximum likelihood by the covariance-preconditioned ascent (reaches the fixed point).
@@ -112,7 +112,7 @@ pub enum FitMethod {
 }
 
 /// Settings of the fit (one instance per N_h).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct FitSettings {
     pub method: FitMethod,
     /// Standard deviation of the random initial weights (the authors' w_sig).
@@ -124,7 +124,7 @@ pub struct FitSettings {
 }
 
 /// Gradient-ascent runs from a perturbed fixed point, one per learning rate.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct RelaxationSettings {
     /// N_h of the fitted model the runs start from.
     pub n_hidden: usize,

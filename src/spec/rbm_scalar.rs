@@ -165,14 +165,14 @@ struct RawToy {
 }
 
 /// The periodic 1-D free-field target.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct TargetParams {
     pub n_visible: usize,
     pub mass_squared: f64,
 }
 
 /// The role a fit group plays in the experiment's figures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FitGroup {
     Flow,
@@ -203,7 +203,7 @@ impl FitGroup {
 }
 
 /// One fit instance: a group and one point of its sweep, fully resolved.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct FitParams {
     pub group: FitGroup,
     /// The swept keys and their values at this point (empty when nothing is swept).
@@ -271,7 +271,7 @@ impl FitParams {
 }
 
 /// Sampling and fitting of observables.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct EvaluateParams {
     pub samples: usize,
     pub gibbs_steps: usize,
@@ -285,7 +285,7 @@ pub struct EvaluateParams {
 }
 
 /// The N_v = 2, N_h = 1 rotation toy.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct ToyParams {
     pub kappa_1: f64,
     pub kappa_2: f64,

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::spec::dwe::Init;
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct EmitStage {
     pub counts: StageHandle,
     pub evaluate: StageHandle,

@@ -98,7 +98,7 @@ pub struct Summary {
     pub cosines: Vec<(String, Vec<f64>, Vec<f64>)>,
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct EvaluateStage {
     /// The regimes in spec order (the first is the headline) and each one's fit instance.
     pub regimes: Vec<(Regime, StageHandle)>,

@@ -109,7 +109,7 @@ impl RunFacts {
     }
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct FitStage {
     pub model: Model,
     pub fit: Fit,

@@ -24,6 +24,15 @@ use crate::spec::{Header, SpecDocument};
 /// The `[experiment] kind` of this family's specs.
 pub const KIND: &str = "dwe";
 
+/// Registers the stage types this family plans, for workers that decode plan files.
+pub fn register(tasks: &mut crate::pipeline::plan::TaskRegistry) {
+    tasks
+        .register::<emit::EmitStage>()
+        .register::<evaluate::EvaluateStage>()
+        .register::<preprocess::CountsStage>()
+        .register::<fit::FitStage>();
+}
+
 /// Plans a dwe experiment; the corpus is looked up in `<root>/data/registry.toml`.
 pub fn plan(doc: &SpecDocument, header: Header, root: &Path) -> Result<Plan> {
     let spec = parse(doc, header)?;

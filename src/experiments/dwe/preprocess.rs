@@ -26,7 +26,7 @@ use crate::fsutil::{read_json, write_json};
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageKind};
 use crate::spec::dwe::Preprocess;
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct CountsStage {
     pub corpus: RegisteredInput,
     pub settings: Preprocess,

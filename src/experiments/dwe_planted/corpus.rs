@@ -27,7 +27,7 @@ impl Binning {
     }
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct CorpusScaleStage {
     pub experiment: String,
     pub binnings: Vec<Binning>,

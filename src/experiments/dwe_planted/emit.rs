@@ -12,7 +12,7 @@ use crate::emit::table::{ColumnDoc, Table, Unit, col};
 use crate::error::Result;
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct EmitStage {
     pub evaluate: StageHandle,
     pub corpora: Vec<StageHandle>,

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::fsutil::{read_json, write_json};
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct EvaluateStage {
     pub fits: Vec<StageHandle>,
 }

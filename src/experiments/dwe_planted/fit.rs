@@ -28,7 +28,7 @@ use crate::seed::rng_for;
 use crate::spec::dwe::Optimizer;
 use crate::spec::dwe_planted::PlantedFit;
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct FitStage {
     pub fit: PlantedFit,
     pub steps: usize,

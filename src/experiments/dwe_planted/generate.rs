@@ -15,7 +15,7 @@ use crate::models::dwe::planted::{PlantedOptions, PlantedTruth, generate};
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageKind};
 use crate::seed::rng_for;
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct GenerateStage {
     pub options: PlantedOptions,
     pub counts: f64,

@@ -81,6 +81,16 @@ fn plan_corpus(
 /// The `[experiment] kind` of this family's specs.
 pub const KIND: &str = "dwe-planted";
 
+/// Registers the stage types this family plans, for workers that decode plan files.
+pub fn register(tasks: &mut crate::pipeline::plan::TaskRegistry) {
+    tasks
+        .register::<generate::GenerateStage>()
+        .register::<corpus::CorpusScaleStage>()
+        .register::<fit::FitStage>()
+        .register::<evaluate::EvaluateStage>()
+        .register::<emit::EmitStage>();
+}
+
 /// Plans a dwe-planted experiment; `root` holds the data registry of compared experiments.
 pub fn plan(doc: &SpecDocument, header: Header, root: &Path) -> Result<Plan> {
     let spec = parse(doc, header)?;

@@ -70,7 +70,7 @@ pub struct DeformedPoint {
     pub eigenvalues: Vec<f64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, serde::Deserialize)]
 pub struct DeformStage {
     pub target: Target,
     pub deformation: Deformation,

@@ -116,7 +116,7 @@ pub struct DiffusionRun {
     pub seconds: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, serde::Deserialize)]
 pub struct DiffuseStage {
     pub target: Target,
     pub n_hidden: usize,

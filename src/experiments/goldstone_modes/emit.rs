@@ -19,7 +19,7 @@ use crate::error::Result;
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::spec::goldstone_modes::{Configuration, Deformation};
 
-#[derive(Serialize)]
+#[derive(Serialize, serde::Deserialize)]
 pub struct EmitStage {
     pub configurations: Vec<(Configuration, StageHandle)>,
     pub deformations: Vec<(Deformation, usize, StageHandle)>,

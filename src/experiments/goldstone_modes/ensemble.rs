@@ -96,7 +96,7 @@ pub struct EnsembleSummary {
     pub seconds: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, serde::Deserialize)]
 pub struct EnsembleStage {
     pub target: Target,
     pub configuration: Configuration,

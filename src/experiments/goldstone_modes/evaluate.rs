@@ -57,7 +57,7 @@ pub struct PointSpectrum {
     pub directions: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, serde::Deserialize)]
 pub struct EvaluateStage {
     pub target: Target,
     pub configuration: Configuration,

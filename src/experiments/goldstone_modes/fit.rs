@@ -40,7 +40,7 @@ pub struct Points {
     pub trained: Point,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, serde::Deserialize)]
 pub struct FitStage {
     pub target: Target,
     pub configuration: Configuration,

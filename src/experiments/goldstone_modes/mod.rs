@@ -31,6 +31,17 @@ use crate::spec::{Header, SpecDocument};
 /// The `[experiment] kind` of this family's specs.
 pub const KIND: &str = "goldstone-modes";
 
+/// Registers the stage types this family plans, for workers that decode plan files.
+pub fn register(tasks: &mut crate::pipeline::plan::TaskRegistry) {
+    tasks
+        .register::<fit::FitStage>()
+        .register::<ensemble::EnsembleStage>()
+        .register::<deform::DeformStage>()
+        .register::<diffuse::DiffuseStage>()
+        .register::<evaluate::EvaluateStage>()
+        .register::<emit::EmitStage>();
+}
+
 /// Plans the goldstone-modes experiment.
 pub fn plan(doc: &SpecDocument, header: Header, _root: &Path) -> Result<Plan> {
     let spec = parse(doc, header)?;

@@ -16,7 +16,7 @@ use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::spec::gauge::GaugeVariant;
 use crate::spec::goldstone_synthetic::GoldstoneSyntheticSpec;
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct EmitStage {
     pub spec: GoldstoneSyntheticSpec,
     pub fits: Vec<((GaugeVariant, f64), StageHandle)>,

@@ -72,7 +72,7 @@ pub struct SpeedupRow {
     pub walled: usize,
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct SpeedupStage {
     pub spec: GoldstoneSyntheticSpec,
     pub data: StageHandle,
@@ -236,7 +236,7 @@ pub struct Dispersion {
     pub predicted_multiplicity_rotations: usize,
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct DispersionStage {
     pub spec: GoldstoneSyntheticSpec,
     pub data: StageHandle,

@@ -45,7 +45,7 @@ pub struct RunFacts {
     pub mirror_walls: usize,
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct FitStage {
     pub spec: GoldstoneSyntheticSpec,
     pub variant: GaugeVariant,

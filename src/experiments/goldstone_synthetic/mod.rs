@@ -24,6 +24,16 @@ use crate::spec::{Header, SpecDocument};
 /// The `[experiment] kind` of this family's specs.
 pub const KIND: &str = "goldstone-synthetic";
 
+/// Registers the stage types this family plans, for workers that decode plan files.
+pub fn register(tasks: &mut crate::pipeline::plan::TaskRegistry) {
+    tasks
+        .register::<preprocess::DataStage>()
+        .register::<fit::FitStage>()
+        .register::<evaluate::SpeedupStage>()
+        .register::<evaluate::DispersionStage>()
+        .register::<emit::EmitStage>();
+}
+
 /// Plans the goldstone-synthetic experiment.
 pub fn plan(doc: &SpecDocument, header: Header, _root: &Path) -> Result<Plan> {
     let spec = parse(doc, header)?;

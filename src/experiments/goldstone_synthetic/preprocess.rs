@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageKind};
 use crate::seed::rng_for;
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct DataStage {
     pub rows: usize,
     pub cols: usize,

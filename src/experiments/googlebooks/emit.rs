@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::experiments::dwe::preprocess::{load_counts, load_summary};
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct EmitStage {
     pub counts: StageHandle,
     pub top_pairs: usize,

@@ -23,7 +23,7 @@ use crate::experiments::dwe::preprocess::{CorpusSummary, CountArrays, StepSummar
 use crate::fsutil::{read_json, write_json};
 use crate::pipeline::{CodeGroup, InputFile, Stage, StageContext, StageHandle, StageKind};
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct MergeStage {
     pub reduces: Vec<StageHandle>,
     pub totals_fetch: StageHandle,

@@ -75,6 +75,15 @@ pub fn plan_counts(
 /// The `[experiment] kind` of this family's specs.
 pub const KIND: &str = "googlebooks";
 
+/// Registers the stage types this family plans, for workers that decode plan files.
+pub fn register(tasks: &mut crate::pipeline::plan::TaskRegistry) {
+    tasks
+        .register::<fetch::FetchStage>()
+        .register::<reduce::ReduceStage>()
+        .register::<merge::MergeStage>()
+        .register::<emit::EmitStage>();
+}
+
 /// Plans a `googlebooks` experiment: the counts, then their tables and figure.
 pub fn plan(doc: &SpecDocument, header: Header, root: &Path) -> Result<Plan> {
     let spec = parse(doc, header)?;

@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::fsutil::{read_json, write_json};
 use crate::pipeline::{CodeGroup, InputFile, Stage, StageContext, StageHandle, StageKind};
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct ReduceStage {
     pub suffix: String,
     pub path: InputFile,

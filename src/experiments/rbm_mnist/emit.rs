@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::spec::rbm_mnist::RelaxationSettings;
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct EmitStage {
     pub preprocess: StageHandle,
     pub spectrum: StageHandle,

@@ -61,7 +61,7 @@ pub struct ReconstructionRow {
     pub test: Errors,
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct ReconstructionStage {
     pub n_hidden: Vec<usize>,
     pub mu_squared: f64,
@@ -289,7 +289,7 @@ pub struct RelaxationRow {
     pub window_start: Option<f64>,
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct RelaxationEvaluateStage {
     pub settings: RelaxationSettings,
     pub mu_squared: f64,

@@ -71,7 +71,7 @@ impl FitReport {
     }
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct FitStage {
     pub label: String,
     pub n_hidden: usize,
@@ -193,7 +193,7 @@ pub fn load_fit(
     ))
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct RelaxationStage {
     pub learning_rate: f64,
     pub settings: RelaxationSettings,

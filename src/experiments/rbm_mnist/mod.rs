@@ -32,6 +32,18 @@ use crate::spec::{Header, SpecDocument};
 /// The `[experiment] kind` of this family's specs.
 pub const KIND: &str = "rbm-mnist";
 
+/// Registers the stage types this family plans, for workers that decode plan files.
+pub fn register(tasks: &mut crate::pipeline::plan::TaskRegistry) {
+    tasks
+        .register::<preprocess::CorrelationStage>()
+        .register::<fit::FitStage>()
+        .register::<fit::RelaxationStage>()
+        .register::<spectrum::SpectrumStage>()
+        .register::<evaluate::ReconstructionStage>()
+        .register::<evaluate::RelaxationEvaluateStage>()
+        .register::<emit::EmitStage>();
+}
+
 /// Plans the rbm-mnist experiment; raw files are looked up in `<root>/data/registry.toml`.
 pub fn plan(doc: &SpecDocument, header: Header, root: &Path) -> Result<Plan> {
     let spec = parse(doc, header)?;

@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::fsutil::{read_json, write_json};
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageKind};
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct CorrelationStage {
     pub train_images: RegisteredInput,
     pub test_images: RegisteredInput,

@@ -11,7 +11,7 @@ use crate::fsutil::{read_json, write_json};
 use crate::linalg::symmetric_eigen;
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct SpectrumStage {
     pub preprocess: StageHandle,
     pub thresholds: Vec<f64>,

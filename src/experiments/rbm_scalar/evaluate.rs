@@ -30,7 +30,7 @@ use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::seed::rng_for;
 use crate::spec::rbm_scalar::{EvaluateParams, FitParams};
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct EvaluateStage {
     pub fit: FitParams,
     pub evaluate: EvaluateParams,

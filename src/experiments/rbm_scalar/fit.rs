@@ -22,7 +22,7 @@ use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::seed::rng_for;
 use crate::spec::rbm_scalar::{FitParams, InitKind};
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct FitStage {
     pub fit: FitParams,
     pub target: StageHandle,

@@ -28,6 +28,16 @@ use crate::spec::{Header, SpecDocument};
 /// The `[experiment] kind` of this family's specs.
 pub const KIND: &str = "rbm-scalar";
 
+/// Registers the stage types this family plans, for workers that decode plan files.
+pub fn register(tasks: &mut crate::pipeline::plan::TaskRegistry) {
+    tasks
+        .register::<preprocess::TargetStage>()
+        .register::<fit::FitStage>()
+        .register::<toy::ToyStage>()
+        .register::<evaluate::EvaluateStage>()
+        .register::<emit::EmitStage>();
+}
+
 /// Plans the rbm-scalar experiment from its spec.
 pub fn plan(doc: &SpecDocument, header: Header, _root: &Path) -> Result<Plan> {
     let spec = parse(doc, header)?;

@@ -8,7 +8,7 @@ use crate::linalg::{spd_inverse_and_log_det, symmetric_eigenvalues};
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageKind};
 use crate::spec::rbm_scalar::TargetParams;
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct TargetStage {
     pub target: TargetParams,
 }

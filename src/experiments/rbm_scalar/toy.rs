@@ -15,7 +15,7 @@ use crate::pipeline::{CodeGroup, Stage, StageContext, StageKind};
 use crate::seed::rng_for;
 use crate::spec::rbm_scalar::ToyParams;
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct ToyStage {
     pub toy: ToyParams,
     pub seed: u64,

@@ -31,7 +31,7 @@ use crate::error::Result;
 use crate::pipeline::{CodeGroup, Stage, StageContext, StageHandle, StageKind};
 use crate::spec::rbm_scalar::{FitGroup, FitParams, GradientMode};
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct EmitStage {
     pub fits: Vec<FittedPoint>,
     pub histogram_bins: usize,
@@ -40,7 +40,7 @@ pub struct EmitStage {
 }
 
 /// One sweep point with its fit and evaluate instances.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct FittedPoint {
     pub params: FitParams,
     pub fit: StageHandle,
