@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One-node Slurm cluster (slurmctld + slurmd on this host) from Debian 12 packages.
+# One-node Slurm cluster (slurmctld + slurmd on this host) from Debian 12 packages, for the
+# cluster tests (`.ci/run` starts it; see README "Running on a cluster").
 # Intended for root on a container/microVM without systemd as PID 1.
 #
 #   slurm-single-node.sh start   # install (if needed), configure, start daemons, wait for node idle

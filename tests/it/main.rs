@@ -19,4 +19,5 @@ mod integrity;
 mod mnist;
 mod physics;
 mod results;
+mod slurm;
 mod specs;

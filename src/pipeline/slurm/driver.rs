@@ -301,7 +301,7 @@ impl RunRecord {
     pub fn job_name(&self) -> String {
         job_name(
             self.plans.first().map_or("", |p| p.experiment.as_str()),
-            &self.dir.run_id(),
+            &self.dir,
         )
     }
 
@@ -367,9 +367,13 @@ impl RunRecord {
     }
 }
 
-/// The job name of a run: `squeue --name` finds all its arrays with it.
-pub fn job_name(experiment: &str, run_id: &str) -> String {
-    format!("sb.{experiment}.{run_id}")
+/// The job name of a run: `squeue --name` finds all its arrays with it. Run ids are only
+/// unique within one project (two clones, or two users, start runs of the same experiment in
+/// the same second at the same commit), so the name also carries a hash of the run's folder.
+pub fn job_name(experiment: &str, run: &RunDir) -> String {
+    let folder = std::path::absolute(&run.dir).unwrap_or_else(|_| run.dir.clone());
+    let tag = blake3::hash(folder.to_string_lossy().as_bytes()).to_hex();
+    format!("sb.{experiment}.{}.{}", run.run_id(), &tag[..8])
 }
 
 /// The state of every instance planned in `record`, keyed by cache key, from the cache, the
@@ -575,7 +579,7 @@ pub fn drive(
         std::fs::create_dir_all(&sub).map_err(|e| Error::io("creating folder", &sub, e))?;
     }
     let mut record = RunRecord::load(dir.clone())?;
-    let name = job_name(&plan.experiment, run_id);
+    let name = job_name(&plan.experiment, &dir);
     let queue = if record.plans.is_empty() {
         Vec::new()
     } else {
@@ -673,7 +677,8 @@ fn submit_round(
         })
         .collect();
     let chunk = |kind| options.chunk.unwrap_or(settings.of(kind).chunk);
-    let max_array = scheduler.max_array_size()?.saturating_sub(1).max(1);
+    // MaxArraySize bounds the task ids (0 ≤ id < MaxArraySize), so it is also the count.
+    let max_array = scheduler.max_array_size()?.max(1);
     let packed = pack(&kinds, &deps, chunk, max_array);
     let by_id: BTreeMap<&str, &Decision> = decisions.iter().map(|d| (d.id.as_str(), d)).collect();
     let instances: Vec<PlannedInstance> = wanted
@@ -717,7 +722,7 @@ fn submit_round(
     let plan_path = record.dir.plan(round);
     crate::fsutil::write_json(&plan_path, &plan_file)?;
     let binary = stage_binary(cache_root)?;
-    let name = job_name(&plan.experiment, &record.dir.run_id());
+    let name = job_name(&plan.experiment, &record.dir);
     let tasks: usize = packed.iter().map(|p| p.tasks.len()).sum();
     log.line(&format!(
         "submitting {} instance(s) as {tasks} array task(s) in {} array(s) (round {round}, job \
@@ -790,6 +795,7 @@ fn submit_round(
         crate::pipeline::execute::pause_point("slurm-submitting");
         match scheduler.submit(&submission) {
             Ok(job) => {
+                crate::pipeline::execute::pause_point("slurm-submitted");
                 journal::append(
                     &record.dir.journal(),
                     &Event::Submitted {

@@ -1,0 +1,269 @@
+//! `--executor slurm` against a real Slurm cluster: `.ci/run` starts a single-node one and sets
+//! `SYMBREAK_SLURM_TESTS=1`. Without both the variable and `sbatch` on PATH, each test says
+//! that it skipped and passes.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::util::{Run, Workspace};
+
+/// Whether the live cluster tests run here; says so when they do not.
+fn cluster(test: &str) -> bool {
+    let enabled = std::env::var("SYMBREAK_SLURM_TESTS").is_ok_and(|v| v == "1");
+    let sbatch = Command::new("sbatch").arg("--version").output().is_ok();
+    if !(enabled && sbatch) {
+        eprintln!(
+            "{test}: skipped (no Slurm cluster: set SYMBREAK_SLURM_TESTS=1 where `sbatch` reaches one)"
+        );
+    }
+    enabled && sbatch
+}
+
+/// `symbreak args` with the driver's polling shortened for tests.
+fn slurm_run(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = ws.command(args);
+    cmd.env("SYMBREAK_SLURM_QUEUE_INTERVAL", "1")
+        .env("SYMBREAK_SLURM_GRACE", "5");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let output = cmd.output().expect("running symbreak");
+    Run {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        output,
+    }
+}
+
+/// The files of every cache entry (without its `meta.json`, which records times), by
+/// `kind/key/file`.
+fn entry_files(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let cache = root.join(".symbreak/cache");
+    for kind in std::fs::read_dir(&cache).unwrap().flatten() {
+        for entry in std::fs::read_dir(kind.path()).unwrap().flatten() {
+            let mut stack = vec![entry.path()];
+            while let Some(dir) = stack.pop() {
+                for file in std::fs::read_dir(&dir).unwrap().flatten() {
+                    let path = file.path();
+                    if path.is_dir() {
+                        stack.push(path);
+                    } else if path.file_name().unwrap() != "meta.json" {
+                        let rel = path.strip_prefix(&cache).unwrap().display().to_string();
+                        out.insert(rel, std::fs::read(&path).unwrap());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Arrays of the run named `name` that the cluster still knows: (comment, array job id).
+fn queued_arrays(name: &str) -> Vec<(String, String)> {
+    let out = Command::new("squeue")
+        .args(["-h", "-t", "all", "-o", "%j|%k|%F|%K"])
+        .output()
+        .unwrap();
+    let mut arrays: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.split('|').next() == Some(name))
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            (format!("{}:{}", f[0], f[1]), f[2].to_string())
+        })
+        .collect();
+    arrays.sort();
+    arrays.dedup();
+    arrays
+}
+
+/// A sweep of 21 instances run as Slurm arrays gives the cache entries and tables of a local
+/// run, byte for byte; the manifest names the job and node of every instance.
+#[test]
+fn a_slurm_run_matches_a_local_run_byte_for_byte() {
+    if !cluster("a_slurm_run_matches_a_local_run_byte_for_byte") {
+        return;
+    }
+    let on_slurm = Workspace::with_spec("rbm-scalar-smoke");
+    let local = Workspace::with_spec("rbm-scalar-smoke");
+    let run = slurm_run(
+        &on_slurm,
+        &[
+            "run",
+            "rbm-scalar-smoke",
+            "--executor",
+            "slurm",
+            "--chunk",
+            "3",
+        ],
+        &[],
+    );
+    run.expect_code(0);
+    assert!(
+        run.stdout().contains("21 instance(s) as"),
+        "{}",
+        run.stdout()
+    );
+    local.run(&["run", "rbm-scalar-smoke", "-q"]).expect_code(0);
+    let (a, b) = (entry_files(on_slurm.path()), entry_files(local.path()));
+    assert_eq!(a.len(), b.len());
+    for (name, bytes) in &a {
+        assert!(
+            b.get(name) == Some(bytes),
+            "{name} differs from the local run's"
+        );
+    }
+    let (run_a, run_b) = (
+        on_slurm.latest("rbm-scalar-smoke"),
+        local.latest("rbm-scalar-smoke"),
+    );
+    local
+        .run(&[
+            "diff",
+            run_a.to_str().unwrap(),
+            run_b.to_str().unwrap(),
+            "--rel-tol",
+            "0",
+            "--abs-tol",
+            "0",
+        ])
+        .expect_code(0);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_a.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["status"], "complete");
+    assert_eq!(manifest["executor"], "slurm");
+    for stage in manifest["stages"].as_array().unwrap() {
+        let job = &stage["job"];
+        assert_eq!(job["state"], "done", "{stage}");
+        let log = job["log"].as_str().unwrap();
+        assert!(run_a.join(log).is_file(), "{log} was not copied");
+    }
+}
+
+/// One failing fit: exactly it fails, with its error and log; the instances that read it are
+/// skipped and everything else is done. A second run resubmits only those.
+#[test]
+fn a_failing_instance_skips_exactly_its_dependants() {
+    if !cluster("a_failing_instance_skips_exactly_its_dependants") {
+        return;
+    }
+    let ws = Workspace::with_spec("goldstone-synthetic-smoke");
+    let failing = "fit[variant=paper,init_scale=0.1]";
+    let run = slurm_run(
+        &ws,
+        &[
+            "run",
+            "goldstone-synthetic-smoke",
+            "--executor",
+            "slurm",
+            "--chunk",
+            "1",
+        ],
+        &[("SYMBREAK_FAIL_STAGE", failing)],
+    );
+    run.expect_code(2);
+    let said = format!("{}{}", run.stdout(), run.stderr());
+    let line = |id: &str| {
+        said.lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with(&format!("{id}: ")))
+            .unwrap_or_else(|| panic!("no line for {id} in\n{said}"))
+            .to_string()
+    };
+    let failed = line(failing);
+    assert!(
+        failed.contains("FAILED") && failed.contains("failing on request"),
+        "{failed}"
+    );
+    assert!(failed.contains(".out"), "no log path: {failed}");
+    for skipped in ["evaluate[speedup]", "emit"] {
+        assert!(line(skipped).contains("skipped"), "{said}");
+    }
+    for done in [
+        "preprocess",
+        "fit[variant=baseline,init_scale=0.1]",
+        "fit[variant=exp-clip,init_scale=0.1]",
+        "evaluate[dispersion]",
+    ] {
+        assert!(line(done).contains("done"), "{done}: {said}");
+    }
+    let again = slurm_run(
+        &ws,
+        &["run", "goldstone-synthetic-smoke", "--executor", "slurm"],
+        &[],
+    );
+    again.expect_code(0);
+    assert!(
+        again.stdout().contains("submitting 3 instance(s)"),
+        "{}",
+        again.stdout()
+    );
+}
+
+/// The driver is killed (`kill -9`) right after `sbatch` accepted its first array and before it
+/// journalled it; `status` shows the run, and `run` again adopts the live job (found by its
+/// comment), submits the rest once, and completes the same run.
+#[test]
+fn a_killed_driver_loses_nothing_and_nothing_is_submitted_twice() {
+    if !cluster("a_killed_driver_loses_nothing_and_nothing_is_submitted_twice") {
+        return;
+    }
+    let ws = Workspace::with_spec("goldstone-synthetic-smoke");
+    let pause = ws.path().join("paused");
+    let mut driver = ws
+        .command(&["run", "goldstone-synthetic-smoke", "--executor", "slurm"])
+        .env("SYMBREAK_PAUSE_AT", "slurm-submitted")
+        .env("SYMBREAK_PAUSE_FILE", &pause)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !pause.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the driver never paused"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    driver.kill().unwrap();
+    driver.wait().unwrap();
+    let status = slurm_run(&ws, &["status", "goldstone-synthetic-smoke"], &[]);
+    status.expect_code(0);
+    assert!(
+        status.stdout().contains("unfinished"),
+        "{}",
+        status.stdout()
+    );
+    let run = slurm_run(
+        &ws,
+        &["run", "goldstone-synthetic-smoke", "--executor", "slurm"],
+        &[],
+    );
+    run.expect_code(0);
+    assert!(run.stdout().contains("resuming run"), "{}", run.stdout());
+    // Seven instances; the first array (preprocess) was accepted before the kill and is
+    // adopted, not submitted again.
+    assert!(
+        run.stdout().contains("submitting 6 instance(s)"),
+        "{}",
+        run.stdout()
+    );
+    let name = run
+        .stdout()
+        .split("job name ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap()
+        .to_string();
+    let arrays = queued_arrays(&name);
+    let comments: Vec<&String> = arrays.iter().map(|(c, _)| c).collect();
+    let mut unique = comments.clone();
+    unique.dedup();
+    assert_eq!(comments, unique, "an array was submitted twice: {arrays:?}");
+    let status = slurm_run(&ws, &["status", "goldstone-synthetic-smoke"], &[]);
+    assert!(
+        !status.stdout().contains("unfinished"),
+        "{}",
+        status.stdout()
+    );
+}
