@@ -11,6 +11,8 @@
 #   SLURM_CGROUP=auto    auto|1|0: cgroup proctrack/task plugins (memory limits, OOM state);
 #                        auto = on only when the cgroup-v1 memory controller is mounted
 #   SLURM_CPUS=N         advertise N CPUs (may exceed nproc: oversubscription for faster CI)
+#   SLURM_MAX_ARRAY_SIZE=N  job arrays of at most N tasks (default 1001; low in CI, so that the
+#                        tests see a sweep split into several arrays)
 set -euo pipefail
 
 ACCT=${SLURM_ACCOUNTING:-0}
@@ -109,6 +111,7 @@ $acct
 JobCompType=jobcomp/none
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0
+MaxArraySize=${SLURM_MAX_ARRAY_SIZE:-1001}
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=$(( mem / cpus ))

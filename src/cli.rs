@@ -520,6 +520,17 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
             let summary = execute(&plan, &workspace, &options)?;
             if json {
                 say!("{}", serde_json::to_string_pretty(&summary)?);
+            } else if summary.status == "submitted" {
+                if !quiet {
+                    say!(
+                        "submitted as Slurm run {} (result folder {} once it completes)",
+                        summary.run_id.as_deref().unwrap_or(""),
+                        summary
+                            .run_dir
+                            .as_ref()
+                            .map_or(String::new(), |d| d.display().to_string())
+                    );
+                }
             } else if let Some(dir) = summary.run_dir.as_ref().filter(|_| !quiet) {
                 if let Some(checked) = match &plan.claims_path {
                     Some(claims) => crate::claims::recorded(&workspace.results(), dir, claims)?,
@@ -580,10 +591,21 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
             let decisions = decide(&plan, &workspace, Force::None)?;
             let latest = latest_run(&workspace.results(), &plan.experiment);
             if json {
+                let slurm = crate::pipeline::slurm::driver::status(
+                    &workspace.root.join(".symbreak"),
+                    &plan.experiment,
+                    &Scheduler::from_env(),
+                )?;
                 let doc = serde_json::json!({
                     "experiment": plan.experiment,
                     "latest": latest,
                     "stages": decisions,
+                    "slurm": slurm.map(|s| serde_json::json!({
+                        "run_id": s.run_id,
+                        "instances": s.states.iter().map(|(id, state)| {
+                            serde_json::json!({"id": id, "status": state})
+                        }).collect::<Vec<_>>(),
+                    })),
                 });
                 say!("{}", serde_json::to_string_pretty(&doc)?);
             } else {

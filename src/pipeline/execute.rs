@@ -335,28 +335,19 @@ pub fn execute(plan: &Plan, workspace: &Workspace, options: &RunOptions) -> Resu
         multi,
     );
     match outcome {
-        Ok(false) => {
+        Ok(complete) => {
             let seconds = clock.elapsed().as_secs_f64();
+            if complete {
+                log.line(&format!(
+                    "complete in {seconds:.2} s: {}",
+                    folder.dir.display()
+                ));
+            }
             Ok(RunSummary {
                 experiment: plan.experiment.clone(),
                 run_id: Some(folder.run_id.clone()),
                 run_dir: Some(folder.dir.clone()),
-                status: "submitted".into(),
-                seconds,
-                stages: decisions,
-            })
-        }
-        Ok(true) => {
-            let seconds = clock.elapsed().as_secs_f64();
-            log.line(&format!(
-                "complete in {seconds:.2} s: {}",
-                folder.dir.display()
-            ));
-            Ok(RunSummary {
-                experiment: plan.experiment.clone(),
-                run_id: Some(folder.run_id.clone()),
-                run_dir: Some(folder.dir.clone()),
-                status: "complete".into(),
+                status: if complete { "complete" } else { "submitted" }.into(),
                 seconds,
                 stages: decisions,
             })
@@ -725,6 +716,10 @@ pub(crate) fn build_entry(
         Ok(failing) if failing == id => Err(Error::Other(format!(
             "failing on request (SYMBREAK_FAIL_STAGE={failing})"
         ))),
+        _ if std::env::var("SYMBREAK_HOG_STAGE").is_ok_and(|hog| hog == id) => {
+            hog_memory();
+            task.run(&ctx)
+        }
         _ => task.run(&ctx),
     };
     progress.finish();
@@ -742,6 +737,17 @@ pub(crate) fn build_entry(
     };
     cache.publish(scratch, kind.name(), &meta, replace)?;
     Ok(meta)
+}
+
+/// Fault injection for the test of a job over its memory limit: touches 64 MiB blocks, up to
+/// 8 GiB, so that a memory limit far below that kills the process.
+fn hog_memory() {
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    for n in 0..128u8 {
+        blocks.push(vec![n.wrapping_add(1); 64 << 20]);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::hint::black_box(&blocks);
 }
 
 /// Where a run can be held for fault-injection tests: with `SYMBREAK_PAUSE_AT=<point>` and

@@ -1,7 +1,7 @@
 //! Cache upkeep: checking every entry against its published record (`symbreak verify --cache`)
 //! and removing what nothing refers to (`symbreak gc`): entries that no experiment's state and no
-//! complete run folder names, scratch folders of dead processes, and run folders of interrupted
-//! runs.
+//! complete run folder names (nor an unfinished Slurm run plans), scratch folders of dead
+//! processes, and run folders of interrupted runs.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -70,6 +70,7 @@ pub fn collect_garbage(workspace: &Workspace, dry_run: bool) -> Result<GcReport>
     for state in cache.all_states().values() {
         wanted.extend(state.values().map(|record| record.key.clone()));
     }
+    wanted.extend(super::slurm::driver::unfinished_keys(cache.root()));
     let mut report = GcReport {
         dry_run,
         ..GcReport::default()

@@ -275,6 +275,42 @@ fn paper_configuration_downloads_from_a_loopback_server() {
     let run = ws.latest("dwe-googlebooks");
     assert!(run.join("tables").read_dir().unwrap().count() > 0);
 
+    // On a cluster, the slice reduction is one array over the slices, and the tables are the
+    // local run's.
+    if crate::slurm::cluster("paper_configuration_downloads_from_a_loopback_server (Slurm part)") {
+        let on_slurm = crate::slurm::slurm_run(
+            &ws,
+            &[
+                "run",
+                "dwe-googlebooks",
+                "--executor",
+                "slurm",
+                "--from",
+                "preprocess",
+                "--chunk",
+                "1",
+            ],
+            &[],
+        );
+        on_slurm.expect_code(0);
+        let said = on_slurm.stdout();
+        assert!(
+            said.lines()
+                .any(|l| l.contains("3 task(s) of preprocess (3 instance(s))")),
+            "{said}"
+        );
+        ws.run(&[
+            "diff",
+            run.to_str().unwrap(),
+            ws.latest("dwe-googlebooks").to_str().unwrap(),
+            "--rel-tol",
+            "0",
+            "--abs-tol",
+            "0",
+        ])
+        .expect_code(0);
+    }
+
     // A file that disagrees with its lock entry is refused and nothing is kept.
     let ad = ws.path().join("data/googlebooks").join(slice_file("ad"));
     std::fs::remove_file(&ad).unwrap();

@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::util::{Run, Workspace};
 
 /// Whether the live cluster tests run here; says so when they do not.
-fn cluster(test: &str) -> bool {
+pub fn cluster(test: &str) -> bool {
     let enabled = std::env::var("SYMBREAK_SLURM_TESTS").is_ok_and(|v| v == "1");
     let sbatch = Command::new("sbatch").arg("--version").output().is_ok();
     if !(enabled && sbatch) {
@@ -20,7 +20,7 @@ fn cluster(test: &str) -> bool {
 }
 
 /// `symbreak args` with the driver's polling shortened for tests.
-fn slurm_run(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Run {
+pub fn slurm_run(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = ws.command(args);
     cmd.env("SYMBREAK_SLURM_QUEUE_INTERVAL", "1")
         .env("SYMBREAK_SLURM_GRACE", "5");
@@ -58,6 +58,21 @@ fn entry_files(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// The cluster's `MaxArraySize`.
+fn max_array_size() -> usize {
+    let out = Command::new("scontrol")
+        .args(["show", "config"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == "MaxArraySize").then(|| v.trim().parse().ok())?
+        })
+        .unwrap()
+}
+
 /// Arrays of the run named `name` that the cluster still knows: (comment, array job id).
 fn queued_arrays(name: &str) -> Vec<(String, String)> {
     let out = Command::new("squeue")
@@ -77,8 +92,9 @@ fn queued_arrays(name: &str) -> Vec<(String, String)> {
     arrays
 }
 
-/// A sweep of 21 instances run as Slurm arrays gives the cache entries and tables of a local
-/// run, byte for byte; the manifest names the job and node of every instance.
+/// A sweep of 21 instances run as Slurm arrays (split at the cluster's `MaxArraySize`) gives
+/// the cache entries and tables of a local run, byte for byte; the manifest names the job and
+/// node of every instance.
 #[test]
 fn a_slurm_run_matches_a_local_run_byte_for_byte() {
     if !cluster("a_slurm_run_matches_a_local_run_byte_for_byte") {
@@ -94,16 +110,34 @@ fn a_slurm_run_matches_a_local_run_byte_for_byte() {
             "--executor",
             "slurm",
             "--chunk",
-            "3",
+            "1",
         ],
         &[],
     );
     run.expect_code(0);
+    let said = run.stdout();
     assert!(
-        run.stdout().contains("21 instance(s) as"),
-        "{}",
-        run.stdout()
+        said.contains("21 instance(s) as 21 array task(s)"),
+        "{said}"
     );
+    // Ten fits, one per task: the toy fit reads nothing, the nine others read the target, so
+    // they are two groups; the nine split into several arrays where MaxArraySize is lower.
+    let max_array = max_array_size();
+    let fit_arrays: Vec<usize> = said
+        .lines()
+        .filter(|l| l.contains(" task(s) of fit"))
+        .map(|l| {
+            let before = l.split(" task(s) of fit").next().unwrap();
+            before.rsplit(' ').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(fit_arrays.iter().sum::<usize>(), 10, "{said}");
+    assert!(fit_arrays.iter().all(|&n| n <= max_array), "{said}");
+    if max_array < 9 {
+        assert_eq!(fit_arrays.len(), 1 + 9usize.div_ceil(max_array), "{said}");
+    } else {
+        eprintln!("array split not exercised: this cluster's MaxArraySize is {max_array}");
+    }
     local.run(&["run", "rbm-scalar-smoke", "-q"]).expect_code(0);
     let (a, b) = (entry_files(on_slurm.path()), entry_files(local.path()));
     assert_eq!(a.len(), b.len());
@@ -265,5 +299,91 @@ fn a_killed_driver_loses_nothing_and_nothing_is_submitted_twice() {
         !status.stdout().contains("unfinished"),
         "{}",
         status.stdout()
+    );
+}
+
+/// `--detach` returns once the arrays are submitted; `status` follows the run; the next `run`
+/// adopts every live job (submits nothing) and completes the same run folder.
+#[test]
+fn a_detached_run_is_followed_by_status_and_completed_by_the_next_run() {
+    if !cluster("a_detached_run_is_followed_by_status_and_completed_by_the_next_run") {
+        return;
+    }
+    let ws = Workspace::with_spec("goldstone-synthetic-smoke");
+    let detached = slurm_run(
+        &ws,
+        &[
+            "run",
+            "goldstone-synthetic-smoke",
+            "--executor",
+            "slurm",
+            "--detach",
+        ],
+        &[],
+    );
+    detached.expect_code(0);
+    assert!(
+        detached.stdout().contains("submitted as Slurm run"),
+        "{}",
+        detached.stdout()
+    );
+    let status = slurm_run(&ws, &["--json", "status", "goldstone-synthetic-smoke"], &[]);
+    status.expect_code(0);
+    let doc = status.json();
+    let instances = doc["slurm"]["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 7, "{doc}");
+    let run = slurm_run(
+        &ws,
+        &["run", "goldstone-synthetic-smoke", "--executor", "slurm"],
+        &[],
+    );
+    run.expect_code(0);
+    let said = run.stdout();
+    assert!(said.contains("resuming run"), "{said}");
+    assert!(!said.contains("submitting"), "{said}");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(ws.latest("goldstone-synthetic-smoke").join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["status"], "complete");
+}
+
+/// A job over its memory limit (`[slurm.fit] mem`) is killed by the cluster before its worker
+/// can say anything: the driver reports the instance failed as OUT_OF_MEMORY, with the hint.
+#[test]
+fn a_job_over_its_memory_limit_is_reported_as_such() {
+    if !cluster("a_job_over_its_memory_limit_is_reported_as_such") {
+        return;
+    }
+    let memory_limits = Command::new("scontrol")
+        .args(["show", "config"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("task/cgroup"))
+        .unwrap_or(false);
+    if !memory_limits {
+        eprintln!(
+            "a_job_over_its_memory_limit_is_reported_as_such: skipped (no cgroup memory limits)"
+        );
+        return;
+    }
+    let ws = Workspace::with_spec("goldstone-synthetic-smoke");
+    ws.edit_spec("goldstone-synthetic-smoke", |t| {
+        format!("{t}\n[slurm.fit]\nmem = \"200M\"\n")
+    });
+    let hog = "fit[variant=baseline,init_scale=0.1]";
+    let run = slurm_run(
+        &ws,
+        &["run", "goldstone-synthetic-smoke", "--executor", "slurm"],
+        &[("SYMBREAK_HOG_STAGE", hog)],
+    );
+    run.expect_code(2);
+    let said = run.stderr();
+    let line = said
+        .lines()
+        .find(|l| l.trim_start().starts_with(hog))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        line.contains("OUT_OF_MEMORY") && line.contains("raise `mem`"),
+        "{line}"
     );
 }

@@ -970,6 +970,46 @@ fn follow(
     }
 }
 
+/// Every key an unfinished Slurm run under `cache_root` plans or reads: its jobs may still
+/// publish them, before any state file or run folder names them (`gc` keeps them).
+pub fn unfinished_keys(cache_root: &Path) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    let experiments = std::fs::read_dir(cache_root.join("slurm"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()) && e.file_name() != "bin");
+    for experiment in experiments {
+        let name = experiment.file_name().to_string_lossy().to_string();
+        for dir in RunDir::all_of(cache_root, &name) {
+            // A run whose record cannot be read is kept whole: better a kept entry than a
+            // removed one a job is about to read.
+            let Ok(record) = RunRecord::load(dir) else {
+                continue;
+            };
+            if record.finished() {
+                continue;
+            }
+            for plan in &record.plans {
+                for instance in &plan.instances {
+                    keys.insert(instance.key.clone());
+                    keys.extend(instance.upstream.values().map(|(_, k)| k.clone()));
+                }
+            }
+        }
+    }
+    keys
+}
+
+/// The latest Slurm run of `experiment`, if it submitted something and is not over.
+fn unfinished_run(cache_root: &Path, experiment: &str) -> Result<Option<RunRecord>> {
+    let Some(dir) = RunDir::all_of(cache_root, experiment).pop() else {
+        return Ok(None);
+    };
+    let record = RunRecord::load(dir)?;
+    Ok((!record.finished() && !record.plans.is_empty()).then_some(record))
+}
+
 /// An unfinished Slurm run as `status` shows it.
 pub struct SlurmStatus {
     pub run_id: String,
@@ -984,13 +1024,9 @@ pub fn status(
     experiment: &str,
     scheduler: &Scheduler,
 ) -> Result<Option<SlurmStatus>> {
-    let Some(dir) = RunDir::all_of(cache_root, experiment).pop() else {
+    let Some(record) = unfinished_run(cache_root, experiment)? else {
         return Ok(None);
     };
-    let record = RunRecord::load(dir)?;
-    if record.finished() || record.plans.is_empty() {
-        return Ok(None);
-    }
     let queue = if scheduler.available() {
         scheduler.queue(&record.job_name())?
     } else {
@@ -1026,13 +1062,9 @@ pub fn cancel(
     experiment: &str,
     scheduler: &Scheduler,
 ) -> Result<Option<String>> {
-    let Some(dir) = RunDir::all_of(cache_root, experiment).pop() else {
+    let Some(record) = unfinished_run(cache_root, experiment)? else {
         return Ok(None);
     };
-    let record = RunRecord::load(dir)?;
-    if record.finished() || record.plans.is_empty() {
-        return Ok(None);
-    }
     scheduler.cancel(&record.job_name())?;
     journal::append(
         &record.dir.journal(),
