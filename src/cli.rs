@@ -626,6 +626,13 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
                                 format!("process {} is gone", manifest.pid)
                             }
                         ),
+                        RunStatus::Running if manifest.executor.as_deref() == Some("slurm") => {
+                            say!(
+                                "  run {run}: on Slurm, not assembled yet (`symbreak run {} \
+                                 --executor slurm` follows and assembles it)",
+                                plan.experiment
+                            )
+                        }
                         RunStatus::Running => {
                             say!("  run {run}: running (pid {})", manifest.pid)
                         }

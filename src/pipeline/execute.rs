@@ -605,29 +605,22 @@ fn run_on_slurm(
         });
     }
     cache.save_state(&plan.experiment, &state)?;
-    let status = if failure.is_some() {
-        "failed"
-    } else {
-        "complete"
-    };
-    if let Some(message) = failure {
+    // The driver's part is over: a later `run` starts a new run rather than resuming this one.
+    let finished = |status: &str| {
         journal::append(
             &run_dir.journal(),
             &Event::Finished {
                 time: now_rfc3339(),
                 status: status.into(),
             },
-        )?;
+        )
+    };
+    if let Some(message) = failure {
+        finished("failed")?;
         return Err(Error::Other(message));
     }
     assemble(cache, options, decisions, folder, manifest)?;
-    journal::append(
-        &run_dir.journal(),
-        &Event::Finished {
-            time: now_rfc3339(),
-            status: status.into(),
-        },
-    )?;
+    finished("complete")?;
     Ok(true)
 }
 

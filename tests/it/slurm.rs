@@ -387,3 +387,120 @@ fn a_job_over_its_memory_limit_is_reported_as_such() {
         "{line}"
     );
 }
+
+/// Writes executable fake Slurm programs into `dir`.
+fn fake_slurm(dir: &Path, programs: &[(&str, &str)]) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, body) in programs {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+/// No cluster needed: with `sbatch` faked (it accepts and runs nothing), the plan file that a
+/// detached run leaves is run by hand with the worker verb. A job of this build publishes its
+/// instance; a plan written by another build is refused, with a failure record, and exits 1.
+#[test]
+fn a_worker_of_another_build_refuses_the_plan() {
+    let ws = Workspace::with_spec("goldstone-synthetic-smoke");
+    let bin = ws.path().join("fake-slurm");
+    fake_slurm(
+        &bin,
+        &[
+            ("sbatch", "echo $$"),
+            ("squeue", "exit 0"),
+            ("scontrol", "echo 'MaxArraySize = 1001'"),
+        ],
+    );
+    let detached = slurm_run(
+        &ws,
+        &[
+            "run",
+            "goldstone-synthetic-smoke",
+            "--executor",
+            "slurm",
+            "--detach",
+        ],
+        &[("SYMBREAK_SLURM_BIN", bin.to_str().unwrap())],
+    );
+    detached.expect_code(0);
+    let runs = ws.path().join(".symbreak/slurm/goldstone-synthetic-smoke");
+    let run_dir = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let plan_path = run_dir.join("plan-0.json");
+    let mut plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&plan_path).unwrap()).unwrap();
+    assert_eq!(plan["arrays"][0]["kind"], "preprocess");
+    let worker = |plan: &Path, array: &str| {
+        ws.run(&[
+            "slurm-worker",
+            "--plan",
+            plan.to_str().unwrap(),
+            "--array",
+            array,
+            "--task",
+            "0",
+        ])
+    };
+    worker(&plan_path, "0").expect_code(0);
+    let outcomes = run_dir.join("outcomes");
+    let outcome = |kind: &str| -> serde_json::Value {
+        let file = std::fs::read_dir(&outcomes)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with(kind))
+            .unwrap_or_else(|| panic!("no {kind} outcome"));
+        serde_json::from_slice(&std::fs::read(file.path()).unwrap()).unwrap()
+    };
+    assert_eq!(outcome("preprocess")["state"], "done");
+    plan["build"] = "another build".into();
+    let other = run_dir.join("plan-other.json");
+    std::fs::write(&other, serde_json::to_vec(&plan).unwrap()).unwrap();
+    let refused = worker(&other, "1");
+    refused.expect_code(1);
+    let fit = outcome("fit");
+    assert_eq!(fit["state"], "failed");
+    assert!(fit["error"].as_str().unwrap().contains("refused"), "{fit}");
+}
+
+/// `cancel` takes a detached run's jobs back (one `scancel` by the run's name) and says so; the
+/// next `run` resubmits what the cancel stopped and completes.
+#[test]
+fn a_cancelled_run_is_completed_by_the_next_run() {
+    if !cluster("a_cancelled_run_is_completed_by_the_next_run") {
+        return;
+    }
+    let ws = Workspace::with_spec("goldstone-synthetic-smoke");
+    slurm_run(
+        &ws,
+        &[
+            "run",
+            "goldstone-synthetic-smoke",
+            "--executor",
+            "slurm",
+            "--detach",
+        ],
+        &[],
+    )
+    .expect_code(0);
+    let cancel = slurm_run(&ws, &["cancel", "goldstone-synthetic-smoke"], &[]);
+    cancel.expect_code(0);
+    assert!(
+        cancel.stdout().contains("cancelled the Slurm jobs of run"),
+        "{}",
+        cancel.stdout()
+    );
+    let run = slurm_run(
+        &ws,
+        &["run", "goldstone-synthetic-smoke", "--executor", "slurm"],
+        &[],
+    );
+    run.expect_code(0);
+    assert!(run.stdout().contains("resuming run"), "{}", run.stdout());
+}
