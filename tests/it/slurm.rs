@@ -504,3 +504,33 @@ fn a_cancelled_run_is_completed_by_the_next_run() {
     run.expect_code(0);
     assert!(run.stdout().contains("resuming run"), "{}", run.stdout());
 }
+
+/// Found while trying it: a run whose `sbatch` was refused (a partition the cluster does not
+/// have) failed with sbatch's words, but `status` went on calling its Slurm run unfinished.
+#[test]
+fn a_refused_submission_ends_the_run_with_the_schedulers_words() {
+    if !cluster("a_refused_submission_ends_the_run_with_the_schedulers_words") {
+        return;
+    }
+    let ws = Workspace::with_spec("goldstone-synthetic-smoke");
+    ws.edit_spec("goldstone-synthetic-smoke", |t| {
+        format!("{t}\n[slurm]\npartition = \"no-such-partition\"\n")
+    });
+    let run = slurm_run(
+        &ws,
+        &["run", "goldstone-synthetic-smoke", "--executor", "slurm"],
+        &[],
+    );
+    run.expect_code(2);
+    assert!(
+        run.stderr().contains("sbatch refused") && run.stderr().contains("partition"),
+        "{}",
+        run.stderr()
+    );
+    let status = slurm_run(&ws, &["status", "goldstone-synthetic-smoke"], &[]);
+    assert!(
+        !status.stdout().contains("unfinished"),
+        "{}",
+        status.stdout()
+    );
+}

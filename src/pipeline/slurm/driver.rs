@@ -100,17 +100,23 @@ impl SlurmSettings {
         };
         let resolve = |kind: Option<StageKind>, own: Option<&RawKind>| -> Result<KindSettings> {
             let own = own.cloned().unwrap_or_default();
-            let name = kind.map_or("slurm".to_string(), |k| format!("slurm.{}", k.name()));
+            // A value names the table it was set in: the kind's own, else `[slurm]`.
+            let table = |own_set: bool| match kind {
+                Some(k) if own_set => format!("slurm.{}", k.name()),
+                _ => "slurm".to_string(),
+            };
             let chunk = own
                 .chunk
                 .or(base.chunk)
                 .unwrap_or_else(|| kind.map_or(1, default_chunk));
             if chunk == 0 {
-                return Err(doc.error(&format!("{name}.chunk"), "must be at least 1"));
+                let at = table(own.chunk.is_some());
+                return Err(doc.error(&format!("{at}.chunk"), "must be at least 1"));
             }
             let cpus = own.cpus.or(base.cpus).unwrap_or(1);
             if cpus == 0 {
-                return Err(doc.error(&format!("{name}.cpus"), "must be at least 1"));
+                let at = table(own.cpus.is_some());
+                return Err(doc.error(&format!("{at}.cpus"), "must be at least 1"));
             }
             Ok(KindSettings {
                 resources: Resources {
@@ -828,8 +834,16 @@ fn submit_round(
                         error: e.to_string(),
                     },
                 )?;
-                // What was submitted would wait for arrays that never come: take it back.
+                // What was submitted would wait for arrays that never come: take it back, and
+                // end the run (a later `run` starts afresh).
                 let _ = scheduler.cancel(&name);
+                journal::append(
+                    &record.dir.journal(),
+                    &Event::Finished {
+                        time: now_rfc3339(),
+                        status: "refused".into(),
+                    },
+                )?;
                 return Err(e);
             }
         }
@@ -1231,5 +1245,16 @@ mod tests {
         .unwrap();
         let err = SlurmSettings::from_spec(&bad).unwrap_err().to_string();
         assert!(err.contains("z.toml") && err.contains("cpu"), "{err}");
+        // Found while trying it: `chunk = 0` in [slurm] was reported as slurm.fetch.chunk.
+        let zero = SpecDocument::parse(
+            Path::new("w.toml"),
+            "[experiment]\nname = \"w\"\n\n[slurm]\nchunk = 0\n".into(),
+        )
+        .unwrap();
+        let err = SlurmSettings::from_spec(&zero).unwrap_err().to_string();
+        assert!(
+            err.contains("w.toml:5: slurm.chunk: must be at least 1"),
+            "{err}"
+        );
     }
 }

@@ -235,15 +235,14 @@ impl Scheduler {
                     attempt += 1;
                 }
                 _ => {
+                    let how = if transient {
+                        format!("still refused after {attempt} retries")
+                    } else {
+                        "not a transient error".to_string()
+                    };
                     return Err(Error::Other(format!(
-                        "sbatch refused the array {} ({}{}): {}",
+                        "sbatch refused job array {} (round:array; {how}): {}",
                         submission.comment,
-                        if transient { "still, after " } else { "" },
-                        if transient {
-                            format!("{} retries", attempt)
-                        } else {
-                            "not a transient error".into()
-                        },
                         stderr.trim()
                     )));
                 }
