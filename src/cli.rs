@@ -1049,13 +1049,16 @@ fn gc(workspace: &Workspace, dry_run: bool, json: bool) -> anyhow::Result<()> {
         .entries_removed
         .iter()
         .chain(&report.interrupted_runs_removed)
+        .chain(&report.slurm_files_removed)
     {
         say!("{verb} {}", dir.display());
     }
     say!(
-        "{verb} {} cache entries and {} interrupted runs ({}); kept {} entries",
+        "{verb} {} cache entries, {} interrupted runs and {} Slurm run folders or binaries ({}); \
+         kept {} entries",
         report.entries_removed.len(),
         report.interrupted_runs_removed.len(),
+        report.slurm_files_removed.len(),
         crate::report::human_bytes(report.bytes_freed),
         report.entries_kept
     );

@@ -1,7 +1,7 @@
 //! Cache upkeep: checking every entry against its published record (`symbreak verify --cache`)
 //! and removing what nothing refers to (`symbreak gc`): entries that no experiment's state and no
 //! complete run folder names (nor an unfinished Slurm run plans), scratch folders of dead
-//! processes, and run folders of interrupted runs.
+//! processes, run folders of interrupted runs, and the folders of Slurm runs that are over.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -58,6 +58,8 @@ pub struct GcReport {
     pub entries_kept: usize,
     pub entries_removed: Vec<PathBuf>,
     pub interrupted_runs_removed: Vec<PathBuf>,
+    /// Folders of Slurm runs that are over, and staged binaries no unfinished run uses.
+    pub slurm_files_removed: Vec<PathBuf>,
     pub bytes_freed: u64,
 }
 
@@ -70,11 +72,19 @@ pub fn collect_garbage(workspace: &Workspace, dry_run: bool) -> Result<GcReport>
     for state in cache.all_states().values() {
         wanted.extend(state.values().map(|record| record.key.clone()));
     }
-    wanted.extend(super::slurm::driver::unfinished_keys(cache.root()));
+    let slurm = super::slurm::driver::slurm_folders(cache.root());
+    wanted.extend(slurm.keys_in_flight);
     let mut report = GcReport {
         dry_run,
         ..GcReport::default()
     };
+    for path in slurm.finished_runs.into_iter().chain(slurm.idle_binaries) {
+        report.bytes_freed += match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() => meta.len(),
+            _ => folder_bytes(&path),
+        };
+        report.slurm_files_removed.push(path);
+    }
     for (run_dir, status, manifest) in run_folders(&workspace.results()) {
         match status {
             RunStatus::Complete => {
@@ -103,6 +113,13 @@ pub fn collect_garbage(workspace: &Workspace, dry_run: bool) -> Result<GcReport>
             .chain(&report.interrupted_runs_removed)
         {
             remove_tree(dir)?;
+        }
+        for path in &report.slurm_files_removed {
+            if path.is_dir() {
+                remove_tree(path)?;
+            } else {
+                std::fs::remove_file(path).map_err(|e| Error::io("removing", path, e))?;
+            }
         }
     }
     Ok(report)

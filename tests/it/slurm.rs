@@ -467,6 +467,32 @@ fn a_worker_of_another_build_refuses_the_plan() {
     let fit = outcome("fit");
     assert_eq!(fit["state"], "failed");
     assert!(fit["error"].as_str().unwrap().contains("refused"), "{fit}");
+
+    // While the run is unfinished, `gc` keeps the entry its job published (no state file names
+    // it yet) and the staged binary; once the run is over, it removes them and the run's folder.
+    let entries = |kind: &str| {
+        std::fs::read_dir(ws.path().join(".symbreak/cache").join(kind))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let binaries = ws.path().join(".symbreak/slurm/bin");
+    ws.run(&["gc"]).expect_code(0);
+    assert_eq!(entries("preprocess"), 1);
+    assert_eq!(std::fs::read_dir(&binaries).unwrap().count(), 1);
+    let mut journal = std::fs::OpenOptions::new()
+        .append(true)
+        .open(run_dir.join("journal.jsonl"))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut journal,
+        b"{\"event\":\"finished\",\"time\":\"t\",\"status\":\"failed\"}\n",
+    )
+    .unwrap();
+    let gc = ws.run(&["gc"]);
+    gc.expect_code(0);
+    assert_eq!(entries("preprocess"), 0, "{}", gc.stdout());
+    assert!(!run_dir.exists(), "{}", gc.stdout());
+    assert_eq!(std::fs::read_dir(&binaries).unwrap().count(), 0);
 }
 
 /// `cancel` takes a detached run's jobs back (one `scancel` by the run's name) and says so; the

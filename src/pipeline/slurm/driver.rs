@@ -984,10 +984,23 @@ fn follow(
     }
 }
 
-/// Every key an unfinished Slurm run under `cache_root` plans or reads: its jobs may still
-/// publish them, before any state file or run folder names them (`gc` keeps them).
-pub fn unfinished_keys(cache_root: &Path) -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
+/// What `gc` needs to know of `.symbreak/slurm/`.
+#[derive(Debug, Default)]
+pub struct SlurmFolders {
+    /// Every key an unfinished run plans or reads: its jobs may still publish or read them
+    /// before any state file or run folder names them.
+    pub keys_in_flight: BTreeSet<String>,
+    /// Folders of runs that are over (their logs are in their run folders).
+    pub finished_runs: Vec<PathBuf>,
+    /// Staged binaries, when no unfinished run may still start a job with one.
+    pub idle_binaries: Vec<PathBuf>,
+}
+
+/// Reads every Slurm run under `cache_root`. A run whose record cannot be read counts as
+/// unfinished and is kept whole: better a kept entry than a removed one a job is about to read.
+pub fn slurm_folders(cache_root: &Path) -> SlurmFolders {
+    let mut out = SlurmFolders::default();
+    let mut unfinished = false;
     let experiments = std::fs::read_dir(cache_root.join("slurm"))
         .into_iter()
         .flatten()
@@ -996,23 +1009,33 @@ pub fn unfinished_keys(cache_root: &Path) -> BTreeSet<String> {
     for experiment in experiments {
         let name = experiment.file_name().to_string_lossy().to_string();
         for dir in RunDir::all_of(cache_root, &name) {
-            // A run whose record cannot be read is kept whole: better a kept entry than a
-            // removed one a job is about to read.
-            let Ok(record) = RunRecord::load(dir) else {
-                continue;
-            };
-            if record.finished() {
-                continue;
-            }
-            for plan in &record.plans {
-                for instance in &plan.instances {
-                    keys.insert(instance.key.clone());
-                    keys.extend(instance.upstream.values().map(|(_, k)| k.clone()));
+            let path = dir.dir.clone();
+            match RunRecord::load(dir) {
+                Ok(record) if record.finished() => out.finished_runs.push(path),
+                Ok(record) => {
+                    unfinished = true;
+                    for plan in &record.plans {
+                        for instance in &plan.instances {
+                            out.keys_in_flight.insert(instance.key.clone());
+                            out.keys_in_flight
+                                .extend(instance.upstream.values().map(|(_, k)| k.clone()));
+                        }
+                    }
                 }
+                Err(_) => unfinished = true,
             }
         }
     }
-    keys
+    if !unfinished {
+        out.idle_binaries = std::fs::read_dir(cache_root.join("slurm").join("bin"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        out.idle_binaries.sort();
+    }
+    out
 }
 
 /// The latest Slurm run of `experiment`, if it submitted something and is not over.
