@@ -187,6 +187,11 @@ impl RunLog {
         }
     }
 
+    /// The bars this log prints above, when bars are drawn.
+    pub fn bars(&self) -> Option<&MultiProgress> {
+        self.multi.as_ref()
+    }
+
     /// Writes one line to the log file, and to stdout only when no bars are drawn (the bars
     /// say the same on a terminal).
     pub fn line_to_file(&self, message: &str) {

@@ -647,7 +647,7 @@ pub fn drive(
         ));
         return Ok(Finish::Detached);
     }
-    follow(plan, decisions, &record, cache, scheduler, run_folder, log)
+    follow(decisions, &record, cache, scheduler, run_folder, log)
 }
 
 /// Writes round `record.plans.len()` with the instances `wanted` and submits its arrays.
@@ -854,7 +854,6 @@ fn submit_round(
 
 /// Follows the run until every instance is final, then says how it ended.
 fn follow(
-    plan: &Plan,
     decisions: &[Decision],
     record: &RunRecord,
     cache: &Cache,
@@ -879,6 +878,15 @@ fn follow(
     // cluster keeps accounting at all).
     let mut accounted: BTreeMap<String, String> = BTreeMap::new();
     let mut accounting_off = false;
+    // The whole run's bar (on a terminal): instances over, and how many run and wait.
+    let bar = log.bars().map(|m| {
+        let bar = m.add(indicatif::ProgressBar::new(decisions.len() as u64));
+        bar.set_style(crate::pipeline::progress::bar_style(
+            "{prefix:>32} [{bar:30}] {pos}/{len} stage instances, {elapsed} {msg}",
+        ));
+        bar.set_prefix(name.clone());
+        bar
+    });
     loop {
         if Instant::now() >= next_queue {
             let lost: Vec<String> = last
@@ -939,6 +947,18 @@ fn follow(
                 log.line(&format!("{id}: {}", describe_state(state)));
             }
         }
+        if let Some(bar) = &bar {
+            let count = |name: &str| states.values().filter(|s| s.name() == name).count();
+            let over = decisions.len() - states.values().filter(|s| !s.is_final()).count();
+            // The message first: setting the position draws the bar.
+            bar.set_message(format!(
+                "({} running, {} queued, {} failed)",
+                count("running"),
+                count("queued"),
+                count("failed")
+            ));
+            bar.set_position(over as u64);
+        }
         let finished = states.values().all(InstanceState::is_final)
             && decisions.iter().all(|d| {
                 states.contains_key(&d.key) || cache.entry_meta(d.kind.name(), &d.key).is_some()
@@ -948,6 +968,9 @@ fn follow(
             break;
         }
         std::thread::sleep(Duration::from_secs(2).min(interval));
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
     let jobs = copy_logs(record, &last, run_folder)?;
     let by_key: BTreeMap<&str, &Decision> = decisions.iter().map(|d| (d.key.as_str(), d)).collect();
@@ -968,7 +991,6 @@ fn follow(
     for d in decisions {
         records.insert(d.id.clone(), jobs.get(&d.key).cloned());
     }
-    let _ = plan;
     if failed.is_empty() {
         Ok(Finish::Complete(records))
     } else {
