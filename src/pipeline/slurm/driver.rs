@@ -910,14 +910,23 @@ fn follow(
                     None => accounting_off = true,
                 }
             }
-            let rows = scheduler.queue(&name)?;
-            let changed = rows != queue;
-            queue = rows;
-            interval = if changed {
-                base
-            } else {
-                (interval.mul_f64(1.5)).min(base * 4)
-            };
+            match scheduler.queue(&name) {
+                Ok(rows) => {
+                    let changed = rows != queue;
+                    queue = rows;
+                    interval = if changed {
+                        base
+                    } else {
+                        (interval.mul_f64(1.5)).min(base * 4)
+                    };
+                }
+                // A controller that does not answer for a while (restart, overload) must not
+                // end the run: the jobs go on; ask again later, keeping what it said last.
+                Err(e) => {
+                    log.line(&format!("warning: {e}; asking again later"));
+                    interval = (interval * 2).min(base * 4);
+                }
+            }
             next_queue = Instant::now() + interval;
         }
         let states: BTreeMap<String, InstanceState> =
