@@ -1158,6 +1158,10 @@ pub fn describe_state(state: &InstanceState) -> String {
         InstanceState::Done { job: None, .. } => "done (already in the cache)".into(),
         InstanceState::Running { job, node } if node.is_empty() => format!("running (job {job})"),
         InstanceState::Running { job, node } => format!("running (job {job} on {node})"),
+        // Slurm says `None` for a pending job it is about to schedule.
+        InstanceState::Queued { job, reason } if reason.is_empty() || reason == "None" => {
+            format!("queued (job {job})")
+        }
         InstanceState::Queued { job, reason } => format!("queued (job {job}: {reason})"),
         InstanceState::Failed { job, error, log } => {
             format!("FAILED (job {job}): {error}; log {log}")
