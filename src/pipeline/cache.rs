@@ -349,11 +349,7 @@ impl Cache {
             ));
             file.lock().map_err(|e| Error::io("locking", &path, e))?;
         }
-        let host = super::run_folder::host_info()
-            .get("hostname")
-            .cloned()
-            .unwrap_or_default();
-        let holder = format!("pid {} on host {host}", std::process::id());
+        let holder = format!("pid {} on host {}", std::process::id(), local_host());
         file.set_len(0)
             .and_then(|()| file.rewind())
             .and_then(|()| file.write_all(holder.as_bytes()))

@@ -381,12 +381,10 @@ fn spec_record(plan: &Plan) -> Result<BTreeMap<String, String>> {
 /// whose jobs are not over, whose run folder is still there, and that was planned by this build
 /// from the same spec.
 fn resumable_slurm_run(plan: &Plan, workspace: &Workspace) -> Option<String> {
-    use super::slurm::driver::RunRecord;
-    let dir =
-        super::slurm::RunDir::all_of(&workspace.root.join(".symbreak"), &plan.experiment).pop()?;
-    let record = RunRecord::load(dir).ok()?;
-    let first = record.plans.first()?;
-    if record.finished() || first.build != super::slurm::build_fingerprint() {
+    let record = super::slurm::driver::unfinished_run(workspace.cache().root(), &plan.experiment)
+        .ok()
+        .flatten()?;
+    if record.plans.first()?.build != super::slurm::build_fingerprint() {
         return None;
     }
     let run_id = record.dir.run_id();
@@ -559,8 +557,8 @@ fn run_on_slurm(
 ) -> Result<bool> {
     use super::slurm::driver::{Finish, drive};
     use super::slurm::journal::{self, Event};
-    let cache_root = cache.root().to_path_buf();
-    let project_root = cache_root
+    let project_root = cache
+        .root()
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
@@ -568,7 +566,6 @@ fn run_on_slurm(
         plan,
         decisions,
         cache,
-        &cache_root,
         &project_root,
         &folder.run_id,
         &slurm.settings,
@@ -577,7 +574,7 @@ fn run_on_slurm(
         &folder.dir,
         log,
     )?;
-    let run_dir = super::slurm::RunDir::new(&cache_root, &plan.experiment, &folder.run_id);
+    let run_dir = super::slurm::RunDir::new(cache.root(), &plan.experiment, &folder.run_id);
     let (jobs, failure) = match finish {
         Finish::Detached => return Ok(false),
         Finish::Complete(jobs) => (jobs, None),
@@ -585,23 +582,15 @@ fn run_on_slurm(
     };
     let mut state = cache.load_state(&plan.experiment);
     manifest.stages.clear();
-    for d in decisions {
+    // Decisions are made in plan order, one per instance.
+    for (d, instance) in decisions.iter().zip(&plan.instances) {
         let Some(meta) = cache.entry_meta(d.kind.name(), &d.key) else {
             continue;
         };
         state.insert(d.id.clone(), d.record.clone());
-        let instance = plan.instances.iter().find(|i| i.id() == d.id);
         manifest.stages.push(StageRecord {
-            id: d.id.clone(),
-            kind: d.kind.name().into(),
-            key: d.key.clone(),
-            cached: !d.run,
-            reason: d.reasons.join("; "),
-            started: meta.started.clone(),
-            finished: meta.finished.clone(),
-            seconds: meta.seconds,
-            code_group: instance.map_or(String::new(), |i| i.code.name.to_string()),
             job: jobs.get(&d.id).cloned().flatten(),
+            ..stage_record(d, instance, !d.run, &meta)
         });
     }
     cache.save_state(&plan.experiment, &state)?;
@@ -789,17 +778,14 @@ fn describe(d: &Decision, dry: bool) -> String {
     }
 }
 
-fn run_instance(
-    plan: &Plan,
-    decisions: &[Decision],
-    index: usize,
-    cache: &Cache,
-    multi: Option<MultiProgress>,
-    log: &RunLog,
-) -> Result<StageRecord> {
-    let instance = &plan.instances[index];
-    let d = &decisions[index];
-    let record = |cached: bool, meta: &EntryMeta| StageRecord {
+/// The manifest's record of instance `instance`, decided as `d`, whose entry has `meta`.
+fn stage_record(
+    d: &Decision,
+    instance: &super::StageInstance,
+    cached: bool,
+    meta: &EntryMeta,
+) -> StageRecord {
+    StageRecord {
         id: d.id.clone(),
         kind: d.kind.name().into(),
         key: d.key.clone(),
@@ -810,7 +796,20 @@ fn run_instance(
         seconds: meta.seconds,
         code_group: instance.code.name.into(),
         job: None,
-    };
+    }
+}
+
+fn run_instance(
+    plan: &Plan,
+    decisions: &[Decision],
+    index: usize,
+    cache: &Cache,
+    multi: Option<MultiProgress>,
+    log: &RunLog,
+) -> Result<StageRecord> {
+    let instance = &plan.instances[index];
+    let d = &decisions[index];
+    let record = |cached: bool, meta: &EntryMeta| stage_record(d, instance, cached, meta);
     if !d.run
         && let Some(meta) = cache.entry_meta(d.kind.name(), &d.key)
     {

@@ -355,7 +355,7 @@ pub fn run_status(manifest: &Manifest) -> RunStatus {
         // Its jobs live on without the driver until the cache's record of the run says over.
         _ if manifest.executor.as_deref() == Some("slurm") => RunStatus::Running,
         _ => {
-            let here = host_info().get("hostname") == manifest.host.get("hostname");
+            let here = manifest.host.get("hostname") == Some(&super::cache::local_host());
             let alive = manifest.pid != 0 && Path::new(&format!("/proc/{}", manifest.pid)).exists();
             if here && !alive {
                 RunStatus::Interrupted
@@ -401,10 +401,7 @@ pub fn latest_run(results_root: &Path, experiment: &str) -> Option<String> {
 /// Host facts for the manifest.
 pub fn host_info() -> BTreeMap<String, String> {
     let mut host = BTreeMap::new();
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into());
-    host.insert("hostname".into(), name);
+    host.insert("hostname".into(), super::cache::local_host());
     host.insert("os".into(), std::env::consts::OS.into());
     host.insert("arch".into(), std::env::consts::ARCH.into());
     host.insert(

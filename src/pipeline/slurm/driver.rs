@@ -571,7 +571,6 @@ pub fn drive(
     plan: &Plan,
     decisions: &[Decision],
     cache: &Cache,
-    cache_root: &Path,
     project_root: &Path,
     run_id: &str,
     settings: &SlurmSettings,
@@ -580,7 +579,7 @@ pub fn drive(
     run_folder: &Path,
     log: &RunLog,
 ) -> Result<Finish> {
-    let dir = RunDir::new(cache_root, &plan.experiment, run_id);
+    let dir = RunDir::new(cache.root(), &plan.experiment, run_id);
     for sub in [dir.logs(), dir.scripts(), dir.outcomes()] {
         std::fs::create_dir_all(&sub).map_err(|e| Error::io("creating folder", &sub, e))?;
     }
@@ -631,7 +630,7 @@ pub fn drive(
             &wanted,
             &live_job_of_key,
             &mut record,
-            cache_root,
+            cache.root(),
             project_root,
             settings,
             options,
@@ -1070,7 +1069,7 @@ pub fn slurm_folders(cache_root: &Path) -> SlurmFolders {
 }
 
 /// The latest Slurm run of `experiment`, if it submitted something and is not over.
-fn unfinished_run(cache_root: &Path, experiment: &str) -> Result<Option<RunRecord>> {
+pub fn unfinished_run(cache_root: &Path, experiment: &str) -> Result<Option<RunRecord>> {
     let Some(dir) = RunDir::all_of(cache_root, experiment).pop() else {
         return Ok(None);
     };
@@ -1183,9 +1182,9 @@ fn copy_logs(
 ) -> Result<BTreeMap<String, JobRecord>> {
     let target = run_folder.join("slurm-logs");
     let mut out = BTreeMap::new();
+    let slots = record.slots();
     for (key, state) in states {
-        let Some((slot, instance)) = record.slots().get(key).map(|(s, i)| (*s, (*i).clone()))
-        else {
+        let Some((_, instance)) = slots.get(key) else {
             continue;
         };
         let outcome: Option<Outcome> = record.dir.read_outcome(instance.kind, key);
@@ -1198,7 +1197,6 @@ fn copy_logs(
                 _ => continue,
             },
         };
-        let _ = slot;
         let mut copied = String::new();
         if let Some(file) = log.file_name().filter(|_| log.is_file()) {
             std::fs::create_dir_all(&target)
