@@ -117,6 +117,8 @@ pub fn fetch(
 
 /// The HTTP client of every download.
 pub(crate) fn client(options: &FetchOptions) -> Result<reqwest::blocking::Client> {
+    // Fails only when a provider is already installed (a second client), which is the one wanted.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::blocking::Client::builder()
         .connect_timeout(options.connect_timeout)
         // The blocking client applies this to the request and to each read of the body: a
