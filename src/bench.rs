@@ -1,15 +1,21 @@
-//! `symbreak bench`: throughput of the hot loops against a same-machine reference.
+//! `symbreak bench`: throughput of the hot loops, each as a ratio against a limit of this
+//! machine measured in the same run.
 //!
-//! The reference is a dense f64 matrix product (ndarray's matrixmultiply kernel, 512³). The
-//! RBM's block-Gibbs sweep and exact update work on 10 × 10 matrices, far from that regime, so
-//! the ratio says how much of the machine's dense throughput the training loop uses. The
-//! Goldstone gauge phase is measured at a dynamic-word-embedding-like size. The dynamic
-//! skip-gram's gradient is measured against its own reference: the same f32 GEMMs without the
-//! element-wise work, same shapes, same parallelism.
+//! The limit is the machine's best matrix product: for each shape a loop uses, the faster of
+//! two kernels, ndarray's (matrixmultiply) and faer's, with independent products spread over
+//! the cores as the fits spread their time steps; and the peak, the same at 1024³. No system
+//! BLAS is linked: a fresh machine has none, and faer already reaches one core's FMA limit at
+//! these sizes (~110 GFLOP/s f32 per core on the machines here). faer's own thread pool is not
+//! compiled in (build cost): the loops never multiply one matrix large enough to need it.
+//! Single precision is the reference of the skip-gram kernels, double precision of the RBM and
+//! of the gauge phases. Work that is not a matrix product has its own floor: the PCD update
+//! against drawing its normals alone, the n-gram reduction against `zcat > /dev/null`.
 
 use std::time::Instant;
 
 use ndarray::Array2;
+use ndarray::linalg::general_mat_mul;
+use rayon::prelude::*;
 
 use crate::analysis::lattice::free_field_kernel;
 use crate::linalg::spd_inverse_and_log_det;
@@ -25,8 +31,66 @@ pub struct BenchResult {
     pub name: String,
     pub per_second: f64,
     pub unit: String,
+    /// Achieved GFLOP/s; NaN for work that is not counted in floating-point operations.
     pub gflops: f64,
+    /// What `ratio_to_reference` divides by.
+    pub reference: String,
+    /// Throughput over the reference's; for a reference that is itself a cost (a gauge phase
+    /// against the iterations it follows), cost over cost.
     pub ratio_to_reference: f64,
+    /// GFLOP/s over the machine's GEMM peak in the same precision; NaN where not counted.
+    pub ratio_to_peak: f64,
+}
+
+impl BenchResult {
+    /// A reference figure: its ratio to itself is 1.
+    fn reference(name: String, per_second: f64, unit: &str, gflops: f64, peak: f64) -> Self {
+        Self {
+            reference: name.clone(),
+            name,
+            per_second,
+            unit: unit.into(),
+            gflops,
+            ratio_to_reference: 1.0,
+            ratio_to_peak: gflops / peak,
+        }
+    }
+}
+
+/// The results as an aligned text table: the figure, its rate, GFLOP/s where counted, its ratio
+/// to the line it names and to the GEMM peak of its precision.
+pub fn format_table(results: &[BenchResult]) -> String {
+    let ratio = |r: f64| {
+        if r.is_finite() {
+            format!("{r:>7.3}")
+        } else {
+            " ".repeat(7)
+        }
+    };
+    let mut lines = vec![format!(
+        "{:<78} {:>11} {:<16} {:>8}  {:>7}  {:>7}",
+        "figure", "rate", "", "GFLOP/s", "÷ ref", "÷ peak"
+    )];
+    for r in results {
+        let gflops = if r.gflops.is_finite() {
+            format!("{:>8.2}", r.gflops)
+        } else {
+            " ".repeat(8)
+        };
+        let mut line = format!(
+            "{:<78} {:>11.4e} {:<16} {gflops}  {}  {}",
+            r.name,
+            r.per_second,
+            r.unit,
+            ratio(r.ratio_to_reference),
+            ratio(r.ratio_to_peak)
+        );
+        if r.ratio_to_reference.is_finite() && r.reference != r.name {
+            line.push_str(&format!("\n{:<4}÷ ref = {}", "", r.reference));
+        }
+        lines.push(line.trim_end().to_string());
+    }
+    lines.join("\n")
 }
 
 /// Seconds and repetitions of `f` in the fastest of three windows of at least `min_seconds / 3`
@@ -51,94 +115,254 @@ fn time<F: FnMut()>(mut f: F, min_seconds: f64) -> (f64, usize) {
 }
 
 /// Groups that `symbreak bench --only` can run alone.
-pub const GROUPS: &[&str] = &["dwe", "googlebooks"];
+pub const GROUPS: &[&str] = &["rbm", "gauge", "dwe", "googlebooks"];
 
 /// Runs the benchmarks (about a second each), or only the group `only`.
 pub fn run(only: Option<&str>) -> crate::Result<Vec<BenchResult>> {
-    match only {
-        None => {}
-        Some("googlebooks") => return ngram_reduction(),
-        Some("dwe") => {
-            let mut out = dynamic_skip_gram()?;
-            out.push(dense_skip_gram());
-            return Ok(out);
-        }
+    let groups: Vec<&str> = match only {
+        None => GROUPS.to_vec(),
+        Some(group) if GROUPS.contains(&group) => vec![group],
         Some(other) => {
             return Err(crate::Error::Other(format!(
                 "unknown bench group {other:?}; known: {}",
                 GROUPS.join(", ")
             )));
         }
+    };
+    let mut machine = Machine::default();
+    let mut out = Vec::new();
+    for group in groups {
+        match group {
+            "rbm" => out.extend(rbm(&mut machine)?),
+            "gauge" => out.push(gauge_phase(&mut machine)?),
+            "dwe" => {
+                out.extend(dynamic_skip_gram(&mut machine)?);
+                out.extend(dense_skip_gram(&mut machine));
+            }
+            _ => out.extend(ngram_reduction()?),
+        }
     }
-    let n = 512;
-    let a = Array2::from_shape_fn((n, n), |(i, j)| ((i * 7 + j * 3) % 11) as f64 * 0.1);
-    let b = a.t().to_owned();
+    Ok(out)
+}
+
+/// A GEMM kernel the machine reference chooses from.
+#[derive(Clone, Copy, Debug)]
+enum Kernel {
+    Matrixmultiply,
+    Faer,
+}
+
+/// `batch` independent products (m × k)·(k × n), spread over the cores.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct GemmShape {
+    m: usize,
+    k: usize,
+    n: usize,
+    batch: usize,
+}
+
+impl GemmShape {
+    fn flops(&self) -> f64 {
+        2.0 * (self.m * self.k * self.n * self.batch) as f64
+    }
+}
+
+/// Element types the reference measures: f32 and f64.
+trait Element:
+    ndarray::LinalgScalar + faer::traits::ComplexField + Send + Sync + std::fmt::Debug
+{
+    const NAME: &'static str;
+    fn small(k: usize) -> Self;
+}
+
+impl Element for f32 {
+    const NAME: &'static str = "f32";
+    fn small(k: usize) -> Self {
+        ((k % 7) as f32 - 3.0) * 0.1
+    }
+}
+
+impl Element for f64 {
+    const NAME: &'static str = "f64";
+    fn small(k: usize) -> Self {
+        ((k % 7) as f64 - 3.0) * 0.1
+    }
+}
+
+/// GFLOP/s of `kernel` on `shape`: each core takes whole products, with its own output
+/// buffer, as the fits do.
+fn gemm_rate<T: Element>(kernel: Kernel, shape: GemmShape) -> f64 {
+    let GemmShape { m, k, n, batch } = shape;
+    let a = Array2::<T>::from_shape_fn((m, k), |(i, j)| T::small(i + 3 * j));
+    let b = Array2::<T>::from_shape_fn((k, n), |(i, j)| T::small(2 * i + j));
+    let fa = faer::Mat::<T>::from_fn(m, k, |i, j| a[[i, j]]);
+    let fb = faer::Mat::<T>::from_fn(k, n, |i, j| b[[i, j]]);
     let (secs, reps) = time(
-        || {
-            std::hint::black_box(a.dot(&b));
+        || match kernel {
+            Kernel::Matrixmultiply => (0..batch).into_par_iter().for_each_init(
+                || Array2::<T>::zeros((m, n)),
+                |c, _| {
+                    general_mat_mul(T::one(), &a, &b, T::zero(), c);
+                    std::hint::black_box(c);
+                },
+            ),
+            Kernel::Faer => (0..batch).into_par_iter().for_each_init(
+                || faer::Mat::<T>::zeros(m, n),
+                |c, _| {
+                    faer::linalg::matmul::matmul(
+                        c.as_mut(),
+                        faer::Accum::Replace,
+                        fa.as_ref(),
+                        fb.as_ref(),
+                        T::one(),
+                        faer::Par::Seq,
+                    );
+                    std::hint::black_box(c);
+                },
+            ),
         },
-        1.0,
+        0.6,
     );
-    let reference = 2.0 * (n * n * n) as f64 * reps as f64 / secs / 1e9;
-    let mut out = vec![BenchResult {
-        name: "reference: f64 matrix product 512³".into(),
-        per_second: reps as f64 / secs,
-        unit: "products/s".into(),
-        gflops: reference,
-        ratio_to_reference: 1.0,
-    }];
+    shape.flops() * reps as f64 / secs / 1e9
+}
 
-    // Single-precision GEMM, the kernel of the dynamic-word-embedding blocks: ndarray's
-    // matrixmultiply and faer, same shapes, as candidates for the word-embedding fit.
-    let a32 = a.mapv(|x| x as f32);
-    let b32 = b.mapv(|x| x as f32);
-    let fa = faer::Mat::<f32>::from_fn(n, n, |i, j| a32[[i, j]]);
-    let fb = faer::Mat::<f32>::from_fn(n, n, |i, j| b32[[i, j]]);
-    let kernels: [(&str, &mut dyn FnMut()); 2] = [
-        ("ndarray", &mut || {
-            std::hint::black_box(a32.dot(&b32));
-        }),
-        ("faer", &mut || {
-            std::hint::black_box(&fa * &fb);
-        }),
-    ];
-    for (library, kernel) in kernels {
-        let (secs, reps) = time(kernel, 1.0);
-        let gflops = 2.0 * (n * n * n) as f64 * reps as f64 / secs / 1e9;
-        out.push(BenchResult {
-            name: format!("f32 matrix product 512³ ({library})"),
-            per_second: reps as f64 / secs,
-            unit: "products/s".into(),
-            gflops,
-            ratio_to_reference: gflops / reference,
-        });
+/// The machine's best GEMM rates, measured once per shape and precision in a run.
+#[derive(Default)]
+struct Machine {
+    measured: Vec<(&'static str, GemmShape, f64, Kernel)>,
+}
+
+impl Machine {
+    /// The faster kernel's GFLOP/s on `shape`, and the kernel.
+    fn best<T: Element>(&mut self, shape: GemmShape) -> (f64, Kernel) {
+        if let Some(&(_, _, rate, kernel)) = self
+            .measured
+            .iter()
+            .find(|(name, s, ..)| *name == T::NAME && *s == shape)
+        {
+            return (rate, kernel);
+        }
+        let (rate, kernel) = [Kernel::Matrixmultiply, Kernel::Faer]
+            .into_iter()
+            .map(|kernel| (gemm_rate::<T>(kernel, shape), kernel))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .expect("two kernels");
+        self.measured.push((T::NAME, shape, rate, kernel));
+        (rate, kernel)
     }
 
+    /// The peak: products of 1024³, one per core at a time.
+    fn peak<T: Element>(&mut self) -> f64 {
+        let cores = rayon::current_num_threads();
+        let shape = GemmShape {
+            m: 1024,
+            k: 1024,
+            n: 1024,
+            batch: 2 * cores,
+        };
+        self.best::<T>(shape).0
+    }
+
+    /// The reference line of the peak.
+    fn peak_result<T: Element>(&mut self) -> BenchResult {
+        let peak = self.peak::<T>();
+        let (_, kernel) = self.best::<T>(GemmShape {
+            m: 1024,
+            k: 1024,
+            n: 1024,
+            batch: 2 * rayon::current_num_threads(),
+        });
+        BenchResult::reference(
+            format!(
+                "reference: {} GEMM peak, 1024³ per core ({kernel:?}, {} cores)",
+                T::NAME,
+                rayon::current_num_threads()
+            ),
+            peak / (2.0 * 1024f64.powi(3) / 1e9),
+            "products/s",
+            peak,
+            peak,
+        )
+    }
+
+    /// GFLOP/s the best kernels reach on a workload of several shapes (the total flops over the
+    /// sum of each shape's time at its best rate), and the line that reports it.
+    fn workload<T: Element>(&mut self, name: String, shapes: &[GemmShape]) -> (f64, BenchResult) {
+        let peak = self.peak::<T>();
+        let flops: f64 = shapes.iter().map(GemmShape::flops).sum();
+        let seconds: f64 = shapes
+            .iter()
+            .map(|&s| s.flops() / (self.best::<T>(s).0 * 1e9))
+            .sum();
+        let rate = flops / seconds / 1e9;
+        let kernels: Vec<String> = shapes
+            .iter()
+            .map(|&s| format!("{:?}", self.best::<T>(s).1))
+            .collect();
+        let line = BenchResult::reference(
+            format!("reference: {name} ({})", kernels.join(", ")),
+            1.0 / seconds,
+            "evaluations/s",
+            rate,
+            peak,
+        );
+        (rate, line)
+    }
+}
+
+/// The RBM at the scalar-field experiments' size (N_v = N_h = 10): one block-Gibbs sweep of
+/// many chains, the exact update, and the PCD update of the authors' `SRBM.unsup_fit` (64
+/// chains, k = 3), the last also against drawing its 64·3·20 normals alone.
+fn rbm(machine: &mut Machine) -> crate::Result<Vec<BenchResult>> {
+    use rand::SeedableRng;
+    let peak = machine.peak::<f64>();
+    let mut out = vec![machine.peak_result::<f64>()];
     let mut rng = rng_for(1, "bench");
     let model = GaussianRbm::random(10, 10, 3.0, 1.0, 0.3, &mut rng);
     let chains_n = 1024;
     let mut chains = Array2::ones((chains_n, 10));
-    let (secs, reps) = time(|| model.gibbs_sweep(&mut chains, &mut rng), 1.0);
+    let mut hidden = Array2::zeros((chains_n, 10));
+    let mut noise = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(1);
+    let (secs, reps) = time(
+        || model.gibbs_sweep_with(&mut chains, &mut hidden, &mut noise),
+        1.0,
+    );
     // Two products of (B × 10)·(10 × 10) per sweep.
-    let flops = 4.0 * (chains_n * 10 * 10) as f64;
-    let gflops = flops * reps as f64 / secs / 1e9;
+    let gflops = 4.0 * (chains_n * 10 * 10) as f64 * reps as f64 / secs / 1e9;
     out.push(BenchResult {
         name: format!("block-Gibbs sweep, {chains_n} chains, N_v = N_h = 10"),
         per_second: reps as f64 * chains_n as f64 / secs,
         unit: "chain-sweeps/s".into(),
         gflops,
-        ratio_to_reference: gflops / reference,
+        reference: out[0].name.clone(),
+        ratio_to_reference: gflops / peak,
+        ratio_to_peak: gflops / peak,
     });
 
+    let (chains, sweeps, units) = (64, 3, 20);
+    let normals_name = format!(
+        "reference: {} standard normals (Xoshiro256++, ziggurat)",
+        chains * sweeps * units
+    );
+    let mut buffer = vec![0.0f64; chains * sweeps * units];
+    let (secs, reps) = time(
+        || {
+            crate::models::rbm::normals::add_scaled(&mut buffer, 1.0, &mut noise);
+            std::hint::black_box(&buffer);
+        },
+        0.6,
+    );
+    let normals_per_second = reps as f64 / secs;
     let (target, _) = spd_inverse_and_log_det(free_field_kernel(10, 4.0).view())?;
-    for (label, negative_phase) in [
-        ("exact update", NegativePhase::Exact),
+    for (label, negative_phase, reference) in [
+        ("exact update", NegativePhase::Exact, None),
         (
             "PCD update, 64 chains, 3 sweeps",
             NegativePhase::Pcd {
-                chains: 64,
-                gibbs_steps: 3,
+                chains,
+                gibbs_steps: sweeps,
             },
+            Some(normals_per_second),
         ),
     ] {
         let updates = 2000;
@@ -156,18 +380,34 @@ pub fn run(only: Option<&str>) -> crate::Result<Vec<BenchResult>> {
         if let Some(e) = failed {
             return Err(e);
         }
+        let per_second = (reps * updates) as f64 / secs;
+        if let Some(normals) = reference {
+            out.push(BenchResult::reference(
+                normals_name.clone(),
+                normals,
+                "draws of all/s",
+                f64::NAN,
+                peak,
+            ));
+        }
         out.push(BenchResult {
-            name: label.into(),
-            per_second: (reps * updates) as f64 / secs,
+            name: format!("{label} ({:.1} µs)", 1e6 / per_second),
+            per_second,
             unit: "updates/s".into(),
             gflops: f64::NAN,
-            ratio_to_reference: f64::NAN,
+            reference: reference.map_or_else(String::new, |_| normals_name.clone()),
+            ratio_to_reference: reference.map_or(f64::NAN, |normals| per_second / normals),
+            ratio_to_peak: f64::NAN,
         });
     }
+    Ok(out)
+}
 
-    // One Goldstone-GD gauge phase at a dynamic-word-embedding-like size: the neighbour
-    // products and the rotation (2·T·d²·N flop each), k2 preconditioned steps (2·T²·d² for
-    // L⁺, about 16·T·d³ for the truncated-loss gradient).
+/// One Goldstone-GD gauge phase at a dynamic-word-embedding-like size: the neighbour products
+/// and the rotation (2·T·d²·N flop each), k2 preconditioned steps (2·T²·d² for L⁺, about
+/// 16·T·d³ for the truncated-loss gradient), against the f64 peak.
+fn gauge_phase(machine: &mut Machine) -> crate::Result<BenchResult> {
+    let peak = machine.peak::<f64>();
     let (steps, d, columns, k2) = (188, 50, 1000, 10);
     let laplacian = crate::models::goldstone::ChainLaplacian::uniform(steps, 1000.0)?;
     let mut options = crate::models::goldstone::gauge::GaugeOptions::paper(k2);
@@ -183,28 +423,23 @@ pub fn run(only: Option<&str>) -> crate::Result<Vec<BenchResult>> {
         },
         1.0,
     );
-    let (t, d, n, k2) = (steps as f64, d as f64, columns as f64, k2 as f64);
-    let flops = 4.0 * t * d * d * n + k2 * (2.0 * t * t * d * d + 16.0 * t * d * d * d);
+    let (t, dd, n, kk) = (steps as f64, d as f64, columns as f64, k2 as f64);
+    let flops = 4.0 * t * dd * dd * n + kk * (2.0 * t * t * dd * dd + 16.0 * t * dd * dd * dd);
     let gflops = flops * reps as f64 / secs / 1e9;
-    out.push(BenchResult {
-        name: format!(
-            "Goldstone gauge phase, T = {steps}, d = {}, N = {columns}, k2 = {}",
-            d as usize, k2 as usize
-        ),
+    Ok(BenchResult {
+        name: format!("Goldstone gauge phase, T = {steps}, d = {d}, N = {columns}, k2 = {k2}"),
         per_second: reps as f64 / secs,
         unit: "phases/s".into(),
         gflops,
-        ratio_to_reference: gflops / reference,
-    });
-    out.extend(dynamic_skip_gram()?);
-    out.push(dense_skip_gram());
-    out.extend(ngram_reduction()?);
-    Ok(out)
+        reference: "f64 GEMM peak".into(),
+        ratio_to_reference: gflops / peak,
+        ratio_to_peak: gflops / peak,
+    })
 }
 
 /// Reading Google Books v2 slices: decompressed MB per second of the one-core streaming
 /// reduction (parse, intern, window-weighted pairs) against `zcat file > /dev/null` on the same
-/// generated 5-gram file (~150 MB of text), when `zcat` exists. `gflops` is 0: not a FLOP count.
+/// generated 5-gram file (~150 MB of text), when `zcat` exists.
 fn ngram_reduction() -> crate::Result<Vec<BenchResult>> {
     use crate::corpus::ngram::{Case, PairMode, PosMode, ReduceOptions, reduce_file, synthetic};
     use std::io::Write;
@@ -241,24 +476,27 @@ fn ngram_reduction() -> crate::Result<Vec<BenchResult>> {
     );
     let ours = text_bytes as f64 / 1e6 * reps as f64 / secs;
     let zcat = time_zcat(&path).map(|s| text_bytes as f64 / 1e6 / s);
+    let reference = "reference: zcat > /dev/null, same file";
     let mut out = vec![BenchResult {
         name: format!(
-            "Google Books 5-gram reduce, {:.0} MB text, 1 core",
+            "Google Books 5-gram reduce, {:.0} MB text",
             text_bytes as f64 / 1e6
         ),
         per_second: ours,
         unit: "MB/s".into(),
-        gflops: 0.0,
+        gflops: f64::NAN,
+        reference: reference.into(),
         ratio_to_reference: zcat.map_or(f64::NAN, |z| ours / z),
+        ratio_to_peak: f64::NAN,
     }];
     if let Some(z) = zcat {
-        out.push(BenchResult {
-            name: "reference: zcat > /dev/null, same file".into(),
-            per_second: z,
-            unit: "MB/s".into(),
-            gflops: 0.0,
-            ratio_to_reference: 1.0,
-        });
+        out.push(BenchResult::reference(
+            reference.into(),
+            z,
+            "MB/s",
+            f64::NAN,
+            f64::NAN,
+        ));
     }
     Ok(out)
 }
@@ -319,10 +557,22 @@ fn synthetic_skip_gram(
     }
 }
 
-/// Floating-point operations of the three GEMMs of a skip-gram block of `size` × `size` at
-/// dimension `d`, over `steps` steps.
-fn skip_gram_flops(steps: usize, d: usize, size: usize) -> f64 {
-    6.0 * (steps * d * size * size) as f64
+/// The three GEMMs of a skip-gram block of `size` × `size` at dimension `d` for each of `steps`
+/// steps: X = U_IᵀV_J (L × d · d × L), ∇U = V_J Gᵀ and ∇V = U_I G (d × L · L × L).
+fn skip_gram_gemms(steps: usize, d: usize, size: usize) -> [GemmShape; 3] {
+    let x = GemmShape {
+        m: size,
+        k: d,
+        n: size,
+        batch: steps,
+    };
+    let gradient = GemmShape {
+        m: d,
+        k: size,
+        n: size,
+        batch: steps,
+    };
+    [x, gradient, gradient]
 }
 
 /// Deterministic, sign-mixed parameters (T × d × 2V) of magnitude up to 8·`scale`.
@@ -332,72 +582,51 @@ fn patterned_parameters(steps: usize, d: usize, v: usize, scale: f64) -> ndarray
     })
 }
 
-/// The block gradient of `model` at `z` on `words` × `contexts`, timed into `block` and set
-/// against `gemm` (GFLOP/s of the same GEMMs alone); also the seconds per gradient.
+/// The block gradient of `model` at `z` on `words` × `contexts` (timed into `block`), with the
+/// reference line of its GEMMs at the machine's best: returns both lines and the seconds per
+/// gradient.
 fn timed_gradient(
-    name: String,
+    machine: &mut Machine,
+    label: &str,
     (model, index): (
         &crate::models::dwe::DynamicSkipGram,
         &crate::models::dwe::kernel::CountsIndex,
     ),
     z: &ndarray::Array3<f64>,
     (words, contexts): (&[usize], &[usize]),
-    gemm: f64,
     block: &mut crate::models::dwe::BlockGradient,
-) -> (BenchResult, f64) {
+) -> ([BenchResult; 2], f64) {
     use crate::models::dwe::kernel::Want;
+    let (steps, d) = (z.shape()[0], z.shape()[1]);
+    let size = words.len();
+    let shapes = skip_gram_gemms(steps, d, size);
+    let (best, reference) = machine.workload::<f32>(
+        format!("best f32 GEMMs of the skip-gram {label}, T = {steps}, d = {d}, L' = {size}"),
+        &shapes,
+    );
+    let peak = machine.peak::<f32>();
     let (secs, reps) = time(
         || model.fast_block_into(index, z, words, contexts, Want::Gradient, block),
         1.0,
     );
-    let steps = z.shape()[0];
-    let gflops = skip_gram_flops(steps, z.shape()[1], words.len()) * reps as f64 / secs / 1e9;
+    let flops: f64 = shapes.iter().map(GemmShape::flops).sum();
+    let gflops = flops * reps as f64 / secs / 1e9;
     let result = BenchResult {
-        name,
+        name: format!("skip-gram gradient, {label}"),
         per_second: reps as f64 / secs,
         unit: "gradients/s".into(),
         gflops,
-        ratio_to_reference: gflops / gemm,
+        reference: reference.name.clone(),
+        ratio_to_reference: gflops / best,
+        ratio_to_peak: gflops / peak,
     };
-    (result, secs / reps as f64)
-}
-
-/// GFLOP/s of the three f32 GEMMs of a skip-gram block (X = UᵀV, VGᵀ, UG) of `size` × `size`
-/// at dimension `d`, for `steps` steps in parallel: the reference the kernel is measured by.
-fn gemm_reference(steps: usize, d: usize, size: usize) -> f64 {
-    use ndarray::linalg::general_mat_mul;
-    use rayon::prelude::*;
-    let u = Array2::<f32>::from_elem((d, size), 0.1);
-    let w = Array2::<f32>::from_elem((d, size), 0.2);
-    let (secs, reps) = time(
-        || {
-            // Output buffers per worker, as the fit keeps them: the reference pays for no
-            // allocation or page fault that the kernel does not.
-            (0..steps).into_par_iter().for_each_init(
-                || {
-                    (
-                        Array2::<f32>::zeros((size, size)),
-                        Array2::<f32>::zeros((d, size)),
-                        Array2::<f32>::zeros((d, size)),
-                    )
-                },
-                |(x, gu, gw), _| {
-                    general_mat_mul(1.0, &u.t(), &w, 0.0, x);
-                    general_mat_mul(1.0, &w, &x.t(), 0.0, gu);
-                    general_mat_mul(1.0, &u, &*x, 0.0, gw);
-                    std::hint::black_box((gu, gw));
-                },
-            );
-        },
-        1.0,
-    );
-    skip_gram_flops(steps, d, size) * reps as f64 / secs / 1e9
+    ([reference, result], secs / reps as f64)
 }
 
 /// The minibatch gradient at the planted benchmark's sizes (T = 100, V = 200, d = 10,
-/// L' = 100), where nearly every pair has counts, against its GEMMs: at d = 10 the element-wise
-/// part, not the GEMMs, sets the pace.
-fn dense_skip_gram() -> BenchResult {
+/// L' = 100), where nearly every pair has counts: at d = 10 the element-wise part, not the
+/// GEMMs, sets the pace.
+fn dense_skip_gram(machine: &mut Machine) -> [BenchResult; 2] {
     let (steps, v, d, minibatch) = (100, 200, 10, 100);
     let model = synthetic_skip_gram(steps, v, 4 * v);
     let index = crate::models::dwe::kernel::CountsIndex::new(&model);
@@ -405,45 +634,27 @@ fn dense_skip_gram() -> BenchResult {
     let mut rng = rng_for(4, "bench/dwe/dense");
     let words = crate::models::dwe::train::draw_block(&mut rng, v, minibatch);
     let contexts = crate::models::dwe::train::draw_block(&mut rng, v, minibatch);
-    let name = format!(
-        "skip-gram gradient, dense counts, T = {steps}, V = {v}, d = {d}, L' = {minibatch} \
-         (ratio: to its GEMMs)"
-    );
-    let gemm = gemm_reference(steps, d, minibatch);
     let mut block = crate::models::dwe::BlockGradient::empty();
     let counts = (&model, &index);
-    timed_gradient(name, counts, &z, (&words, &contexts), gemm, &mut block).0
+    let label = "minibatch, dense counts (dwe-planted)";
+    timed_gradient(machine, label, counts, &z, (&words, &contexts), &mut block).0
 }
 
-/// The dynamic skip-gram's gradient (full batch and one minibatch block) against the same
-/// three f32 GEMMs per step alone (X = UᵀV, VGᵀ, UG; steps in parallel): the ratio is the
-/// share of GEMM throughput the fit achieves. Also one Adam block update and one gauge phase
-/// relative to k1 = 10 minibatch iterations.
-fn dynamic_skip_gram() -> crate::Result<Vec<BenchResult>> {
+/// The dynamic skip-gram at the dwe-sotu size: the gradient (full batch and one minibatch
+/// block) against the best GEMMs of the same shapes and against the f32 peak; one Adam block
+/// update; one iteration (gradient + Adam); and one gauge phase relative to the k1 = 10
+/// iterations it follows.
+fn dynamic_skip_gram(machine: &mut Machine) -> crate::Result<Vec<BenchResult>> {
     let (steps, v, d, minibatch) = (229, 1000, 50, 250);
     let model = synthetic_skip_gram(steps, v, 40);
     let index = crate::models::dwe::kernel::CountsIndex::new(&model);
     let z = patterned_parameters(steps, d, v, 0.02);
-    let mut out = Vec::new();
-    let gemm_full = gemm_reference(steps, d, v);
-    let gemm_block = gemm_reference(steps, d, minibatch);
+    let mut out = vec![machine.peak_result::<f32>()];
     let all: Vec<usize> = (0..v).collect();
     let mut rng = rng_for(3, "bench/dwe/blocks");
     let mut adam = crate::models::dwe::BlockAdam::new((steps, d, 2 * v), 0.9, 0.999, 1e-8);
     let mut iteration_seconds = f64::NAN;
-    for (label, size, gemm) in [
-        ("full batch", v, gemm_full),
-        ("minibatch", minibatch, gemm_block),
-    ] {
-        out.push(BenchResult {
-            name: format!(
-                "reference: f32 GEMMs of the skip-gram {label}, T = {steps}, d = {d}, L' = {size}"
-            ),
-            per_second: gemm / (skip_gram_flops(steps, d, size) / 1e9),
-            unit: "evaluations/s".into(),
-            gflops: gemm,
-            ratio_to_reference: 1.0,
-        });
+    for (label, size) in [("full batch", v), ("minibatch", minibatch)] {
         let (words, contexts) = if size >= v {
             (all.clone(), all.clone())
         } else {
@@ -453,27 +664,43 @@ fn dynamic_skip_gram() -> crate::Result<Vec<BenchResult>> {
             )
         };
         let mut block = crate::models::dwe::BlockGradient::empty();
-        let name = format!("skip-gram gradient, {label} (ratio: to its GEMMs)");
-        let (result, gradient_seconds) = timed_gradient(
-            name,
-            (&model, &index),
-            &z,
-            (&words, &contexts),
-            gemm,
-            &mut block,
-        );
-        out.push(result);
+        let counts = (&model, &index);
+        let (lines, gradient_seconds) =
+            timed_gradient(machine, label, counts, &z, (&words, &contexts), &mut block);
+        out.extend(lines);
         if size < v {
             let mut params = z.clone();
             let (secs, reps) = time(|| adam.step(&mut params, &block, 1e-3), 1.0);
+            let adam_seconds = secs / reps as f64;
+            iteration_seconds = gradient_seconds + adam_seconds;
+            let (gradient_gflops, best) = {
+                let gradient = &out[out.len() - 1];
+                (
+                    gradient.gflops,
+                    gradient.gflops / gradient.ratio_to_reference,
+                )
+            };
+            let reference = out[out.len() - 2].name.clone();
             out.push(BenchResult {
                 name: format!("lazy Adam update of one L' = {size} block"),
-                per_second: reps as f64 / secs,
+                per_second: 1.0 / adam_seconds,
                 unit: "updates/s".into(),
                 gflops: f64::NAN,
+                reference: String::new(),
                 ratio_to_reference: f64::NAN,
+                ratio_to_peak: f64::NAN,
             });
-            iteration_seconds = gradient_seconds + secs / reps as f64;
+            // The gradient's flops over the iteration's time: what the fit achieves per second.
+            let gflops = gradient_gflops * gradient_seconds / iteration_seconds;
+            out.push(BenchResult {
+                name: format!("minibatch iteration (gradient + Adam), L' = {size}"),
+                per_second: 1.0 / iteration_seconds,
+                unit: "iterations/s".into(),
+                gflops,
+                reference,
+                ratio_to_reference: gflops / best,
+                ratio_to_peak: gflops / machine.peak::<f32>(),
+            });
         }
     }
     // One gauge phase of the dwe-sotu default (exp-clip, k2 = 10) on Z (T × d × 2V), relative
@@ -493,14 +720,13 @@ fn dynamic_skip_gram() -> crate::Result<Vec<BenchResult>> {
         );
         let phase = secs / reps as f64;
         out.push(BenchResult {
-            name: format!(
-                "gauge phase, T = {steps}, d = {d}, 2V = {} (ratio: to {k1} iterations)",
-                2 * v
-            ),
+            name: format!("gauge phase, T = {steps}, d = {d}, 2V = {}", 2 * v),
             per_second: 1.0 / phase,
             unit: "phases/s".into(),
             gflops: f64::NAN,
+            reference: format!("cost of {k1} minibatch iterations (cost ratio; the paper: 0.08)"),
             ratio_to_reference: phase / (k1 as f64 * iteration_seconds),
+            ratio_to_peak: f64::NAN,
         });
     }
     Ok(out)

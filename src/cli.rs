@@ -106,10 +106,11 @@ enum Command {
         #[arg(long)]
         task: Option<usize>,
     },
-    /// Measure the training loops against a same-machine matrix-product reference.
+    /// Measure the hot loops, each as a ratio against a limit of this machine measured in the
+    /// same run (its best GEMM at the loop's shapes and its GEMM peak).
     Bench {
-        /// Run only this group (dwe: the dynamic skip-gram kernels against their GEMMs;
-        /// googlebooks: the n-gram reader against zcat).
+        /// Run only this group (rbm: Gibbs sweeps and updates; gauge: a Goldstone gauge phase;
+        /// dwe: the dynamic skip-gram kernels; googlebooks: the n-gram reader against zcat).
         #[arg(long)]
         only: Option<String>,
     },
@@ -421,20 +422,7 @@ fn run_command(command: Command, root: &Path, quiet: bool, json: bool) -> anyhow
             if json {
                 say!("{}", serde_json::to_string_pretty(&results)?);
             } else {
-                for r in &results {
-                    let gflops = if r.gflops > 0.0 {
-                        format!("{:>8.3} GFLOP/s", r.gflops)
-                    } else {
-                        " ".repeat(16)
-                    };
-                    say!(
-                        "{:<48} {:>14.4e} {:<15} {gflops}  {:>7.4} × reference",
-                        r.name,
-                        r.per_second,
-                        r.unit,
-                        r.ratio_to_reference
-                    );
-                }
+                say!("{}", crate::bench::format_table(&results));
             }
             Ok(())
         }

@@ -19,16 +19,17 @@
 //! definite exactly when M is.
 
 pub mod hessian;
+pub mod normals;
 pub mod orbit;
 pub mod ppca;
 pub mod train;
 
-use ndarray::{Array2, ArrayView2, Zip};
+use ndarray::{Array2, ArrayView2};
 use rand::{Rng, RngExt};
 use rand_distr::StandardNormal;
 
 use crate::error::Result;
-use crate::linalg::spd_inverse_and_log_det;
+use crate::linalg::{product_into, spd_inverse_and_log_det};
 
 /// Parameters of a Gaussian RBM.
 #[derive(Clone, Debug, PartialEq)]
@@ -96,10 +97,16 @@ impl GaussianRbm {
     /// M⁻¹ and ln det M for the hidden-side matrix M = μ² − σ_h² WᵀW; fails when K is not
     /// positive definite.
     pub fn hidden_inverse_and_log_det(&self) -> Result<(Array2<f64>, f64)> {
-        let s2 = self.sigma_h * self.sigma_h;
-        let mut m = self.weights.t().dot(&self.weights) * (-s2);
-        m.diag_mut().mapv_inplace(|v| v + self.mu_squared());
+        let mut m = Array2::zeros((self.n_hidden(), self.n_hidden()));
+        self.hidden_matrix_into(&mut m);
         spd_inverse_and_log_det(m.view())
+    }
+
+    /// The hidden-side matrix M = μ² − σ_h² WᵀW (N_h × N_h), written into `m`.
+    pub fn hidden_matrix_into(&self, m: &mut Array2<f64>) {
+        let s2 = self.sigma_h * self.sigma_h;
+        product_into(-s2, self.weights.t(), self.weights.view(), m);
+        m.diag_mut().mapv_inplace(|v| v + self.mu_squared());
     }
 
     /// ln det K, via the hidden-side matrix.
@@ -156,15 +163,29 @@ impl GaussianRbm {
 
     /// One block-Gibbs sweep (h | φ, then φ | h) of every chain; rows of `chains` are φ.
     pub fn gibbs_sweep(&self, chains: &mut Array2<f64>, rng: &mut impl Rng) {
+        let mut hidden = Array2::zeros((chains.nrows(), self.n_hidden()));
+        self.gibbs_sweep_with(chains, &mut hidden, rng);
+    }
+
+    /// [`GaussianRbm::gibbs_sweep`] with the hidden layer held in `hidden` (chains × N_h), so
+    /// that repeated sweeps allocate nothing. Normals are drawn for the hidden layer row by row,
+    /// then for the visible layer row by row.
+    pub fn gibbs_sweep_with(
+        &self,
+        chains: &mut Array2<f64>,
+        hidden: &mut Array2<f64>,
+        rng: &mut impl Rng,
+    ) {
         let s2 = self.sigma_h * self.sigma_h;
-        let mut hidden = chains.dot(&self.weights) * s2;
-        hidden.mapv_inplace(|m| m + self.sigma_h * rng.sample::<f64, _>(StandardNormal));
-        let inv_mu2 = 1.0 / self.mu_squared();
-        let inv_mu = 1.0 / self.mu;
-        let mean = hidden.dot(&self.weights.t());
-        Zip::from(chains).and(&mean).for_each(|phi, &m| {
-            *phi = m * inv_mu2 + inv_mu * rng.sample::<f64, _>(StandardNormal);
-        });
+        product_into(s2, chains.view(), self.weights.view(), hidden);
+        add_scaled_normals(hidden, self.sigma_h, rng);
+        product_into(
+            1.0 / self.mu_squared(),
+            hidden.view(),
+            self.weights.t(),
+            chains,
+        );
+        add_scaled_normals(chains, 1.0 / self.mu, rng);
     }
 
     /// `n` chains started at φ = 1 (the authors' cold start), advanced by `sweeps` Gibbs sweeps.
@@ -174,6 +195,16 @@ impl GaussianRbm {
             self.gibbs_sweep(&mut chains, rng);
         }
         chains
+    }
+}
+
+/// a ← a + scale·ε with ε i.i.d. standard normal, in memory order.
+fn add_scaled_normals(a: &mut Array2<f64>, scale: f64, rng: &mut impl Rng) {
+    match a.as_slice_memory_order_mut() {
+        Some(values) => normals::add_scaled(values, scale, rng),
+        None => a
+            .iter_mut()
+            .for_each(|x| *x += scale * rng.sample::<f64, _>(StandardNormal)),
     }
 }
 
