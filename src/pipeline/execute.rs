@@ -479,7 +479,13 @@ fn run_and_assemble(
             let d = &decisions[i];
             match outcome {
                 Ok(record) => {
-                    state.insert(d.id.clone(), d.record.clone());
+                    // Saved as each instance finishes (a killed run keeps what it learnt), but
+                    // only when it changed: a cached instance changes nothing, and rewriting
+                    // the whole state per instance made a no-change rerun quadratic.
+                    if state.get(&d.id) != Some(&d.record) {
+                        state.insert(d.id.clone(), d.record.clone());
+                        cache.save_state(&plan.experiment, &state)?;
+                    }
                     records.insert(d.id.clone(), record);
                     done.insert(d.id.clone());
                 }
@@ -489,7 +495,6 @@ fn run_and_assemble(
                     done.insert(d.id.clone());
                 }
             }
-            cache.save_state(&plan.experiment, &state)?;
         }
     })?;
     if let Some(bar) = overall {
