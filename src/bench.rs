@@ -295,10 +295,11 @@ impl Machine {
             .map(|&s| s.flops() / (self.best::<T>(s).0 * 1e9))
             .sum();
         let rate = flops / seconds / 1e9;
-        let kernels: Vec<String> = shapes
+        let mut kernels: Vec<String> = shapes
             .iter()
             .map(|&s| format!("{:?}", self.best::<T>(s).1))
             .collect();
+        kernels.dedup();
         let line = BenchResult::reference(
             format!("reference: {name} ({})", kernels.join(", ")),
             1.0 / seconds,
@@ -601,7 +602,7 @@ fn timed_gradient(
     let size = words.len();
     let shapes = skip_gram_gemms(steps, d, size);
     let (best, reference) = machine.workload::<f32>(
-        format!("best f32 GEMMs of the skip-gram {label}, T = {steps}, d = {d}, L' = {size}"),
+        format!("best f32 GEMMs, T = {steps}, d = {d}, L' = {size}"),
         &shapes,
     );
     let peak = machine.peak::<f32>();

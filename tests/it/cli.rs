@@ -80,3 +80,38 @@ fn diff_of_an_experiment_compares_its_previous_run_with_its_latest_and_never_a_r
     two.expect_code(0);
     assert!(two.stdout().contains("no differences"), "{}", two.stdout());
 }
+
+/// Every bench figure names what its ratio divides by, and an unknown group is refused with
+/// the known ones (the figures themselves are measurements, not asserted).
+#[test]
+fn bench_figures_name_their_reference() {
+    let ws = Workspace::with_spec(EXP);
+    let run = ws.run(&["--json", "bench", "--only", "rbm"]);
+    run.expect_code(0);
+    let figures: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let figures = figures.as_array().unwrap();
+    let names: Vec<&str> = figures
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("PCD update")),
+        "{names:?}"
+    );
+    for figure in figures {
+        let reference = figure["reference"].as_str().unwrap();
+        if figure["ratio_to_reference"].is_number() {
+            assert!(
+                names.contains(&reference) || reference.ends_with("GEMM peak"),
+                "{figure}"
+            );
+        }
+    }
+    let unknown = ws.run(&["bench", "--only", "gpu"]);
+    assert_ne!(unknown.code(), 0);
+    assert!(
+        unknown.stderr().contains("rbm, gauge, dwe, googlebooks"),
+        "{}",
+        unknown.stderr()
+    );
+}
