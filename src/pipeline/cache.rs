@@ -293,11 +293,18 @@ const META_FILE: &str = "meta.json";
 /// The cache rooted at a `.symbreak/` folder.
 pub struct Cache {
     root: PathBuf,
+    /// Stamps and hashes of the files this process published, for the hash memo
+    /// ([`Cache::remember_published`]): without them the first run after a fit re-reads every
+    /// file it just wrote.
+    published: std::sync::Mutex<Vec<(String, MemoEntry)>>,
 }
 
 impl Cache {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            published: std::sync::Mutex::new(Vec::new()),
+        }
     }
 
     /// The `.symbreak/` folder.
@@ -523,18 +530,24 @@ impl Cache {
         let names = list_files(built).map_err(|reason| {
             Error::Other(format!("stage output {}: {reason}", built.display()))
         })?;
+        let mut stamps = Vec::with_capacity(names.len());
         for name in names {
             let path = built.join(&name);
+            // Read-only first, then stamped, then read: the stamp is of the content hashed (a
+            // later write or chmod moves ctime), and a rename of the folder keeps it.
+            set_read_only(&path)?;
+            let mut stamp = MemoEntry::stamp(
+                &std::fs::metadata(&path).map_err(|e| Error::io("reading", &path, e))?,
+            );
+            stamp.blake3 = hash_file(&path)?;
             files.insert(
-                name,
+                name.clone(),
                 FileRecord {
-                    bytes: std::fs::metadata(&path)
-                        .map_err(|e| Error::io("reading", &path, e))?
-                        .len(),
-                    blake3: hash_file(&path)?,
+                    bytes: stamp.size,
+                    blake3: stamp.blake3.clone(),
                 },
             );
-            set_read_only(&path)?;
+            stamps.push((name, stamp));
         }
         let meta = EntryMeta {
             files: Some(files),
@@ -549,7 +562,16 @@ impl Cache {
         let built = scratch.keep();
         for _ in 0..3 {
             match std::fs::rename(&built, &dest) {
-                Ok(()) => return Ok(dest),
+                Ok(()) => {
+                    let mut published = self
+                        .published
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    published.extend(stamps.into_iter().map(|(name, stamp)| {
+                        (dest.join(name).to_string_lossy().to_string(), stamp)
+                    }));
+                    return Ok(dest);
+                }
                 Err(e) if !dest.exists() => {
                     return Err(Error::io("publishing entry", &dest, e));
                 }
@@ -574,6 +596,25 @@ impl Cache {
             "publishing entry {}: other writers kept replacing it",
             dest.display()
         )))
+    }
+
+    /// Adds the stamps and hashes of the files published so far to the hash memo, so that the
+    /// next run verifies them without reading them. A file changed since keeps a stale stamp
+    /// there, which only costs a re-read.
+    pub fn remember_published(&self) -> Result<()> {
+        let published = std::mem::take(
+            &mut *self
+                .published
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if published.is_empty() {
+            return Ok(());
+        }
+        let mut memo = self.hash_memo();
+        memo.entries.extend(published);
+        memo.dirty = true;
+        memo.save()
     }
 
     /// Metadata of a finished entry, if it exists.
@@ -703,6 +744,41 @@ mod tests {
             .set_modified(modified)
             .unwrap();
         assert_eq!(hash_now(), blake3::hash(b"FIRST").to_hex().to_string());
+    }
+
+    /// What a process publishes, the next run verifies from the memo without reading it; a file
+    /// of the entry changed afterwards is still read again and found out.
+    #[test]
+    fn published_files_are_remembered_and_a_later_change_is_still_found() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join(".symbreak"));
+        let scratch = cache.scratch_dir().unwrap();
+        std::fs::write(scratch.path().join("table.csv"), b"a,b\n1,2\n").unwrap();
+        let meta = EntryMeta {
+            id: "fit".into(),
+            key: "k1".into(),
+            started: String::new(),
+            finished: String::new(),
+            seconds: 0.0,
+            files: None,
+        };
+        let entry = cache.publish(scratch, "fit", &meta, false).unwrap();
+        cache.remember_published().unwrap();
+        let mut memo = cache.hash_memo();
+        assert!(matches!(
+            cache.check_entry("fit", "k1", &mut memo),
+            EntryCheck::Valid
+        ));
+        assert!(!memo.dirty, "a file just published was read again");
+        let table = entry.join("table.csv");
+        std::fs::set_permissions(&table, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(&table, b"a,b\n1,3\n").unwrap();
+        let mut memo = cache.hash_memo();
+        assert!(matches!(
+            cache.check_entry("fit", "k1", &mut memo),
+            EntryCheck::Corrupt(why) if why.contains("table.csv")
+        ));
     }
 
     /// Scratch folders of another host are never swept (their pids are not ours to see); ours

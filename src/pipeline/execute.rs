@@ -500,6 +500,11 @@ fn run_and_assemble(
     if let Some(bar) = overall {
         bar.finish_and_clear();
     }
+    if let Err(e) = cache.remember_published() {
+        log.line(&format!(
+            "could not record the hashes of the new entries (the next run re-reads them): {e}"
+        ));
+    }
     if failure.is_none() && done.len() < plan.instances.len() {
         return Err(Error::Other("stage graph has a cycle".into()));
     }

@@ -135,6 +135,11 @@ pub fn run(
             finished: now_rfc3339(),
         })?;
     }
+    if let Err(e) = context.cache.remember_published() {
+        log.line(&format!(
+            "could not record the hashes of the new entries (the next run re-reads them): {e}"
+        ));
+    }
     Ok(all_ok)
 }
 
