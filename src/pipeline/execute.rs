@@ -541,6 +541,7 @@ fn assemble(
         })?;
         folder.collect_artefacts(&d.id, &entry, &meta)?;
     }
+    folder.copy_collected()?;
     manifest.artefacts = folder.artefact_records()?;
     manifest.finished = Some(now_rfc3339());
     manifest.status = "complete".into();

@@ -159,6 +159,8 @@ pub struct RunFolder {
     experiment_dir: PathBuf,
     /// Artefact path (`tables/x.csv`) → the stage instance it came from and what it published.
     origins: BTreeMap<String, (String, FileRecord)>,
+    /// Artefacts collected but not yet copied: (from, to, name, stage).
+    pending: Vec<(PathBuf, PathBuf, String, String)>,
 }
 
 impl RunFolder {
@@ -184,6 +186,7 @@ impl RunFolder {
             run_id: run_id.to_string(),
             experiment_dir,
             origins: BTreeMap::new(),
+            pending: Vec::new(),
         })
     }
 
@@ -211,6 +214,7 @@ impl RunFolder {
                         run_id,
                         experiment_dir,
                         origins: BTreeMap::new(),
+                        pending: Vec::new(),
                     });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -224,9 +228,10 @@ impl RunFolder {
         write_json(&self.dir.join("manifest.json"), manifest)
     }
 
-    /// Copies the artefacts (`arrays/`, `tables/`, `figures/`) of stage instance `stage`, whose
-    /// verified cache entry is `entry_dir` with record `meta`, into the run folder. Copies, not
-    /// links: the run folder's files are its own (copy-on-write where the file system has it).
+    /// Takes the artefacts (`arrays/`, `tables/`, `figures/`) of stage instance `stage`, whose
+    /// verified cache entry is `entry_dir` with record `meta`, for the run folder; they are copied
+    /// by [`RunFolder::copy_collected`]. Copies, not links: the run folder's files are its own
+    /// (copy-on-write where the file system has it).
     pub fn collect_artefacts(
         &mut self,
         stage: &str,
@@ -256,23 +261,36 @@ impl RunFolder {
                 std::fs::create_dir_all(parent)
                     .map_err(|e| Error::io("creating folder", parent, e))?;
             }
-            std::fs::copy(&from, &to).map_err(|e| {
-                Error::Other(format!(
-                    "copying artefact {name} of {stage} from {}: {e}",
-                    from.display()
-                ))
-            })?;
+            self.pending
+                .push((from, to, name.clone(), stage.to_string()));
             self.origins
                 .insert(name.clone(), (stage.to_string(), record.clone()));
         }
         Ok(())
     }
 
+    /// Copies the artefacts collected so far, several files at once (a run folder holds up to a
+    /// few hundred MB, and a no-change rerun is mostly this copy).
+    pub fn copy_collected(&mut self) -> Result<()> {
+        use rayon::prelude::*;
+        std::mem::take(&mut self.pending)
+            .into_par_iter()
+            .try_for_each(|(from, to, name, stage)| {
+                std::fs::copy(&from, &to).map(|_| ()).map_err(|e| {
+                    Error::Other(format!(
+                        "copying artefact {name} of {stage} from {}: {e}",
+                        from.display()
+                    ))
+                })
+            })
+    }
+
     /// Lists every artefact file with its size and hash, sorted by path, after checking that the
     /// run folder holds exactly what the stages published: each collected artefact present and
     /// unaltered, nothing else.
     pub fn artefact_records(&self) -> Result<Vec<ArtefactRecord>> {
-        let mut out = Vec::new();
+        use rayon::prelude::*;
+        let mut found = Vec::new();
         for sub in ARTEFACT_FOLDERS {
             let dir = self.dir.join(sub);
             if !dir.exists() {
@@ -280,30 +298,36 @@ impl RunFolder {
             }
             let names = list_files(&dir)
                 .map_err(|reason| Error::Other(format!("run folder {sub}/: {reason}")))?;
-            for name in names {
-                let path = dir.join(&name);
-                let name = format!("{sub}/{name}");
+            found.extend(names.into_iter().map(|name| format!("{sub}/{name}")));
+        }
+        let hashed: Vec<(String, u64, String)> = found
+            .into_par_iter()
+            .map(|name| {
+                let path = self.dir.join(&name);
                 let bytes = std::fs::metadata(&path)
                     .map_err(|e| Error::io("reading", &path, e))?
                     .len();
-                let blake3 = hash_file(&path)?;
-                let Some((stage, published)) = self.origins.get(&name) else {
-                    return Err(Error::Other(format!(
-                        "run folder holds {name}, which no stage instance published"
-                    )));
-                };
-                if published.blake3 != blake3 || published.bytes != bytes {
-                    return Err(Error::Other(format!(
-                        "run folder artefact {name} differs from what {stage} published"
-                    )));
-                }
-                out.push(ArtefactRecord {
-                    stage: Some(stage.clone()),
-                    path: name,
-                    bytes,
-                    blake3,
-                });
+                Ok((name, bytes, hash_file(&path)?))
+            })
+            .collect::<Result<_>>()?;
+        let mut out = Vec::with_capacity(hashed.len());
+        for (name, bytes, blake3) in hashed {
+            let Some((stage, published)) = self.origins.get(&name) else {
+                return Err(Error::Other(format!(
+                    "run folder holds {name}, which no stage instance published"
+                )));
+            };
+            if published.blake3 != blake3 || published.bytes != bytes {
+                return Err(Error::Other(format!(
+                    "run folder artefact {name} differs from what {stage} published"
+                )));
             }
+            out.push(ArtefactRecord {
+                stage: Some(stage.clone()),
+                path: name,
+                bytes,
+                blake3,
+            });
         }
         if let Some(missing) = self
             .origins
