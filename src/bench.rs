@@ -438,9 +438,10 @@ fn gauge_phase(machine: &mut Machine) -> crate::Result<BenchResult> {
     })
 }
 
-/// Reading Google Books v2 slices: decompressed MB per second of the one-core streaming
-/// reduction (parse, intern, window-weighted pairs) against `zcat file > /dev/null` on the same
-/// generated 5-gram file (~150 MB of text), when `zcat` exists.
+/// Reading Google Books v2 slices: decompressed MB per second of the streaming reduction (one
+/// thread decompressing, one parsing, interning and counting window-weighted pairs) against
+/// `zcat file > /dev/null` on the same generated 5-gram file (~150 MB of text), when `zcat`
+/// exists; rates and ratio are medians of alternating pairs.
 fn ngram_reduction() -> crate::Result<Vec<BenchResult>> {
     use crate::corpus::ngram::{Case, PairMode, PosMode, ReduceOptions, reduce_file, synthetic};
     use std::io::Write;
@@ -467,16 +468,32 @@ fn ngram_reduction() -> crate::Result<Vec<BenchResult>> {
         max_malformed: 0.0,
         n: Some(5),
     };
+    // Seven alternating pairs (one reduction, one zcat): the ratio is the median of the pairs'
+    // ratios, so that the drift of a shared machine between the two measurements cancels.
     let mut text_bytes = 0;
-    let (secs, reps) = time(
-        || {
-            let (_, stats) = reduce_file(&path, &options).expect("generated slice reduces");
-            text_bytes = stats.text_bytes;
-        },
-        6.0,
-    );
-    let ours = text_bytes as f64 / 1e6 * reps as f64 / secs;
-    let zcat = time_zcat(&path).map(|s| text_bytes as f64 / 1e6 / s);
+    let mut pairs: Vec<(f64, Option<f64>)> = Vec::new();
+    for _ in 0..7 {
+        let clock = Instant::now();
+        let (_, stats) = reduce_file(&path, &options)?;
+        text_bytes = stats.text_bytes;
+        pairs.push((clock.elapsed().as_secs_f64(), time_zcat(&path)));
+    }
+    let megabytes = text_bytes as f64 / 1e6;
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let ours = megabytes / median(pairs.iter().map(|p| p.0).collect());
+    let zcat = pairs
+        .iter()
+        .map(|p| p.1)
+        .collect::<Option<Vec<f64>>>()
+        .map(|seconds| megabytes / median(seconds));
+    let ratio = pairs
+        .iter()
+        .map(|&(reduce, zcat)| zcat.map(|z| z / reduce))
+        .collect::<Option<Vec<f64>>>()
+        .map_or(f64::NAN, median);
     let reference = "reference: zcat > /dev/null, same file";
     let mut out = vec![BenchResult {
         name: format!(
@@ -487,7 +504,7 @@ fn ngram_reduction() -> crate::Result<Vec<BenchResult>> {
         unit: "MB/s".into(),
         gflops: f64::NAN,
         reference: reference.into(),
-        ratio_to_reference: zcat.map_or(f64::NAN, |z| ours / z),
+        ratio_to_reference: ratio,
         ratio_to_peak: f64::NAN,
     }];
     if let Some(z) = zcat {
@@ -502,21 +519,15 @@ fn ngram_reduction() -> crate::Result<Vec<BenchResult>> {
     Ok(out)
 }
 
-/// Fastest of three `zcat path > /dev/null` runs, in seconds; None without zcat.
+/// Seconds of one `zcat path > /dev/null`; None without zcat.
 fn time_zcat(path: &std::path::Path) -> Option<f64> {
-    (0..3)
-        .map(|_| {
-            let start = Instant::now();
-            let status = std::process::Command::new("zcat")
-                .arg(path)
-                .stdout(std::process::Stdio::null())
-                .status()
-                .ok()?;
-            status.success().then(|| start.elapsed().as_secs_f64())
-        })
-        .collect::<Option<Vec<f64>>>()?
-        .into_iter()
-        .min_by(f64::total_cmp)
+    let start = Instant::now();
+    let status = std::process::Command::new("zcat")
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    status.success().then(|| start.elapsed().as_secs_f64())
 }
 
 /// A dynamic skip-gram with random counts (40 draws of a uniform context per word and step,
