@@ -251,34 +251,32 @@ impl Machine {
         (rate, kernel)
     }
 
-    /// The peak: products of 1024³, one per core at a time.
-    fn peak<T: Element>(&mut self) -> f64 {
-        let cores = rayon::current_num_threads();
-        let shape = GemmShape {
-            m: 1024,
-            k: 1024,
-            n: 1024,
-            batch: 2 * cores,
-        };
-        self.best::<T>(shape).0
-    }
-
-    /// The reference line of the peak.
-    fn peak_result<T: Element>(&mut self) -> BenchResult {
-        let peak = self.peak::<T>();
-        let (_, kernel) = self.best::<T>(GemmShape {
+    /// The peak's shape: products of 1024³, two per core.
+    fn peak_shape() -> GemmShape {
+        GemmShape {
             m: 1024,
             k: 1024,
             n: 1024,
             batch: 2 * rayon::current_num_threads(),
-        });
+        }
+    }
+
+    /// The peak: the best rate at [`Machine::peak_shape`].
+    fn peak<T: Element>(&mut self) -> f64 {
+        self.best::<T>(Self::peak_shape()).0
+    }
+
+    /// The reference line of the peak.
+    fn peak_result<T: Element>(&mut self) -> BenchResult {
+        let shape = Self::peak_shape();
+        let (peak, kernel) = self.best::<T>(shape);
         BenchResult::reference(
             format!(
                 "reference: {} GEMM peak, 1024³ per core ({kernel:?}, {} cores)",
                 T::NAME,
                 rayon::current_num_threads()
             ),
-            peak / (2.0 * 1024f64.powi(3) / 1e9),
+            peak / (shape.flops() / shape.batch as f64 / 1e9),
             "products/s",
             peak,
             peak,
@@ -289,16 +287,15 @@ impl Machine {
     /// sum of each shape's time at its best rate), and the line that reports it.
     fn workload<T: Element>(&mut self, name: String, shapes: &[GemmShape]) -> (f64, BenchResult) {
         let peak = self.peak::<T>();
+        let best: Vec<(f64, Kernel)> = shapes.iter().map(|&s| self.best::<T>(s)).collect();
         let flops: f64 = shapes.iter().map(GemmShape::flops).sum();
         let seconds: f64 = shapes
             .iter()
-            .map(|&s| s.flops() / (self.best::<T>(s).0 * 1e9))
+            .zip(&best)
+            .map(|(s, (rate, _))| s.flops() / (rate * 1e9))
             .sum();
         let rate = flops / seconds / 1e9;
-        let mut kernels: Vec<String> = shapes
-            .iter()
-            .map(|&s| format!("{:?}", self.best::<T>(s).1))
-            .collect();
+        let mut kernels: Vec<String> = best.iter().map(|(_, k)| format!("{k:?}")).collect();
         kernels.dedup();
         let line = BenchResult::reference(
             format!("reference: {name} ({})", kernels.join(", ")),
@@ -685,14 +682,9 @@ fn dynamic_skip_gram(machine: &mut Machine) -> crate::Result<Vec<BenchResult>> {
             let (secs, reps) = time(|| adam.step(&mut params, &block, 1e-3), 1.0);
             let adam_seconds = secs / reps as f64;
             iteration_seconds = gradient_seconds + adam_seconds;
-            let (gradient_gflops, best) = {
-                let gradient = &out[out.len() - 1];
-                (
-                    gradient.gflops,
-                    gradient.gflops / gradient.ratio_to_reference,
-                )
-            };
-            let reference = out[out.len() - 2].name.clone();
+            let (reference, gradient) = (&out[out.len() - 2], &out[out.len() - 1]);
+            let (reference, best, gradient_gflops) =
+                (reference.name.clone(), reference.gflops, gradient.gflops);
             out.push(BenchResult {
                 name: format!("lazy Adam update of one L' = {size} block"),
                 per_second: 1.0 / adam_seconds,
