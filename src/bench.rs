@@ -639,7 +639,7 @@ fn dense_skip_gram(machine: &mut Machine) -> [BenchResult; 2] {
     let (steps, v, d, minibatch) = (100, 200, 10, 100);
     let model = synthetic_skip_gram(steps, v, 4 * v);
     let index = crate::models::dwe::kernel::CountsIndex::new(&model);
-    let z = patterned_parameters(steps, d, v, 0.05);
+    let z = crate::models::dwe::to_word_major(&patterned_parameters(steps, d, v, 0.05));
     let mut rng = rng_for(4, "bench/dwe/dense");
     let words = crate::models::dwe::train::draw_block(&mut rng, v, minibatch);
     let contexts = crate::models::dwe::train::draw_block(&mut rng, v, minibatch);
@@ -657,7 +657,7 @@ fn dynamic_skip_gram(machine: &mut Machine) -> crate::Result<Vec<BenchResult>> {
     let (steps, v, d, minibatch) = (229, 1000, 50, 250);
     let model = synthetic_skip_gram(steps, v, 40);
     let index = crate::models::dwe::kernel::CountsIndex::new(&model);
-    let z = patterned_parameters(steps, d, v, 0.02);
+    let z = crate::models::dwe::to_word_major(&patterned_parameters(steps, d, v, 0.02));
     let mut out = vec![machine.peak_result::<f32>()];
     let all: Vec<usize> = (0..v).collect();
     let mut rng = rng_for(3, "bench/dwe/blocks");

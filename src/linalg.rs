@@ -5,7 +5,7 @@
 
 use faer::linalg::solvers::DenseSolveCore;
 use faer::{Mat, MatRef, Side};
-use ndarray::{Array1, Array2, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
 
 use crate::error::{Error, Result};
 
@@ -58,6 +58,49 @@ pub fn spd_inverse_and_log_det(a: ArrayView2<'_, f64>) -> Result<(Array2<f64>, f
     let log_det = 2.0 * (0..l.nrows()).map(|i| l[(i, i)].ln()).sum::<f64>();
     let inverse = from_faer(llt.inverse().as_ref());
     Ok((inverse, log_det))
+}
+
+/// `a` as a mutable faer view without copying, when its elements are contiguous by rows or by
+/// columns.
+fn faer_view_mut<'a>(a: ArrayViewMut2<'a, f64>) -> Option<faer::MatMut<'a, f64>> {
+    let (rows, columns) = a.dim();
+    if a.is_standard_layout() {
+        let values = a.into_slice()?;
+        return Some(faer::MatMut::from_row_major_slice_mut(
+            values, rows, columns,
+        ));
+    }
+    let values = a.reversed_axes().into_slice()?;
+    Some(faer::MatMut::from_column_major_slice_mut(
+        values, rows, columns,
+    ))
+}
+
+/// c ← α a b (or c + α a b when `accumulate`), single-threaded: faer when all three are
+/// contiguous by rows or by columns (its kernels beat ndarray's at every shape the models
+/// use), ndarray's product for other strides.
+pub fn gemm(
+    alpha: f64,
+    a: ArrayView2<'_, f64>,
+    b: ArrayView2<'_, f64>,
+    accumulate: bool,
+    mut c: ArrayViewMut2<'_, f64>,
+) {
+    let contiguous = |v: &ArrayViewMut2<'_, f64>| {
+        v.is_standard_layout() || v.view().reversed_axes().is_standard_layout()
+    };
+    if let (Some(fa), Some(fb), true) = (faer_view(a), faer_view(b), contiguous(&c)) {
+        let fc = faer_view_mut(c).expect("checked contiguous");
+        let accum = if accumulate {
+            faer::Accum::Add
+        } else {
+            faer::Accum::Replace
+        };
+        faer::linalg::matmul::matmul(fc, accum, fa, fb, alpha, faer::Par::Seq);
+    } else {
+        let beta = if accumulate { 1.0 } else { 0.0 };
+        ndarray::linalg::general_mat_mul(alpha, &a, &b, beta, &mut c);
+    }
 }
 
 /// `a` as a faer view without copying, when its elements are contiguous by rows or by columns.

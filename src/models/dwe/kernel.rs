@@ -2,7 +2,8 @@
 //! I × J for every time step, computed in f32 as three dense GEMMs per step (X = U_IᵀV_J,
 //! ∇U_I = V_J Gᵀ, ∇V_J = U_I G) with the element-wise G in between, steps in parallel (rayon;
 //! each GEMM single-threaded, so the parallelism is never nested). Parameters stay in f64 and
-//! are gathered into f32 blocks per step; sums are accumulated in f64.
+//! are gathered into f32 blocks per step (whole columns when they are word-major, as in
+//! training); sums are accumulated in f64.
 //!
 //! [`CountsIndex`] is the per-step compressed-row form of the counts that the kernel reads;
 //! [`super::DynamicSkipGram::block_gradient`] is the f64 reference it is tested against.
@@ -102,12 +103,22 @@ fn sized(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut buffer[..len]
 }
 
+/// Columns `offset + c` of `zt` (d × 2V) in f32, one after another (|columns| × d): whole
+/// contiguous columns when `zt` is word-major.
 fn gather_into(zt: ArrayView2<'_, f64>, columns: &[usize], offset: usize, out: &mut [f32]) {
-    let n = columns.len();
-    for row in 0..zt.nrows() {
-        let source = zt.row(row);
-        for (o, &c) in out[row * n..(row + 1) * n].iter_mut().zip(columns) {
-            *o = source[offset + c] as f32;
+    for (chunk, &c) in out.chunks_exact_mut(zt.nrows()).zip(columns) {
+        let column = zt.column(offset + c);
+        match column.to_slice() {
+            Some(values) => {
+                for (o, &x) in chunk.iter_mut().zip(values) {
+                    *o = x as f32;
+                }
+            }
+            None => {
+                for (o, &x) in chunk.iter_mut().zip(column.iter()) {
+                    *o = x as f32;
+                }
+            }
         }
     }
 }
@@ -203,10 +214,10 @@ fn likelihood_row_with_loss(
     lanes.iter().sum()
 }
 
-/// The likelihood of step counts `counts` at parameters `zt` (d × 2V: U then V) on `words` ×
-/// `contexts`: returns the −log-likelihood (0 unless wanted) and, if wanted, calls `gradients`
-/// with the unscaled d × |I| and d × |J| gradients. `slot_of_context` is [`context_slots`] of
-/// `contexts`.
+/// The likelihood of step counts `counts` at parameters `zt` (d × 2V: U then V; any layout,
+/// fastest word-major) on `words` × `contexts`: returns the −log-likelihood (0 unless wanted)
+/// and, if wanted, calls `gradients` with the unscaled |I| × d and |J| × d gradients (word-major
+/// like the blocks). `slot_of_context` is [`context_slots`] of `contexts`.
 #[allow(clippy::too_many_arguments)]
 pub fn step_terms(
     zt: ArrayView2<'_, f64>,
@@ -224,8 +235,13 @@ pub fn step_terms(
         let (d, ni, nj) = (zt.nrows(), words.len(), contexts.len());
         gather_into(zt, words, 0, sized(&mut scratch.u, d * ni));
         gather_into(zt, contexts, vocabulary, sized(&mut scratch.w, d * nj));
-        let u = ArrayView2::from_shape((d, ni), &scratch.u[..d * ni]).expect("sized above");
-        let w = ArrayView2::from_shape((d, nj), &scratch.w[..d * nj]).expect("sized above");
+        // Column-major d × |I| and d × |J| views of the gathered columns.
+        let u = ArrayView2::from_shape((ni, d), &scratch.u[..d * ni])
+            .expect("sized above")
+            .reversed_axes();
+        let w = ArrayView2::from_shape((nj, d), &scratch.w[..d * nj])
+            .expect("sized above")
+            .reversed_axes();
         let mut g = ndarray::ArrayViewMut2::from_shape((ni, nj), sized(&mut scratch.g, ni * nj))
             .expect("sized above");
         general_mat_mul(1.0, &u.t(), &w, 0.0, &mut g);
@@ -262,18 +278,20 @@ pub fn step_terms(
         }
         if want.gradient() {
             let g = g.view();
+            // The d × |I| and d × |J| products written through transposed views of |I| × d and
+            // |J| × d buffers: the same products, stored word-major.
             let mut gu = ndarray::ArrayViewMut2::from_shape(
-                (d, ni),
+                (ni, d),
                 sized(&mut scratch.word_gradient, d * ni),
             )
             .expect("sized above");
-            general_mat_mul(1.0, &w, &g.t(), 0.0, &mut gu);
+            general_mat_mul(1.0, &w, &g.t(), 0.0, &mut gu.view_mut().reversed_axes());
             let mut gw = ndarray::ArrayViewMut2::from_shape(
-                (d, nj),
+                (nj, d),
                 sized(&mut scratch.context_gradient, d * nj),
             )
             .expect("sized above");
-            general_mat_mul(1.0, &u, &g, 0.0, &mut gw);
+            general_mat_mul(1.0, &u, &g, 0.0, &mut gw.view_mut().reversed_axes());
             gradients(gu.view(), gw.view());
         }
         loss
@@ -323,8 +341,8 @@ impl DynamicSkipGram {
             (&mut out.word_gradient, words.len()),
             (&mut out.context_gradient, contexts.len()),
         ] {
-            if array.dim() != (steps, d, n) {
-                *array = Array3::zeros((steps, d, n));
+            if array.dim() != (steps, n, d) {
+                *array = Array3::zeros((steps, n, d));
             }
         }
         out.words = words.to_vec();
@@ -369,11 +387,12 @@ impl DynamicSkipGram {
         out.block_loss = losses.sum();
     }
 
-    /// Row t of a block gradient: the scaled likelihood part plus, exactly, the prior z/σ_0² and
-    /// the coupling c_{t−1}(z_t − z_{t−1}) + c_t(z_t − z_{t+1}) of every listed column.
-    fn fill_column_gradient<'a>(
+    /// Step t of a block gradient (|columns| × d): the scaled likelihood part plus, exactly, the
+    /// prior z/σ_0² and the coupling c_{t−1}(z_t − z_{t−1}) + c_t(z_t − z_{t+1}) of every listed
+    /// column; each column's d components in one pass (contiguous when `z` is word-major).
+    fn fill_column_gradient(
         &self,
-        z: &'a Array3<f64>,
+        z: &Array3<f64>,
         t: usize,
         columns: &[usize],
         likelihood: ArrayView2<'_, f32>,
@@ -393,24 +412,22 @@ impl DynamicSkipGram {
         let (before_coupling, before) = neighbour(t > 0, t.saturating_sub(1), t.saturating_sub(1));
         let (after_coupling, after) = neighbour(t + 1 < steps, t, (t + 1).min(steps - 1));
         let inverse_variance = 1.0 / self.prior_variance;
-        for row in 0..z.shape()[1] {
-            let slice = |a: ArrayView2<'a, f64>| {
-                a.index_axis_move(Axis(0), row)
-                    .to_slice()
-                    .expect("standard layout")
-            };
-            let (x_row, before_row, after_row) = (slice(here), slice(before), slice(after));
-            let likelihood_row = likelihood.row(row);
-            let likelihood_row = likelihood_row.as_slice().expect("standard layout");
-            let mut out_row = out.row_mut(row);
-            let out_row = out_row.as_slice_mut().expect("standard layout");
-            for ((o, &c), &l) in out_row.iter_mut().zip(columns).zip(likelihood_row) {
-                let x = x_row[c];
-                let mut g = x * inverse_variance;
-                g += before_coupling * (x - before_row[c]);
-                g += after_coupling * (x - after_row[c]);
-                *o = g + scale * f64::from(l);
-            }
+        for ((out_row, likelihood_row), &c) in out
+            .outer_iter_mut()
+            .zip(likelihood.outer_iter())
+            .zip(columns)
+        {
+            ndarray::Zip::from(out_row)
+                .and(likelihood_row)
+                .and(here.column(c))
+                .and(before.column(c))
+                .and(after.column(c))
+                .for_each(|o, &l, &x, &x_before, &x_after| {
+                    let mut g = x * inverse_variance;
+                    g += before_coupling * (x - x_before);
+                    g += after_coupling * (x - x_after);
+                    *o = g + scale * f64::from(l);
+                });
         }
     }
 
@@ -529,5 +546,35 @@ mod tests {
         let fast = model.fast_loss(&index, &z);
         assert!((fast.local - parts.local).abs() < 1e-5 * parts.local);
         assert_eq!(fast.coupling, parts.coupling);
+    }
+
+    /// The layout of the parameters changes where values sit in memory, never a bit of the
+    /// block gradient or the loss.
+    #[test]
+    fn word_major_parameters_give_the_same_bits() {
+        let model = super::super::tests::model();
+        let index = CountsIndex::new(&model);
+        let mut rng = ChaCha8Rng::seed_from_u64(22);
+        let z = Array3::from_shape_simple_fn((3, 2, 12), || {
+            let x: f64 = StandardNormal.sample(&mut rng);
+            1.5 * x
+        });
+        let word_major = super::super::to_word_major(&z);
+        assert!(super::super::is_word_major(&word_major) && !super::super::is_word_major(&z));
+        assert_eq!(word_major, z);
+        for (words, contexts) in [
+            (vec![0, 1, 2, 3, 4, 5], vec![0, 2, 3]),
+            (vec![5, 1], vec![4]),
+        ] {
+            let a = model.fast_block(&index, &z, &words, &contexts, Want::Both);
+            let b = model.fast_block(&index, &word_major, &words, &contexts, Want::Both);
+            assert_eq!(a.word_gradient, b.word_gradient);
+            assert_eq!(a.context_gradient, b.context_gradient);
+            assert_eq!(a.block_loss.to_bits(), b.block_loss.to_bits());
+        }
+        assert_eq!(
+            model.step_likelihoods(&index, &z),
+            model.step_likelihoods(&index, &word_major)
+        );
     }
 }

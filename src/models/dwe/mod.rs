@@ -9,6 +9,10 @@
 //! evaluation (dense V × V per step); [`DynamicSkipGram::block_gradient`] evaluates a vocabulary
 //! block I × J for all steps, rescaled to be unbiased (the paper's minibatches, Eq. 17);
 //! [`BlockAdam`] applies such blocks with per-column ("lazy") Adam moments.
+//!
+//! Training keeps Z and Adam's moments word-major in memory ([`to_word_major`]): the logical
+//! shape stays T × d × 2V, but each column (one word's d-vector at one step) is contiguous, so
+//! that a block gathers, updates and scatters only its own cache lines.
 
 pub mod kernel;
 pub mod planted;
@@ -50,16 +54,33 @@ impl StepCounts {
     }
 }
 
+/// Parameters of logical shape T × d × 2V (the layout every analysis reads) stored word-major:
+/// the memory is T × 2V × d, so column c of step t, `z[[t, .., c]]`, is d contiguous values.
+/// The values are those of `z`; only the strides differ.
+pub fn to_word_major(z: &Array3<f64>) -> Array3<f64> {
+    let (steps, d, width) = z.dim();
+    let mut out = Array3::zeros((steps, width, d)).permuted_axes([0, 2, 1]);
+    out.assign(z);
+    out
+}
+
+/// Whether `z` is laid out as [`to_word_major`] makes it.
+pub fn is_word_major(z: &Array3<f64>) -> bool {
+    let (_, d, width) = z.dim();
+    z.strides() == [(width * d) as isize, 1, d as isize]
+}
+
 /// The gradient of a vocabulary block: the likelihood over words I × contexts J, rescaled by
 /// V/L' so that it is unbiased for the full sum, plus the exact prior and coupling terms of the
-/// touched columns. `words` and `contexts` index the vocabulary.
+/// touched columns. `words` and `contexts` index the vocabulary. Word-major like the
+/// parameters: one column's d components are contiguous.
 #[derive(Clone, Debug)]
 pub struct BlockGradient {
     pub words: Vec<usize>,
     pub contexts: Vec<usize>,
-    /// T × d × |I|: gradient of the word vectors u_i, i ∈ I.
+    /// T × |I| × d: gradient of the word vectors u_i, i ∈ I.
     pub word_gradient: Array3<f64>,
-    /// T × d × |J|: gradient of the context vectors v_j, j ∈ J.
+    /// T × |J| × d: gradient of the context vectors v_j, j ∈ J.
     pub context_gradient: Array3<f64>,
     /// −log-likelihood summed over the block (unscaled).
     pub block_loss: f64,
@@ -242,11 +263,13 @@ impl DynamicSkipGram {
         for (k, &j) in contexts.iter().enumerate() {
             self.add_exact_terms(z, v + j, &mut context_gradient, k);
         }
+        let word_major =
+            |a: Array3<f64>| a.permuted_axes([0, 2, 1]).as_standard_layout().into_owned();
         BlockGradient {
             words: words.to_vec(),
             contexts: contexts.to_vec(),
-            word_gradient,
-            context_gradient,
+            word_gradient: word_major(word_gradient),
+            context_gradient: word_major(context_gradient),
             block_loss,
         }
     }
@@ -265,13 +288,14 @@ pub struct BlockAdam {
 }
 
 impl BlockAdam {
-    /// Zero moments for parameters of shape (T, d, 2V).
+    /// Zero moments for parameters of shape (T, d, 2V), word-major like the parameters.
     pub fn new(shape: (usize, usize, usize), beta1: f64, beta2: f64, epsilon: f64) -> Self {
         // Written once up front: lazily zeroed pages that are first read and then written are
         // copied on write, and in a multi-threaded process every such copy costs a TLB
         // shoot-down (measured: seconds for the first update at V = 1000, T = 229).
         let touched = || {
-            let mut a = Array3::zeros(shape);
+            let (steps, d, width) = shape;
+            let mut a = Array3::zeros((steps, width, d)).permuted_axes([0, 2, 1]);
             a.fill(std::hint::black_box(0.0));
             a
         };
@@ -310,14 +334,21 @@ impl BlockAdam {
 
     #[cfg(test)]
     pub(crate) fn set_moments_for_test(&mut self, first: Array3<f64>, second: Array3<f64>) {
-        self.first = first;
-        self.second = second;
+        self.first = to_word_major(&first);
+        self.second = to_word_major(&second);
     }
 
-    /// Applies one step of size `rate` for `block` to `z`. Rows (t, k) of z are contiguous in
-    /// memory: the update gathers a row's block columns of z and of both moments, updates them
-    /// in one vectorisable pass and scatters them back; steps in parallel.
+    /// Applies one step of size `rate` for `block` to the word-major `z` ([`to_word_major`]):
+    /// every block column of z and of both moments is d contiguous values, updated in place in
+    /// one vectorisable pass; steps in parallel.
+    ///
+    /// # Panics
+    /// If `z` is not word-major.
     pub fn step(&mut self, z: &mut Array3<f64>, block: &BlockGradient, rate: f64) {
+        assert!(
+            is_word_major(z),
+            "Adam updates word-major parameters (to_word_major)"
+        );
         self.step += 1;
         let update = AdamUpdate {
             beta1: self.beta1,
@@ -327,36 +358,39 @@ impl BlockAdam {
             first_correction: 1.0 - self.beta1.powi(self.step),
             second_correction: 1.0 - self.beta2.powi(self.step),
         };
-        let (d, width) = (z.shape()[1], z.shape()[2]);
+        let (_, d, width) = z.dim();
         let v = width / 2;
-        let context_columns: Vec<usize> = block.contexts.iter().map(|&j| v + j).collect();
         let chunk = d * width;
         let (Some(zs), Some(ms), Some(ss)) = (
-            z.as_slice_mut(),
-            self.first.as_slice_mut(),
-            self.second.as_slice_mut(),
+            z.as_slice_memory_order_mut(),
+            self.first.as_slice_memory_order_mut(),
+            self.second.as_slice_memory_order_mut(),
         ) else {
-            unreachable!("parameters and moments are allocated in standard layout")
+            unreachable!("parameters and moments are contiguous")
         };
+        let gradients = block
+            .word_gradient
+            .outer_iter()
+            .into_par_iter()
+            .zip(block.context_gradient.outer_iter().into_par_iter());
         zs.par_chunks_mut(chunk)
             .zip(ms.par_chunks_mut(chunk))
             .zip(ss.par_chunks_mut(chunk))
-            .enumerate()
-            .for_each_init(AdamRow::default, |row_buffers, (t, ((zt, mt), st))| {
-                for row in 0..d {
-                    let range = row * width..(row + 1) * width;
-                    let (z_row, m_row, s_row) = (
-                        &mut zt[range.clone()],
-                        &mut mt[range.clone()],
-                        &mut st[range],
-                    );
-                    for (columns, gradient) in [
-                        (&block.words, &block.word_gradient),
-                        (&context_columns, &block.context_gradient),
-                    ] {
-                        let gradient = gradient.slice(s![t, row, ..]);
-                        let gradient = gradient.as_slice().expect("standard layout");
-                        row_buffers.update(&update, columns, gradient, z_row, m_row, s_row);
+            .zip(gradients)
+            .for_each(|(((zt, mt), st), (word_gradient, context_gradient))| {
+                for (columns, offset, gradient) in [
+                    (&block.words, 0, word_gradient),
+                    (&block.contexts, v, context_gradient),
+                ] {
+                    for (&c, g) in columns.iter().zip(gradient.outer_iter()) {
+                        let range = (offset + c) * d..(offset + c + 1) * d;
+                        adam_lanes(
+                            &update,
+                            g.as_slice().expect("block gradients are standard layout"),
+                            &mut zt[range.clone()],
+                            &mut mt[range.clone()],
+                            &mut st[range],
+                        );
                     }
                 }
             });
@@ -371,51 +405,6 @@ struct AdamUpdate {
     rate: f64,
     first_correction: f64,
     second_correction: f64,
-}
-
-/// A thread's gathered copies of one row's block columns.
-#[derive(Default)]
-struct AdamRow {
-    z: Vec<f64>,
-    first: Vec<f64>,
-    second: Vec<f64>,
-}
-
-impl AdamRow {
-    fn update(
-        &mut self,
-        update: &AdamUpdate,
-        columns: &[usize],
-        gradient: &[f64],
-        z_row: &mut [f64],
-        first_row: &mut [f64],
-        second_row: &mut [f64],
-    ) {
-        for (buffer, row) in [
-            (&mut self.z, &*z_row),
-            (&mut self.first, &*first_row),
-            (&mut self.second, &*second_row),
-        ] {
-            buffer.clear();
-            buffer.extend(columns.iter().map(|&c| row[c]));
-        }
-        adam_lanes(
-            update,
-            gradient,
-            &mut self.z,
-            &mut self.first,
-            &mut self.second,
-        );
-        for (buffer, row) in [
-            (&self.z, z_row),
-            (&self.first, first_row),
-            (&self.second, second_row),
-        ] {
-            for (&c, &x) in columns.iter().zip(buffer.iter()) {
-                row[c] = x;
-            }
-        }
-    }
 }
 
 /// The Adam update on contiguous lanes (vectorised; also compiled for AVX2).
@@ -527,9 +516,9 @@ mod tests {
         for t in 0..3 {
             for k in 0..2 {
                 for i in 0..6 {
-                    assert!((block.word_gradient[[t, k, i]] - full[[t, k, i]]).abs() < 1e-10);
+                    assert!((block.word_gradient[[t, i, k]] - full[[t, k, i]]).abs() < 1e-10);
                     assert!(
-                        (block.context_gradient[[t, k, i]] - full[[t, k, 6 + i]]).abs() < 1e-10
+                        (block.context_gradient[[t, i, k]] - full[[t, k, 6 + i]]).abs() < 1e-10
                     );
                 }
             }
@@ -544,7 +533,7 @@ mod tests {
             for k in 0..2 {
                 for (a, &i) in words.iter().enumerate() {
                     let mean = 0.5
-                        * (blocks[0].word_gradient[[t, k, a]] + blocks[1].word_gradient[[t, k, a]]);
+                        * (blocks[0].word_gradient[[t, a, k]] + blocks[1].word_gradient[[t, a, k]]);
                     assert!(
                         (mean - full[[t, k, i]]).abs() < 1e-10,
                         "t {t} k {k} word {i}"
@@ -566,7 +555,7 @@ mod tests {
         });
         let all: Vec<usize> = (0..6).collect();
         let (beta1, beta2, eps, rate) = (0.9, 0.999, 1e-8, 0.01);
-        let mut z = z0.clone();
+        let mut z = to_word_major(&z0);
         let mut adam = BlockAdam::new((3, 2, 12), beta1, beta2, eps);
         let mut reference = z0.clone();
         let (mut m, mut v) = (
@@ -587,7 +576,7 @@ mod tests {
             assert!((a - b).abs() < 1e-12);
         }
 
-        let mut z = z0.clone();
+        let mut z = to_word_major(&z0);
         let mut adam = BlockAdam::new((3, 2, 12), beta1, beta2, eps);
         let start = model.loss(&z).total();
         let mut order: Vec<usize> = (0..6).collect();
@@ -598,7 +587,7 @@ mod tests {
             adam.step(&mut z, &block, 0.02);
         }
         let end = model.loss(&z).total();
-        let mut full = z0.clone();
+        let mut full = to_word_major(&z0);
         let mut adam = BlockAdam::new((3, 2, 12), beta1, beta2, eps);
         for _ in 0..600 {
             let block = model.block_gradient(&full, &all, &all);

@@ -14,7 +14,7 @@ use ndarray::Array3;
 use rand::Rng;
 
 use super::kernel::{CountsIndex, Want};
-use super::{BlockAdam, DynamicSkipGram};
+use super::{BlockAdam, DynamicSkipGram, to_word_major};
 use crate::analysis::alignment::chain_procrustes;
 use crate::error::{Error, Result};
 use crate::models::goldstone::gauge::GaugeOptions;
@@ -105,17 +105,19 @@ pub fn draw_block(rng: &mut impl Rng, vocabulary: usize, size: usize) -> Vec<usi
     block
 }
 
-/// Trains `z` on `model`, calling `observe(iteration, z)` at the recording points. Stops with
-/// an error naming the iteration when a gradient is not finite.
+/// Trains `z` on `model`, calling `observe(iteration, z)` at the recording points (z word-major
+/// there; [`DweTrace::last`] in standard layout). Stops with an error naming the iteration when a
+/// gradient is not finite.
 pub fn train(
     model: &DynamicSkipGram,
     index: &CountsIndex,
-    mut z: Array3<f64>,
+    z: Array3<f64>,
     config: &DweTrainConfig,
     rng: &mut impl Rng,
     mut observe: impl FnMut(usize, &Array3<f64>) -> Result<()>,
 ) -> Result<DweTrace> {
-    let (steps, d, width) = (z.shape()[0], z.shape()[1], z.shape()[2]);
+    let (steps, d, width) = z.dim();
+    let mut z = to_word_major(&z);
     let goldstone = match &config.gauge {
         GaugeFixer::Goldstone { every, options } => Some((*every, *options)),
         _ => None,
@@ -141,13 +143,13 @@ pub fn train(
                 .word_gradient
                 .indexed_iter()
                 .find(|(_, g)| !g.is_finite())
-                .map(|((t, _, k), _)| (t, block.words[k]))
+                .map(|((t, k, _), _)| (t, block.words[k]))
                 .or_else(|| {
                     block
                         .context_gradient
                         .indexed_iter()
                         .find(|(_, g)| !g.is_finite())
-                        .map(|((t, _, k), _)| (t, model.vocabulary + block.contexts[k]))
+                        .map(|((t, k, _), _)| (t, model.vocabulary + block.contexts[k]))
                 })
                 .unwrap_or((0, 0));
             return Err(Error::Other(format!(
@@ -184,7 +186,7 @@ pub fn train(
             observe(s, &z)?;
         }
     }
-    trace.last = z;
+    trace.last = z.as_standard_layout().into_owned();
     Ok(trace)
 }
 
