@@ -62,7 +62,7 @@ pub fn spd_inverse_and_log_det(a: ArrayView2<'_, f64>) -> Result<(Array2<f64>, f
 
 /// `a` as a mutable faer view without copying, when its elements are contiguous by rows or by
 /// columns.
-fn faer_view_mut<'a>(a: ArrayViewMut2<'a, f64>) -> Option<faer::MatMut<'a, f64>> {
+fn faer_view_mut<T>(a: ArrayViewMut2<'_, T>) -> Option<faer::MatMut<'_, T>> {
     let (rows, columns) = a.dim();
     if a.is_standard_layout() {
         let values = a.into_slice()?;
@@ -79,14 +79,14 @@ fn faer_view_mut<'a>(a: ArrayViewMut2<'a, f64>) -> Option<faer::MatMut<'a, f64>>
 /// c ← α a b (or c + α a b when `accumulate`), single-threaded: faer when all three are
 /// contiguous by rows or by columns (its kernels beat ndarray's at every shape the models
 /// use), ndarray's product for other strides.
-pub fn gemm(
-    alpha: f64,
-    a: ArrayView2<'_, f64>,
-    b: ArrayView2<'_, f64>,
+pub fn gemm<T: faer::traits::ComplexField + ndarray::LinalgScalar>(
+    alpha: T,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
     accumulate: bool,
-    mut c: ArrayViewMut2<'_, f64>,
+    mut c: ArrayViewMut2<'_, T>,
 ) {
-    let contiguous = |v: &ArrayViewMut2<'_, f64>| {
+    let contiguous = |v: &ArrayViewMut2<'_, T>| {
         v.is_standard_layout() || v.view().reversed_axes().is_standard_layout()
     };
     if let (Some(fa), Some(fb), true) = (faer_view(a), faer_view(b), contiguous(&c)) {
@@ -98,13 +98,13 @@ pub fn gemm(
         };
         faer::linalg::matmul::matmul(fc, accum, fa, fb, alpha, faer::Par::Seq);
     } else {
-        let beta = if accumulate { 1.0 } else { 0.0 };
+        let beta = if accumulate { T::one() } else { T::zero() };
         ndarray::linalg::general_mat_mul(alpha, &a, &b, beta, &mut c);
     }
 }
 
 /// `a` as a faer view without copying, when its elements are contiguous by rows or by columns.
-fn faer_view<'a>(a: ArrayView2<'a, f64>) -> Option<MatRef<'a, f64>> {
+fn faer_view<T>(a: ArrayView2<'_, T>) -> Option<MatRef<'_, T>> {
     let (rows, columns) = a.dim();
     if let Some(values) = a.to_slice() {
         return Some(MatRef::from_row_major_slice(values, rows, columns));

@@ -8,11 +8,11 @@
 //! [`CountsIndex`] is the per-step compressed-row form of the counts that the kernel reads;
 //! [`super::DynamicSkipGram::block_gradient`] is the f64 reference it is tested against.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array3, ArrayView2, Axis};
 use rayon::prelude::*;
 
 use super::{BlockGradient, DynamicSkipGram, StepCounts};
+use crate::linalg::gemm;
 use crate::models::goldstone::coupling_energy;
 use crate::models::goldstone::dense_mf::LossParts;
 
@@ -244,7 +244,7 @@ pub fn step_terms(
             .reversed_axes();
         let mut g = ndarray::ArrayViewMut2::from_shape((ni, nj), sized(&mut scratch.g, ni * nj))
             .expect("sized above");
-        general_mat_mul(1.0, &u.t(), &w, 0.0, &mut g);
+        gemm(1.0, u.t(), w, false, g.view_mut());
         let scale = (counts.total * eta) as f32;
         let mut loss = 0.0f64;
         let smoothed = sized(&mut scratch.smoothed, nj);
@@ -285,13 +285,13 @@ pub fn step_terms(
                 sized(&mut scratch.word_gradient, d * ni),
             )
             .expect("sized above");
-            general_mat_mul(1.0, &w, &g.t(), 0.0, &mut gu.view_mut().reversed_axes());
+            gemm(1.0, w, g.t(), false, gu.view_mut().reversed_axes());
             let mut gw = ndarray::ArrayViewMut2::from_shape(
                 (nj, d),
                 sized(&mut scratch.context_gradient, d * nj),
             )
             .expect("sized above");
-            general_mat_mul(1.0, &u, &g, 0.0, &mut gw.view_mut().reversed_axes());
+            gemm(1.0, u, g, false, gw.view_mut().reversed_axes());
             gradients(gu.view(), gw.view());
         }
         loss
