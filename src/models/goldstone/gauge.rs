@@ -450,13 +450,12 @@ impl GaugeField {
                 &mut buffers.gradient,
             );
             // L⁺ acts on the time index of every one of the d² components.
-            self.preconditioner.solve_in_place(
-                buffers
-                    .gradient
-                    .as_slice_mut()
-                    .expect("buffers are standard layout"),
-                d * d,
-            );
+            let flat = buffers
+                .gradient
+                .view_mut()
+                .into_shape_with_order((steps, d * d))
+                .expect("buffers are standard layout");
+            self.preconditioner.solve_in_place(flat);
             self.fields.scaled_add(-rate, &buffers.gradient);
             if o.clip_gauge {
                 clip(&mut self.fields, gauge_bound);
