@@ -77,8 +77,9 @@ fn faer_view_mut<T>(a: ArrayViewMut2<'_, T>) -> Option<faer::MatMut<'_, T>> {
 }
 
 /// c ← α a b (or c + α a b when `accumulate`), single-threaded: faer when all three are
-/// contiguous by rows or by columns (its kernels beat ndarray's at every shape the models
-/// use), ndarray's product for other strides.
+/// contiguous by rows or by columns (its kernels beat ndarray's at every shape the models use;
+/// at the RBM's few tens of rows by ten, its fixed-size kernels spend far less on packing),
+/// ndarray's product for other strides.
 pub fn gemm<T: faer::traits::ComplexField + ndarray::LinalgScalar>(
     alpha: T,
     a: ArrayView2<'_, T>,
@@ -111,24 +112,6 @@ fn faer_view<T>(a: ArrayView2<'_, T>) -> Option<MatRef<'_, T>> {
     }
     let values = a.reversed_axes().to_slice()?;
     Some(MatRef::from_column_major_slice(values, rows, columns))
-}
-
-/// c ← α a b. Small products go to faer, whose fixed-size kernels (nano-gemm) spend far less
-/// on packing than ndarray's at the sizes of the RBM (a few tens of rows by ten), when the
-/// layouts allow views; ndarray's product otherwise.
-pub fn product_into(
-    alpha: f64,
-    a: ArrayView2<'_, f64>,
-    b: ArrayView2<'_, f64>,
-    c: &mut Array2<f64>,
-) {
-    let (rows, columns) = c.dim();
-    if let (Some(fa), Some(fb), Some(values)) = (faer_view(a), faer_view(b), c.as_slice_mut()) {
-        let fc = faer::MatMut::from_row_major_slice_mut(values, rows, columns);
-        faer::linalg::matmul::matmul(fc, faer::Accum::Replace, fa, fb, alpha, faer::Par::Seq);
-    } else {
-        ndarray::linalg::general_mat_mul(alpha, &a, &b, 0.0, c);
-    }
 }
 
 /// Whether symmetric matrices of one size are positive definite, by an in-place Cholesky
@@ -199,7 +182,7 @@ mod tests {
     use ndarray::array;
 
     #[test]
-    fn product_into_matches_ndarray_for_every_layout() {
+    fn gemm_matches_ndarray_for_every_layout() {
         let a = Array2::from_shape_fn((7, 5), |(i, j)| (i * 5 + j) as f64 * 0.1 - 1.0);
         let b = Array2::from_shape_fn((5, 3), |(i, j)| (i + 2 * j) as f64 * 0.3 - 0.5);
         let expected = a.dot(&b) * 2.5;
@@ -211,7 +194,7 @@ mod tests {
             ("strided", strided.slice(ndarray::s![.., ..;2])),
         ] {
             let mut c = Array2::zeros((7, 3));
-            product_into(2.5, view, b.view(), &mut c);
+            gemm(2.5, view, b.view(), false, c.view_mut());
             assert_abs_diff_eq!(c, expected, epsilon = 1e-12);
             assert!(c.iter().all(|v| v.is_finite()), "{label}");
         }

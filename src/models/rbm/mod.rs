@@ -29,7 +29,7 @@ use rand::{Rng, RngExt};
 use rand_distr::StandardNormal;
 
 use crate::error::Result;
-use crate::linalg::{product_into, spd_inverse_and_log_det};
+use crate::linalg::{gemm, spd_inverse_and_log_det};
 
 /// Parameters of a Gaussian RBM.
 #[derive(Clone, Debug, PartialEq)]
@@ -105,7 +105,13 @@ impl GaussianRbm {
     /// The hidden-side matrix M = μ² − σ_h² WᵀW (N_h × N_h), written into `m`.
     pub fn hidden_matrix_into(&self, m: &mut Array2<f64>) {
         let s2 = self.sigma_h * self.sigma_h;
-        product_into(-s2, self.weights.t(), self.weights.view(), m);
+        gemm(
+            -s2,
+            self.weights.t(),
+            self.weights.view(),
+            false,
+            m.view_mut(),
+        );
         m.diag_mut().mapv_inplace(|v| v + self.mu_squared());
     }
 
@@ -177,13 +183,20 @@ impl GaussianRbm {
         rng: &mut impl Rng,
     ) {
         let s2 = self.sigma_h * self.sigma_h;
-        product_into(s2, chains.view(), self.weights.view(), hidden);
+        gemm(
+            s2,
+            chains.view(),
+            self.weights.view(),
+            false,
+            hidden.view_mut(),
+        );
         add_scaled_normals(hidden, self.sigma_h, rng);
-        product_into(
+        gemm(
             1.0 / self.mu_squared(),
             hidden.view(),
             self.weights.t(),
-            chains,
+            false,
+            chains.view_mut(),
         );
         add_scaled_normals(chains, 1.0 / self.mu, rng);
     }

@@ -14,7 +14,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::GaussianRbm;
 use crate::error::{Error, Result};
-use crate::linalg::{PositiveDefiniteCheck, product_into, symmetric_eigenvalues};
+use crate::linalg::{PositiveDefiniteCheck, gemm, symmetric_eigenvalues};
 
 /// How the negative (model) phase ⟨φφᵀ⟩_model is obtained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -239,7 +239,13 @@ impl PersistentChains {
             model.gibbs_sweep_with(&mut self.fields, &mut self.hidden, &mut self.noise);
         }
         let scale = 1.0 / self.fields.nrows() as f64;
-        product_into(scale, self.fields.t(), self.fields.view(), &mut self.moment);
+        gemm(
+            scale,
+            self.fields.t(),
+            self.fields.view(),
+            false,
+            self.moment.view_mut(),
+        );
         &self.moment
     }
 }
